@@ -1,0 +1,101 @@
+package api
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Client talks to one node.
+type Client struct {
+	base string
+	hc   *http.Client
+}
+
+// NewClient makes a client for the node at addr (HOST:PORT) whose key is
+// node, authenticating with key.
+func NewClient(addr string, key ed25519.PrivateKey, node ed25519.PublicKey) (*Client, error) {
+	cfg, err := ClientTLS(key, node)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     cfg,
+		DialContext:         (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 15 * time.Second,
+		ForceAttemptHTTP2:   false,
+	}
+	return &Client{base: "https://" + addr, hc: &http.Client{Transport: tr}}, nil
+}
+
+// NewUnixClient makes a client for the node's own unix socket.
+func NewUnixClient(path string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}
+	return &Client{base: "http://allium", hc: &http.Client{Transport: tr}}
+}
+
+// Node returns the node's identity and health.
+func (c *Client) Node(ctx context.Context) (Node, error) {
+	var n Node
+	err := c.do(ctx, http.MethodGet, "/v1/node", nil, &n)
+	return n, err
+}
+
+// Reboot asks the node to reboot; it answers before it goes down.
+func (c *Client) Reboot(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/node/reboot", nil, nil)
+}
+
+// Poweroff asks the node to power off; it answers before it goes down.
+func (c *Client) Poweroff(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/node/poweroff", nil, nil)
+}
+
+// do sends a request and decodes a 2xx answer into out (when not nil), or
+// a JSON error into an *Error.
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return decodeError(resp)
+	}
+	if out == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
+	}
+	return nil
+}
+
+func decodeError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	e := &Error{Status: resp.StatusCode}
+	if json.Unmarshal(b, e) != nil || e.Message == "" {
+		e.Message = fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+		e.Code = CodeInternal
+	}
+	return e
+}

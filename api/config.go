@@ -1,0 +1,143 @@
+package api
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Config is the client's configuration directory:
+//
+//	DIR/client.key        the client's ed25519 key (PKCS#8 PEM, 0600)
+//	DIR/nodes/NAME.json   one Alias per node
+type Config struct {
+	Dir string
+}
+
+// ConfigDir picks the configuration directory: flag if set, else
+// $ALLIUM_CONFIG, else "allium" in the user's configuration directory
+// (~/.config/allium).
+func ConfigDir(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if d := os.Getenv("ALLIUM_CONFIG"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no configuration directory: %w (set $ALLIUM_CONFIG or pass --config)", err)
+	}
+	return filepath.Join(d, "allium"), nil
+}
+
+// Alias names a node: where it is and which key it must present.
+type Alias struct {
+	Name string `json:"name"`
+	// Address is HOST:PORT.
+	Address string `json:"address"`
+	// NodeKey is the node's TLS key as FormatKey renders it.
+	NodeKey string `json:"node_key"`
+}
+
+// ErrNoAlias means there is no alias of that name.
+var ErrNoAlias = errors.New("no such alias")
+
+var aliasName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// ValidName reports whether name can be an alias (and a node name).
+func ValidName(name string) error {
+	if !aliasName.MatchString(name) {
+		return fmt.Errorf("name %q: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+func (c Config) keyPath() string { return filepath.Join(c.Dir, "client.key") }
+
+func (c Config) aliasPath(name string) string {
+	return filepath.Join(c.Dir, "nodes", name+".json")
+}
+
+// ClientKey reads the client's key.
+func (c Config) ClientKey() (ed25519.PrivateKey, error) {
+	k, err := ReadPrivateKey(c.keyPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no client key at %s: mkimage makes one when it builds an appliance", c.keyPath())
+	}
+	return k, err
+}
+
+// LoadOrCreateClientKey reads the client's key, making it on first use.
+func (c Config) LoadOrCreateClientKey() (ed25519.PrivateKey, bool, error) {
+	return LoadOrCreateKey(c.keyPath())
+}
+
+// Alias reads the alias name.
+func (c Config) Alias(name string) (Alias, error) {
+	if ValidName(name) != nil {
+		return Alias{}, fmt.Errorf("%w %q", ErrNoAlias, name)
+	}
+	b, err := os.ReadFile(c.aliasPath(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Alias{}, fmt.Errorf("%w %q in %s", ErrNoAlias, name, c.Dir)
+	}
+	if err != nil {
+		return Alias{}, err
+	}
+	var a Alias
+	if err := json.Unmarshal(b, &a); err != nil {
+		return Alias{}, fmt.Errorf("%s: %w", c.aliasPath(name), err)
+	}
+	if _, err := ParseKey(a.NodeKey); err != nil {
+		return Alias{}, fmt.Errorf("%s: node_key: %w", c.aliasPath(name), err)
+	}
+	return a, nil
+}
+
+// SaveAlias writes a, replacing any alias of the same name.
+func (c Config) SaveAlias(a Alias) error {
+	if err := ValidName(a.Name); err != nil {
+		return err
+	}
+	if _, err := ParseKey(a.NodeKey); err != nil {
+		return fmt.Errorf("alias %s: node_key: %w", a.Name, err)
+	}
+	b, err := json.MarshalIndent(a, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(c.aliasPath(a.Name), append(b, '\n'), 0o600)
+}
+
+// Aliases lists every alias, by name.
+func (c Config) Aliases() ([]Alias, error) {
+	ents, err := os.ReadDir(filepath.Join(c.Dir, "nodes"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Alias
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(name, ".") {
+			continue
+		}
+		a, err := c.Alias(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}

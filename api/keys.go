@@ -1,0 +1,179 @@
+package api
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+const keyPrefix = "ed25519:"
+
+// FormatKey renders a public key as "ed25519:BASE64", the form used in
+// authorized_keys, aliases and flags.
+func FormatKey(pub ed25519.PublicKey) string {
+	return keyPrefix + base64.StdEncoding.EncodeToString(pub)
+}
+
+// ParseKey parses what FormatKey wrote.
+func ParseKey(s string) (ed25519.PublicKey, error) {
+	b64, ok := strings.CutPrefix(strings.TrimSpace(s), keyPrefix)
+	if !ok {
+		return nil, fmt.Errorf("key %q: want \"ed25519:BASE64\"", s)
+	}
+	b, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, fmt.Errorf("key %q: %w", s, err)
+	}
+	if len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("key %q: %d bytes, want %d", s, len(b), ed25519.PublicKeySize)
+	}
+	return ed25519.PublicKey(b), nil
+}
+
+// Fingerprint is a short, printable digest of a public key, as SSH shows
+// them: "SHA256:BASE64".
+func Fingerprint(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+}
+
+// NewKey makes a new ed25519 key pair.
+func NewKey() (ed25519.PrivateKey, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	return priv, err
+}
+
+// MarshalPrivateKey renders a private key as PKCS#8 PEM.
+func MarshalPrivateKey(priv ed25519.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// ParsePrivateKey parses what MarshalPrivateKey wrote.
+func ParsePrivateKey(b []byte) (ed25519.PrivateKey, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "PRIVATE KEY" {
+		return nil, errors.New("not a PEM \"PRIVATE KEY\" block")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("a %T, want an ed25519 key", k)
+	}
+	return priv, nil
+}
+
+// ReadPrivateKey reads a PEM private key file.
+func ReadPrivateKey(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	priv, err := ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return priv, nil
+}
+
+// LoadOrCreateKey reads the private key at path, or makes one and writes
+// it there (mode 0600, atomically) when there is none.
+func LoadOrCreateKey(path string) (priv ed25519.PrivateKey, created bool, err error) {
+	priv, err = ReadPrivateKey(path)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return priv, false, err
+	}
+	if priv, err = NewKey(); err != nil {
+		return nil, false, err
+	}
+	b, err := MarshalPrivateKey(priv)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := WriteFileAtomic(path, b, 0o600); err != nil {
+		return nil, false, err
+	}
+	return priv, true, nil
+}
+
+// WriteFileAtomic writes data to a temporary file beside path, syncs it
+// and renames it into place, so a crash leaves the old file or the new
+// one, never half of one.
+func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // fails harmlessly once renamed
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// AuthorizedKey is a client key the node accepts, with a name for people.
+type AuthorizedKey struct {
+	Key  ed25519.PublicKey
+	Name string
+}
+
+// ParseAuthorizedKeys reads lines of "ed25519:BASE64 NAME"; blank lines
+// and lines starting with # are skipped.
+func ParseAuthorizedKeys(r io.Reader) ([]AuthorizedKey, error) {
+	var keys []AuthorizedKey
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, name, _ := strings.Cut(line, " ")
+		pub, err := ParseKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("authorized_keys:%d: %w", n, err)
+		}
+		keys = append(keys, AuthorizedKey{Key: pub, Name: strings.TrimSpace(name)})
+	}
+	return keys, sc.Err()
+}
+
+// FormatAuthorizedKeys renders keys as ParseAuthorizedKeys reads them.
+func FormatAuthorizedKeys(keys []AuthorizedKey) []byte {
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s %s\n", FormatKey(k.Key), k.Name)
+	}
+	return []byte(b.String())
+}

@@ -1,0 +1,64 @@
+package api
+
+// Wire types. Every field is part of the API; add, never rename.
+
+// Environment values of Node.Environment.
+const (
+	EnvVM        = "vm"        // PID 1 of a kernel: KVM, Xen, QEMU
+	EnvContainer = "container" // PID 1 of an OS container such as OpenVZ
+)
+
+// Node is GET /v1/node.
+type Node struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// Kernel is the running kernel's release (uname -r).
+	Kernel        string  `json:"kernel"`
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	// BootCount counts boots that opened this node's state.db,
+	// this one included.
+	BootCount   uint64 `json:"boot_count"`
+	Environment string `json:"environment"`
+	// Persistent is false when the data root is a tmpfs and nothing
+	// survives a reboot.
+	Persistent bool `json:"persistent"`
+	// Data says where the data root lives, e.g. "/dev/vda (LABEL=allium-data)".
+	Data   string `json:"data"`
+	Memory Memory `json:"memory"`
+	// Warnings are the things an operator should know about, in words.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Memory is the node's memory, in bytes.
+type Memory struct {
+	Total     uint64 `json:"total"`
+	Available uint64 `json:"available"`
+	// InitRSS is the resident set of PID 1 itself.
+	InitRSS uint64 `json:"init_rss"`
+}
+
+// Accepted is the body of a 202 answer to an action that proceeds after
+// the response, such as a reboot.
+type Accepted struct {
+	Status string `json:"status"`
+}
+
+// Error codes of Error.Code.
+const (
+	CodeUnauthorized = "unauthorized"
+	CodeNotFound     = "not_found"
+	CodeBadRequest   = "bad_request"
+	CodeMethod       = "method_not_allowed"
+	CodeInternal     = "internal"
+	CodeUnavailable  = "unavailable"
+)
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Message string `json:"error"`
+	Code    string `json:"code"`
+	// Status is the HTTP status the error came with (not on the wire).
+	Status int `json:"-"`
+}
+
+func (e *Error) Error() string { return e.Message }
