@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"allium/api"
+	"allium/init/netup"
+	"allium/rootfs"
+	"allium/state"
+
+	"golang.org/x/sys/unix"
+)
+
+// boot runs the boot sequence up to serving, as DESIGN.md lists it.
+// Every step logs and goes on: a node that boots half-way and says why is
+// better than a kernel panic.
+func (n *node) boot(args []string, netUp netUpFunc) {
+	n.container = isContainer(args, os.Getenv("container"))
+	n.mounts = mountTable(n.k, n.log, n.root, rootfs.Mounts)
+	if !n.container && !hasCapSysModule(n.root) {
+		n.container = true // no CAP_SYS_MODULE: a container by another name
+	}
+	n.log.Info("environment", "kind", n.environment())
+	n.cmdline = parseCmdline(readFile(filepath.Join(n.root, "proc/cmdline")))
+	n.cfg = n.readConfig()
+	if !n.container {
+		if n.console != nil {
+			n.console.enableKmsg()
+		}
+		n.k.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF) // ctrl-alt-del becomes SIGINT
+		for _, w := range loadModules(n.k, n.log, n.root, kernelRelease(), onXen(n.root)) {
+			n.warn(w)
+		}
+		n.watchPowerButtons(n.root)
+		n.startNetwork(netUp)
+	}
+	n.data = mountData(n.k, n.log, n.root, n.dataSpec(), n.container)
+	if n.data.Warning != "" {
+		n.warn(n.data.Warning)
+	}
+	n.openState()
+}
+
+// isContainer reads the signs an OS container's manager leaves: OpenVZ
+// starts init as "init -z" and sets container=.
+func isContainer(args []string, containerEnv string) bool {
+	return containerEnv != "" || slices.Contains(args, "-z")
+}
+
+// hasCapSysModule reports whether PID 1 may load modules; an OS
+// container's init may not. With /proc unreadable, assume a VM.
+func hasCapSysModule(root string) bool {
+	for _, line := range strings.Split(readFile(filepath.Join(root, "proc/self/status")), "\n") {
+		if hex, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			var caps uint64
+			for _, c := range strings.TrimSpace(hex) {
+				caps = caps<<4 | uint64(strings.IndexRune("0123456789abcdef", c))
+			}
+			return caps&(1<<unix.CAP_SYS_MODULE) != 0
+		}
+	}
+	return true
+}
+
+func (n *node) environment() string {
+	if n.container {
+		return api.EnvContainer
+	}
+	return api.EnvVM
+}
+
+// readConfig reads the baked node.json. A node without one still boots,
+// named by its hostname, and says so.
+func (n *node) readConfig() rootfs.NodeConfig {
+	b, err := os.ReadFile(filepath.Join(n.root, rootfs.NodeConfigFile))
+	if err == nil {
+		cfg, perr := rootfs.ParseNodeConfig(b)
+		if perr == nil {
+			return cfg
+		}
+		err = perr
+	}
+	host, _ := os.Hostname()
+	n.log.Error("config: using defaults", "err", err)
+	n.warn("no usable " + rootfs.NodeConfigFile + " (" + err.Error() + "); running with defaults")
+	return rootfs.NodeConfig{Name: host}
+}
+
+// dataSpec is allium.data= from the kernel command line, else the baked
+// default. In an OS container the host's command line is not ours, so
+// only the baked config counts there.
+func (n *node) dataSpec() string {
+	if v, ok := n.cmdline["allium.data"]; ok && !n.container {
+		return v
+	}
+	return n.cfg.Data
+}
+
+// netUpFunc brings the network up; netup.Up in production.
+type netUpFunc func(ctx context.Context, cfg netup.Config, resolvConf string) (netup.State, error)
+
+// startNetwork configures the network in the background: the API's
+// listeners bind to every address and need not wait for DHCP.
+func (n *node) startNetwork(netUp netUpFunc) {
+	cfg := netup.Config{}
+	if v, ok := n.cmdline["ip"]; ok {
+		c, err := netup.ParseIP(v)
+		if err != nil {
+			n.log.Error("network: bad ip= on the kernel command line; using DHCP", "err", err)
+			n.warn(err.Error() + "; using DHCP")
+		} else {
+			cfg = c
+		}
+	}
+	goSafe(n.log, "network", func() {
+		st, err := netUp(context.Background(), cfg, filepath.Join(n.root, rootfs.ResolvConf))
+		if err != nil {
+			n.log.Error("network: not configured", "err", err)
+			n.warn("network: " + err.Error())
+			return
+		}
+		n.log.Info("network: up", "state", st)
+	})
+}
+
+// openState opens state.db on the data root. If even a fresh database
+// cannot be made there (a read-only or full disk), state goes to /run so
+// the API still answers, and the node says persistence is off.
+func (n *node) openState() {
+	path := filepath.Join(n.root, rootfs.StateFile)
+	db, err := state.Open(path, n.log)
+	if err != nil {
+		n.log.Error("state: cannot open; keeping state in memory", "err", err)
+		n.warn("state.db: " + err.Error() + "; state is in /run and will not survive a reboot")
+		n.data.Persistent = false
+		db, err = state.Open(filepath.Join(n.root, "run/allium-state.db"), n.log)
+		if err != nil {
+			n.log.Error("state: cannot open in /run either", "err", err)
+			return
+		}
+	}
+	if db.MovedAside != "" {
+		n.warn("state.db would not open and was moved aside to " + db.MovedAside + "; started fresh")
+	}
+	n.db = db
+	n.bootCount, err = db.CountBoot()
+	if err != nil {
+		n.log.Error("state: counting the boot", "err", err)
+	}
+	n.seedKeys()
+	n.log.Info("state: open", "path", db.Path(), "boot", n.bootCount)
+}
+
+// seedKeys copies the baked authorized_keys into state.db on first boot.
+func (n *node) seedKeys() {
+	f, err := os.Open(filepath.Join(n.root, rootfs.AuthorizedKeysFile))
+	if err != nil {
+		n.log.Warn("keys: no baked authorized_keys", "err", err)
+		return
+	}
+	defer f.Close()
+	keys, err := api.ParseAuthorizedKeys(f)
+	if err != nil {
+		n.log.Error("keys: bad authorized_keys", "err", err)
+		n.warn(err.Error())
+		return
+	}
+	var sk []state.Key
+	for _, k := range keys {
+		sk = append(sk, state.Key{Public: k.Key, Name: k.Name})
+	}
+	if seeded, err := n.db.SeedKeys(sk); err != nil {
+		n.log.Error("keys: seeding", "err", err)
+	} else if seeded {
+		n.log.Info("keys: authorized the baked client keys", "count", len(sk))
+	}
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}

@@ -1,0 +1,22 @@
+// Command init is Allium's /sbin/init: PID 1 of a VPS kernel or of an OS
+// container. It mounts the early filesystems, loads the kernel modules
+// mkimage chose, brings up the network, mounts the data partition, opens
+// the state database and serves the API, and then waits: it reaps every
+// child and orphan, catches every signal, and shuts down in order.
+//
+// PID 1 must never exit and never panic (the kernel panics if it does):
+// every goroutine runs under goSafe, a panicking API handler costs one
+// request, and after boot errors are logged, never fatal.
+//
+// The same binary plays other roles when invoked under another name:
+// "poweroff" and "reboot" ask PID 1 to do that (the kernel runs
+// /sbin/poweroff on a Xen shutdown request).
+//
+// Dependencies, and why each is here:
+//   - golang.org/x/sys/unix: mount, reboot, wait4, finit_module.
+//   - go.etcd.io/bbolt (through state): the node's state.
+//   - github.com/vishvananda/netlink and github.com/insomniacslk/dhcp
+//     (through init/netup): links, addresses, routes, and DHCPv4.
+//
+// Nothing else outside the standard library; a test guards the list.
+package main

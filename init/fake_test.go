@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// fakeKernel records what the sequences asked of the kernel.
+type fakeKernel struct {
+	mu    sync.Mutex
+	calls []string
+	// mountErr fails the mount of a target (relative to the test root).
+	mountErr map[string]error
+	root     string
+	// running is how many processes kill(-1, 0) pretends still exist.
+	running int
+}
+
+func (f *fakeKernel) record(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+}
+
+// rel shows a path below the test root as the node would see it.
+func (f *fakeKernel) rel(p string) string {
+	if r, ok := strings.CutPrefix(p, f.root); ok {
+		return "/" + strings.TrimPrefix(r, "/")
+	}
+	return p
+}
+
+func (f *fakeKernel) Mount(source, target, fstype string, flags uintptr, data string) error {
+	if err := f.mountErr[f.rel(target)]; err != nil {
+		return err
+	}
+	f.record("mount %s %s %s", fstype, f.rel(source), f.rel(target))
+	return nil
+}
+
+func (f *fakeKernel) Unmount(target string, flags int) error {
+	f.record("unmount %s", f.rel(target))
+	return nil
+}
+
+func (f *fakeKernel) LoadModule(path string) error {
+	f.record("load %s", f.rel(path))
+	return nil
+}
+
+func (f *fakeKernel) Kill(pid int, sig unix.Signal) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if sig == 0 {
+		if f.running == 0 {
+			return unix.ESRCH
+		}
+		f.running--
+		return nil
+	}
+	f.calls = append(f.calls, fmt.Sprintf("kill %d %s", pid, unix.SignalName(sig)))
+	return nil
+}
+
+func (f *fakeKernel) Sync() { f.record("sync") }
+
+func (f *fakeKernel) Reboot(cmd int) error {
+	f.record("reboot %#x", cmd)
+	return nil
+}
+
+func (f *fakeKernel) log() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+// indexOf returns the position of the first call starting with prefix.
+func indexOf(calls []string, prefix string) int {
+	for i, c := range calls {
+		if strings.HasPrefix(c, prefix) {
+			return i
+		}
+	}
+	return -1
+}
+
+func testLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}

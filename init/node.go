@@ -1,0 +1,66 @@
+package main
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"allium/api"
+	"allium/rootfs"
+	"allium/state"
+)
+
+// node is PID 1's state. The boot sequence fills it in; after that the
+// API reads it and the main loop waits on power.
+type node struct {
+	log     *slog.Logger
+	console *consoleWriter // nil in tests
+	k       kernel
+	root    string // "/" on a real node; a temporary directory in tests
+
+	container bool
+	cfg       rootfs.NodeConfig
+	cmdline   cmdline
+	started   time.Time
+
+	mounts    []string // early mounts, in mount order
+	data      dataRoot
+	db        *state.DB
+	bootCount uint64
+	reaper    *reaper
+	api       *api.Server
+
+	// afterReboot, when set (by tests), is called instead of exiting or
+	// halting after reboot(2) returns.
+	afterReboot func(error)
+
+	// power receives the reboot(2) command of a requested shutdown.
+	power chan int
+
+	mu       sync.Mutex
+	warnings []string
+}
+
+func newNode(log *slog.Logger, k kernel, root string) *node {
+	return &node{
+		log:     log,
+		k:       k,
+		root:    root,
+		started: time.Now(),
+		reaper:  newReaper(log),
+		power:   make(chan int, 1),
+	}
+}
+
+// warn records something the operator should know, for `cloud info`.
+func (n *node) warn(msg string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.warnings = append(n.warnings, msg)
+}
+
+func (n *node) currentWarnings() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.warnings...)
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+
+	"allium/init/netup"
+
+	"golang.org/x/sys/unix"
+)
+
+// bootMarker is printed once the API is being served; tests and
+// operators watching a console wait for it.
+const bootMarker = "ALLIUM_BOOT_OK"
+
+// run dispatches on how the binary was invoked. As PID 1 it never
+// returns.
+func run(args []string, pid int, stderr io.Writer) int {
+	role := filepath.Base(args[0])
+	if len(args) > 1 && (args[1] == "poweroff" || args[1] == "reboot") {
+		role = args[1]
+	}
+	switch {
+	case role == "poweroff" || role == "halt":
+		return signalInit(unix.SIGTERM, stderr)
+	case role == "reboot":
+		return signalInit(unix.SIGINT, stderr)
+	case pid == 1:
+		pid1(args[1:])
+	}
+	fmt.Fprintf(stderr, "usage: init is /sbin/init of an Allium node and runs as PID 1.\n"+
+		"  init poweroff   ask PID 1 to power off (as does running it as \"poweroff\")\n"+
+		"  init reboot     ask PID 1 to reboot (as does running it as \"reboot\")\n")
+	return 2
+}
+
+// signalInit asks PID 1 to shut down, as the kernel's orderly_poweroff
+// and an operator's `poweroff` expect.
+func signalInit(sig unix.Signal, stderr io.Writer) int {
+	if err := unix.Kill(1, sig); err != nil {
+		fmt.Fprintf(stderr, "init: signal PID 1: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// pid1 is the life of PID 1: catch signals, boot, serve, and wait for a
+// shutdown request. Nothing here returns or exits except shutdown
+// itself.
+func pid1(args []string) {
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs) // first: an unhandled signal kills a Go PID 1
+	log, console := newConsoleLogger()
+	n := newNode(log, sysKernel{}, "/")
+	n.console = console
+	goSafe(log, "signals", func() { n.handleSignals(sigs) })
+	safely(log, "boot", func() { n.boot(args, upNetwork(log)) })
+	safely(log, "api", n.serveAPI)
+	log.Info(bootMarker, "name", n.cfg.Name, "environment", n.environment(), "persistent", n.data.Persistent, "boot", n.bootCount)
+	for {
+		cmd := <-n.power
+		safely(log, "shutdown", func() { n.shutdown(cmd) })
+	}
+}
+
+// safely runs f on this goroutine, recovering a panic.
+func safely(log *slog.Logger, name string, f func()) {
+	defer recoverLog(log, name)
+	f()
+}
+
+func upNetwork(log *slog.Logger) netUpFunc {
+	return func(ctx context.Context, cfg netup.Config, resolvConf string) (netup.State, error) {
+		return netup.Up(ctx, cfg, resolvConf, log)
+	}
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Grace periods of the shutdown.
+var (
+	apiGrace  = 2 * time.Second  // requests in flight (the reboot request itself)
+	termGrace = 10 * time.Second // processes, after SIGTERM
+	killGrace = 3 * time.Second  // processes, after SIGKILL
+)
+
+// requestPower asks the main loop to shut down with cmd; the first
+// request wins and later ones are dropped.
+func (n *node) requestPower(cmd int) {
+	select {
+	case n.power <- cmd:
+	default:
+	}
+}
+
+// shutdown stops everything in order and calls reboot(2):
+//
+//	API listeners -> processes (SIGTERM, grace, SIGKILL) -> state.db
+//	-> sync -> unmount (data first, then the early mounts in reverse)
+//	-> reboot(cmd)
+func (n *node) shutdown(cmd int) {
+	n.log.Info("shutdown: begin", "action", actionName(cmd))
+	if n.api != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), apiGrace)
+		n.api.Shutdown(ctx)
+		cancel()
+	}
+	n.log.Info("shutdown: stopping processes")
+	n.stopProcesses()
+	if n.db != nil {
+		n.log.Info("shutdown: closing state")
+		if err := n.db.Close(); err != nil {
+			n.log.Error("shutdown: closing state", "err", err)
+		}
+	}
+	n.k.Sync()
+	n.log.Info("shutdown: unmounting")
+	unmountAll(n.k, n.log, append(append([]string(nil), n.mounts...), n.data.Mounted))
+	n.k.Sync()
+	n.log.Info("shutdown: " + actionName(cmd))
+	n.halt(cmd)
+}
+
+// stopProcesses signals every process but PID 1 itself, SIGTERM first.
+func (n *node) stopProcesses() {
+	if !n.signalAll(unix.SIGTERM, termGrace) {
+		n.log.Warn("shutdown: processes outlived SIGTERM; sending SIGKILL")
+		n.signalAll(unix.SIGKILL, killGrace)
+	}
+}
+
+// signalAll sends sig to every process and waits up to grace for them to
+// be gone (reaped by the reaper). It reports whether they went.
+func (n *node) signalAll(sig unix.Signal, grace time.Duration) bool {
+	if err := n.k.Kill(-1, sig); errors.Is(err, unix.ESRCH) {
+		return true
+	}
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		if err := n.k.Kill(-1, 0); errors.Is(err, unix.ESRCH) {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// halt calls reboot(2). In an OS container that may be refused, and
+// there exiting PID 1 is how a container stops; in a VM, exiting would
+// panic the kernel, so PID 1 waits for the operator instead.
+func (n *node) halt(cmd int) {
+	err := n.k.Reboot(cmd)
+	if n.afterReboot != nil { // tests
+		n.afterReboot(err)
+		return
+	}
+	if n.container {
+		os.Exit(0)
+	}
+	n.log.Error("shutdown: reboot(2) failed; halting here", "err", err)
+	select {}
+}
+
+func actionName(cmd int) string {
+	if cmd == restart {
+		return "reboot"
+	}
+	return "power off"
+}
