@@ -62,6 +62,13 @@ func (c *Client) Poweroff(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/v1/node/poweroff", nil, nil)
 }
 
+// Do sends method path (such as GET /v1/node) with body, and decodes a
+// 2xx answer into out unless out is nil; a *json.RawMessage keeps the
+// answer exactly as the node sent it. A non-2xx answer is an *Error.
+func (c *Client) Do(ctx context.Context, method, path string, body io.Reader, out any) error {
+	return c.do(ctx, method, path, body, out)
+}
+
 // do sends a request and decodes a 2xx answer into out (when not nil), or
 // a JSON error into an *Error.
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) error {

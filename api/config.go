@@ -60,7 +60,8 @@ func ValidName(name string) error {
 	return nil
 }
 
-func (c Config) keyPath() string { return filepath.Join(c.Dir, "client.key") }
+// KeyPath is where the client's key lives: DIR/client.key.
+func (c Config) KeyPath() string { return filepath.Join(c.Dir, "client.key") }
 
 func (c Config) aliasPath(name string) string {
 	return filepath.Join(c.Dir, "nodes", name+".json")
@@ -68,16 +69,16 @@ func (c Config) aliasPath(name string) string {
 
 // ClientKey reads the client's key.
 func (c Config) ClientKey() (ed25519.PrivateKey, error) {
-	k, err := ReadPrivateKey(c.keyPath())
+	k, err := ReadPrivateKey(c.KeyPath())
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no client key at %s: mkimage makes one when it builds an appliance", c.keyPath())
+		return nil, fmt.Errorf("no client key at %s: mkimage makes one when it builds an appliance", c.KeyPath())
 	}
 	return k, err
 }
 
 // LoadOrCreateClientKey reads the client's key, making it on first use.
 func (c Config) LoadOrCreateClientKey() (ed25519.PrivateKey, bool, error) {
-	return LoadOrCreateKey(c.keyPath())
+	return LoadOrCreateKey(c.KeyPath())
 }
 
 // Alias reads the alias name.

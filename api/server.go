@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 )
@@ -52,9 +53,34 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/node", s.getNode)
 	s.mux.HandleFunc("POST /v1/node/reboot", s.action("rebooting", s.backend.Reboot))
 	s.mux.HandleFunc("POST /v1/node/poweroff", s.action("powering off", s.backend.Poweroff))
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	s.mux.HandleFunc("/", s.notFound)
+}
+
+// notFound answers what no other route took. Because "/" matches every
+// method, ServeMux sends a known path with the wrong method here too
+// instead of answering its own plain-text 405, so the methods the path
+// does take are looked up to tell the two apart.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	allow := s.allowed(r)
+	if len(allow) == 0 {
 		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeError(w, http.StatusMethodNotAllowed, CodeMethod,
+		fmt.Sprintf("%s %s: method not allowed, use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+}
+
+// allowed lists the methods for which a route other than "/" takes r's path.
+func (s *Server) allowed(r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host}
+		if _, pattern := s.mux.Handler(probe); pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"allium/api"
+)
+
+func TestInfoHuman(t *testing.T) {
+	f := newFleet(t)
+	code, out, _ := f.cloud(t, "info", "web1")
+	if code != exitOK {
+		t.Fatalf("cloud info web1: exit %d, want 0", code)
+	}
+	wantContains(t, "cloud info web1", out,
+		"name:        web1\n",
+		"version:     v0.1.0-test\n",
+		"kernel:      6.1.0-28-cloud-amd64\n",
+		"environment: vm\n",
+		"uptime:      1h2m3s\n",
+		"boot count:  7\n",
+		"persistence: on (/dev/vda LABEL=allium-data)\n",
+		"memory:      1024 MiB total, 800 MiB available, init RSS 12 MiB\n",
+		"warning:     no cgroups: resource limits are not enforced\n",
+		"warning:     clock was reset\n",
+	)
+}
+
+func TestInfoNotPersistent(t *testing.T) {
+	f := newFleet(t)
+	f.backend.node.Persistent = false
+	_, out, _ := f.cloud(t, "info", "web1")
+	wantContains(t, "cloud info web1 on tmpfs", out,
+		"persistence: OFF: data is on tmpfs and will not survive a reboot\n")
+}
+
+func TestInfoJSON(t *testing.T) {
+	f := newFleet(t)
+	code, out, _ := f.cloud(t, "info", "web1", "--json")
+	if code != exitOK {
+		t.Fatalf("cloud info web1 --json: exit %d, want 0", code)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal([]byte(out), &fields); err != nil {
+		t.Fatalf("cloud info --json printed %q, not JSON: %v", out, err)
+	}
+	for _, k := range []string{"name", "version", "kernel", "uptime_seconds", "boot_count",
+		"environment", "persistent", "data", "memory", "warnings"} {
+		if _, ok := fields[k]; !ok {
+			t.Errorf("cloud info --json has no %q field", k)
+		}
+	}
+	wantContains(t, "cloud info --json", out, "\n  \"name\": \"web1\"")
+}
+
+func TestInfoByAddress(t *testing.T) {
+	f := newFleet(t)
+	code, out, _ := f.cloud(t, "info", f.addr, "--node-key", api.FormatKey(f.nodeKey))
+	if code != exitOK || !strings.Contains(out, "name:        web1") {
+		t.Errorf("cloud info ADDRESS:PORT --node-key: exit %d, output %q, want web1's info", code, out)
+	}
+}
+
+func TestNodeKeyFlagWinsOverAlias(t *testing.T) {
+	f := newFleet(t)
+	f.alias(t, "stale", f.addr, otherKey(t))
+	if code, _, _ := f.cloud(t, "info", "stale", "--node-key", api.FormatKey(f.nodeKey)); code != exitOK {
+		t.Errorf("cloud info stale --node-key RIGHT: exit %d, want 0 (the flag wins over the alias)", code)
+	}
+}
+
+func TestRebootAndPoweroff(t *testing.T) {
+	f := newFleet(t)
+	code, out, _ := f.cloud(t, "reboot", "web1")
+	if code != exitOK || out != "web1: rebooting\n" {
+		t.Errorf("cloud reboot web1: exit %d, output %q, want 0 and \"web1: rebooting\"", code, out)
+	}
+	code, out, _ = f.cloud(t, "poweroff", "web1")
+	if code != exitOK || out != "web1: powering off\n" {
+		t.Errorf("cloud poweroff web1: exit %d, output %q, want 0 and \"web1: powering off\"", code, out)
+	}
+	if r, p := f.backend.reboots.Load(), f.backend.poweroffs.Load(); r != 1 || p != 1 {
+		t.Errorf("the backend saw %d reboots and %d poweroffs, want 1 each", r, p)
+	}
+}
+
+func TestRebootJSON(t *testing.T) {
+	f := newFleet(t)
+	code, out, _ := f.cloud(t, "--json", "reboot", "web1")
+	if code != exitOK || out != "{\n  \"status\": \"rebooting\"\n}\n" {
+		t.Errorf("cloud --json reboot web1: exit %d, output %q, want the node's JSON answer", code, out)
+	}
+}
+
+func TestNodes(t *testing.T) {
+	f := newFleet(t)
+	f.alias(t, "db1", "10.0.0.2:7707", otherKey(t))
+	code, out, _ := f.cloud(t, "nodes")
+	if code != exitOK {
+		t.Fatalf("cloud nodes: exit %d, want 0", code)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") ||
+		!strings.HasPrefix(lines[1], "db1") || !strings.HasPrefix(lines[2], "web1") {
+		t.Fatalf("cloud nodes = %q, want a header, db1 and web1", out)
+	}
+	wantContains(t, "cloud nodes", lines[2], f.addr, api.Fingerprint(f.nodeKey))
+}
+
+func TestNodesEmpty(t *testing.T) {
+	code, out, errOut := runCloud(t, "--config", t.TempDir(), "nodes")
+	if code != exitOK || out != "" || !strings.Contains(errOut, "mkimage saves one") {
+		t.Errorf("cloud nodes with no aliases: exit %d, stdout %q, stderr %q, want 0 and a hint on stderr", code, out, errOut)
+	}
+	code, out, _ = runCloud(t, "--config", t.TempDir(), "nodes", "--json")
+	if code != exitOK || out != "[]\n" {
+		t.Errorf("cloud nodes --json with no aliases: exit %d, output %q, want []", code, out)
+	}
+}
+
+func TestConfigFromEnvironment(t *testing.T) {
+	f := newFleet(t)
+	t.Setenv("ALLIUM_CONFIG", f.dir)
+	if code, _, _ := runCloud(t, "info", "web1"); code != exitOK {
+		t.Errorf("cloud info web1 with ALLIUM_CONFIG set: exit %d, want 0", code)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, cmd := range []string{"info", "reboot", "poweroff", "nodes"} {
+		code, out, _ := runCloud(t, cmd, "--help")
+		if code != exitOK {
+			t.Errorf("cloud %s --help: exit %d, want 0", cmd, code)
+		}
+		wantContains(t, "cloud "+cmd+" --help", out, "Usage:", "Examples:", "cloud "+cmd)
+	}
+	_, out, _ := runCloud(t, "--help")
+	wantContains(t, "cloud --help", out, "ADDRESS:PORT", "--node-key", "$ALLIUM_CONFIG", "Exit status")
+}
+
+func TestUptime(t *testing.T) {
+	tests := []struct {
+		seconds float64
+		want    string
+	}{
+		{0, "0s"},
+		{59.6, "1m0s"},
+		{3723, "1h2m3s"},
+		{3*86400 + 4*3600 + 5*60 + 6, "3d4h5m6s"},
+		{86400, "1d"},
+	}
+	for _, tt := range tests {
+		if got := uptime(tt.seconds); got != tt.want {
+			t.Errorf("uptime(%v) = %q, want %q", tt.seconds, got, tt.want)
+		}
+	}
+}

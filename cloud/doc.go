@@ -1,0 +1,49 @@
+// Command cloud drives Allium nodes from an operator's machine:
+//
+//	cloud nodes                       list the aliases in the config dir
+//	cloud info HOST                   identity, uptime, persistence, memory, warnings
+//	cloud reboot HOST                 ask the node to reboot
+//	cloud poweroff HOST               ask the node to power off
+//
+// HOST is an alias name (DIR/nodes/NAME.json, saved by mkimage) or
+// ADDRESS:PORT with --node-key ed25519:BASE64. Given both an alias and
+// --node-key, the flag wins: that is how an operator reaches a node that
+// was rebuilt with a new key before its alias is updated.
+//
+// # What it owns
+//
+// The command line: parsing, the human views of what the node answers,
+// --json (the node's own JSON, indented), and turning failures into
+// sentences that say what was wrong and what to do, naming the node: an
+// unreachable port, a node presenting another key than the one pinned,
+// a client key the node does not authorize, an unknown alias, a missing
+// client key. Exit codes are 0 ok, 1 failure, 2 usage.
+//
+// It does not own the wire types, the TLS pinning, the HTTP client or
+// the config directory's layout: those are package api's, shared with
+// the node and mkimage. cloud only reads the config directory; mkimage
+// writes it.
+//
+// # Shape
+//
+// main is one line around run(ctx, args, stdin, stdout, stderr), which
+// builds the whole command tree afresh on each call, with no globals, so
+// tests run the CLI in-process against a real api.Server on a loopback
+// TLS listener.
+//
+// # Why cobra
+//
+// The command set will grow to a dozen verbs (start, stop, logs -f,
+// images, keys, update...) with per-command flags, help with examples,
+// and shell completion of alias names. cobra gives all of that, and
+// kubectl, gh and docker have taught operators its conventions. The cost
+// is one dependency (with pflag), which the static node binary does not
+// import. Errors stay ours: cobra's printing is silenced and run maps
+// errors to exit codes, counting anything cobra rejects by itself (a
+// bad flag, a wrong argument count, an unknown command) as usage.
+//
+// # Not yet
+//
+// Reaching a node over its onion service needs a SOCKS dialer to tor;
+// for now cloud dials ADDRESS:PORT directly.
+package main

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"allium/api"
+)
+
+func newInfo(g *globals) *cobra.Command {
+	var nodeKey string
+	cmd := &cobra.Command{
+		Use:   "info HOST",
+		Short: "Show a node's identity and health",
+		Long: `Show a node's identity and health: name, version, kernel, environment,
+uptime, boot count, whether its data persists, its memory, and any
+warnings it has for you.`,
+		Example: `  cloud info web1
+  cloud info web1 --json
+  cloud info 203.0.113.7:7707 --node-key ed25519:BASE64`,
+		Args:              hostArg,
+		ValidArgsFunction: g.completeHost,
+		RunE: g.runE(func(ctx context.Context, args []string) error {
+			return g.info(ctx, args[0], nodeKey)
+		}),
+	}
+	nodeKeyFlag(cmd, &nodeKey)
+	return cmd
+}
+
+func (g *globals) info(ctx context.Context, host, nodeKey string) error {
+	s, err := g.connect(host, nodeKey)
+	if err != nil {
+		return err
+	}
+	raw, err := s.call(ctx, http.MethodGet, "/v1/node")
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return g.printJSON(raw)
+	}
+	var n api.Node
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return fmt.Errorf("%s: reading its answer: %w", s.target, err)
+	}
+	return writeRows(g.stdout, nodeRows(n))
+}
+
+// nodeRows is the human view of a node, as key and value.
+func nodeRows(n api.Node) [][2]string {
+	rows := [][2]string{
+		{"name", n.Name},
+		{"version", n.Version},
+		{"kernel", n.Kernel},
+		{"environment", n.Environment},
+		{"uptime", uptime(n.UptimeSeconds)},
+		{"boot count", strconv.FormatUint(n.BootCount, 10)},
+		{"persistence", persistence(n)},
+		{"memory", memory(n.Memory)},
+	}
+	for _, w := range n.Warnings {
+		rows = append(rows, [2]string{"warning", w})
+	}
+	return rows
+}
+
+// writeRows prints "key: value" lines with the values aligned.
+func writeRows(w io.Writer, rows [][2]string) error {
+	width := 0
+	for _, r := range rows {
+		width = max(width, len(r[0])+1)
+	}
+	for _, r := range rows {
+		if _, err := fmt.Fprintf(w, "%-*s %s\n", width, r[0]+":", r[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// uptime renders seconds as 1h2m3s, with days once there are any:
+// 3d4h5m6s.
+func uptime(seconds float64) string {
+	d := time.Duration(seconds * float64(time.Second)).Round(time.Second)
+	days := d / (24 * time.Hour)
+	if days == 0 {
+		return d.String()
+	}
+	s := fmt.Sprintf("%dd", days)
+	if rest := d - days*24*time.Hour; rest > 0 {
+		s += rest.String()
+	}
+	return s
+}
+
+func persistence(n api.Node) string {
+	switch {
+	case !n.Persistent:
+		return "OFF: data is on tmpfs and will not survive a reboot"
+	case n.Data == "":
+		return "on"
+	}
+	return "on (" + n.Data + ")"
+}
+
+func memory(m api.Memory) string {
+	return fmt.Sprintf("%s total, %s available, init RSS %s", mib(m.Total), mib(m.Available), mib(m.InitRSS))
+}
+
+// mib renders bytes in MiB, with a decimal when the number is small.
+func mib(bytes uint64) string {
+	v := float64(bytes) / (1 << 20)
+	if v < 10 {
+		return strconv.FormatFloat(v, 'f', 1, 64) + " MiB"
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64) + " MiB"
+}

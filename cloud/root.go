@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"allium/api"
+)
+
+// globals are the flags every command takes, and where output goes.
+type globals struct {
+	config  string        // --config; empty: $ALLIUM_CONFIG, then the user's config dir
+	json    bool          // --json: print the node's JSON answer instead of the human view
+	timeout time.Duration // --timeout for the whole command
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+const rootLong = `cloud drives Allium nodes: container appliances on cheap VPSes.
+
+HOST is either an alias name or ADDRESS:PORT.
+  An alias (saved by mkimage when it builds an appliance) names the node's
+  address and the key it must present; "cloud nodes" lists them.
+  With ADDRESS:PORT, give the node's key with --node-key ed25519:BASE64.
+  With an alias and --node-key, the flag wins over the key the alias pins.
+
+The configuration directory holds the client key (client.key) and the
+aliases (nodes/NAME.json). It is --config DIR if given, else $ALLIUM_CONFIG,
+else allium in the user's configuration directory (~/.config/allium).
+
+Exit status: 0 ok, 1 the command failed, 2 the command line is wrong.`
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "cloud",
+		Short:         "Drive Allium nodes",
+		Long:          rootLong,
+		SilenceErrors: true, // run prints them, with the exit code's hint
+		SilenceUsage:  true,
+		Args:          cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return usagef("missing command: info, reboot, poweroff or nodes")
+		},
+	}
+	f := root.PersistentFlags()
+	f.StringVar(&g.config, "config", "", "configuration `DIR` (default $ALLIUM_CONFIG, else ~/.config/allium)")
+	f.BoolVar(&g.json, "json", false, "print the JSON the node answered, indented, instead of the human view")
+	f.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on the node after this long")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newInfo(g), newReboot(g), newPoweroff(g), newNodes(g))
+	return root
+}
+
+// runE adapts a command's body: it checks the global flags, bounds the
+// command by --timeout, and marks what the body returns as a failure
+// unless it is a usage error.
+func (g *globals) runE(body func(ctx context.Context, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if g.timeout <= 0 {
+			return usagef("--timeout %v: want a positive duration such as 30s", g.timeout)
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+		defer cancel()
+		err := body(ctx, args)
+		var u usageError
+		if err == nil || errors.As(err, &u) {
+			return err
+		}
+		return failure{err}
+	}
+}
+
+// configDir resolves --config, $ALLIUM_CONFIG and the user's config dir.
+func (g *globals) configDir() (api.Config, error) {
+	dir, err := api.ConfigDir(g.config)
+	return api.Config{Dir: dir}, err
+}
+
+// printJSON prints raw indented, whatever fields it has.
+func (g *globals) printJSON(raw []byte) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		return err
+	}
+	b.WriteByte('\n')
+	_, err := b.WriteTo(g.stdout)
+	return err
+}
+
+// hostArg checks that a command got exactly its HOST.
+func hostArg(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return usagef("%s takes one HOST (an alias or ADDRESS:PORT), got %d arguments", cmd.Name(), len(args))
+	}
+	return nil
+}
+
+// completeHost offers the alias names for HOST.
+func (g *globals) completeHost(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	cfg, err := g.configDir()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	aliases, _ := cfg.Aliases()
+	var names []string
+	for _, a := range aliases {
+		names = append(names, a.Name+"\t"+a.Address)
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"allium/api"
+)
+
+// target is the node a command talks to.
+type target struct {
+	name    string // the alias, or ADDRESS:PORT as given
+	addr    string // ADDRESS:PORT
+	alias   bool   // name is an alias
+	nodeKey ed25519.PublicKey
+	keyFrom string // what pinned nodeKey, for messages: "the alias web1" or "--node-key"
+}
+
+// String names the node in messages: "web1 (127.0.0.1:7707)", or just
+// the address when that is all there is.
+func (t target) String() string {
+	if t.alias {
+		return fmt.Sprintf("%s (%s)", t.name, t.addr)
+	}
+	return t.addr
+}
+
+// nodeKeyFlag adds --node-key to a command that takes a HOST.
+func nodeKeyFlag(cmd *cobra.Command, v *string) {
+	cmd.Flags().StringVar(v, "node-key", "",
+		"the node's key, `ed25519:BASE64`; needed with ADDRESS:PORT, and wins over an alias's key")
+}
+
+// isAddress reports whether host is ADDRESS:PORT rather than an alias
+// (alias names never hold a colon).
+func isAddress(host string) bool {
+	_, port, err := net.SplitHostPort(host)
+	return err == nil && port != ""
+}
+
+// resolve turns HOST and --node-key into a target.
+func resolve(cfg api.Config, host, nodeKey string) (target, error) {
+	var flagKey ed25519.PublicKey
+	if nodeKey != "" {
+		k, err := api.ParseKey(nodeKey)
+		if err != nil {
+			return target{}, usagef("--node-key: %w", err)
+		}
+		flagKey = k
+	}
+	t, err := lookup(cfg, host, flagKey)
+	if err != nil {
+		return target{}, err
+	}
+	if flagKey != nil {
+		t.nodeKey, t.keyFrom = flagKey, "--node-key"
+	}
+	return t, nil
+}
+
+func lookup(cfg api.Config, host string, flagKey ed25519.PublicKey) (target, error) {
+	if isAddress(host) {
+		if flagKey == nil {
+			return target{}, usagef("%s is an address, so cloud needs the key the node must present: "+
+				"add --node-key ed25519:BASE64 (mkimage prints it), or use the node's alias (see cloud nodes)", host)
+		}
+		return target{name: host, addr: host}, nil
+	}
+	a, err := cfg.Alias(host)
+	if errors.Is(err, api.ErrNoAlias) {
+		return target{}, noAlias(cfg, host)
+	}
+	if err != nil {
+		return target{}, err
+	}
+	key, err := api.ParseKey(a.NodeKey) // Alias checked it already
+	if err != nil {
+		return target{}, err
+	}
+	return target{name: a.Name, addr: a.Address, alias: true, nodeKey: key, keyFrom: "the alias " + a.Name}, nil
+}
+
+// noAlias explains a HOST that is neither an alias nor ADDRESS:PORT.
+func noAlias(cfg api.Config, host string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "no alias %q in %s", host, cfg.Dir)
+	aliases, err := cfg.Aliases()
+	switch {
+	case err != nil:
+		fmt.Fprintf(&b, " (listing the aliases: %v)", err)
+	case len(aliases) == 0:
+		b.WriteString("; there are no aliases yet (mkimage saves one for each appliance it builds)")
+	default:
+		names := make([]string, len(aliases))
+		for i, a := range aliases {
+			names[i] = a.Name
+		}
+		fmt.Fprintf(&b, "; known aliases: %s", strings.Join(names, ", "))
+	}
+	if net.ParseIP(host) != nil {
+		fmt.Fprintf(&b, "\n%s looks like an address without its port: try %s", host, net.JoinHostPort(host, "7707"))
+	}
+	b.WriteString("\nTo reach a node by address, give ADDRESS:PORT and its key: --node-key ed25519:BASE64")
+	return errors.New(b.String())
+}
+
+// session is a client connected (in intent) to one node.
+type session struct {
+	target
+	client    *api.Client
+	clientKey ed25519.PublicKey
+	keyPath   string // where the client key came from
+	timeout   time.Duration
+}
+
+// connect resolves host and makes a client for it.
+func (g *globals) connect(host, nodeKey string) (*session, error) {
+	cfg, err := g.configDir()
+	if err != nil {
+		return nil, err
+	}
+	t, err := resolve(cfg, host, nodeKey)
+	if err != nil {
+		return nil, err
+	}
+	key, err := clientKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := api.NewClient(t.addr, key, t.nodeKey)
+	if err != nil {
+		return nil, err
+	}
+	return &session{target: t, client: c, clientKey: key.Public().(ed25519.PublicKey), keyPath: cfg.KeyPath(), timeout: g.timeout}, nil
+}
+
+func clientKey(cfg api.Config) (ed25519.PrivateKey, error) {
+	key, err := cfg.ClientKey()
+	if err == nil {
+		return key, nil
+	}
+	if _, statErr := os.Stat(cfg.KeyPath()); errors.Is(statErr, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w; or point --config (or $ALLIUM_CONFIG) at the directory that has one", err)
+	}
+	return nil, err
+}
+
+// call sends method path and returns the node's JSON answer, or an
+// error that explains itself.
+func (s *session) call(ctx context.Context, method, path string) (json.RawMessage, error) {
+	var raw json.RawMessage
+	if err := s.client.Do(ctx, method, path, nil, &raw); err != nil {
+		return nil, s.explain(err)
+	}
+	return raw, nil
+}

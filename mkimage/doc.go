@@ -1,0 +1,49 @@
+// Command mkimage builds Allium appliance images and boots them under
+// QEMU.
+//
+//	mkimage appliance --name web1 -o out/web1   # kernel, initramfs, data disk, keys, alias
+//	mkimage qemu out/web1                      # boot it; the API is on 127.0.0.1:7707
+//
+// # What it owns
+//
+//   - The appliance directory: vmlinuz (a copy of the kernel), initrd.img
+//     (a reproducible newc cpio, written by cpio.go), data.img (an ext4
+//     disk made by mkfs.ext4), cmdline, node.key and node.json.
+//   - The initramfs layout: it executes the tables of package rootfs
+//     (Dirs, Symlinks, Modules) and adds /dev/console, /init and the baked
+//     files under /etc/allium.
+//   - The node's identity at build time: node.key is made once and reused
+//     by every rebuild, so the alias stays valid.
+//   - The client side of a new node: the client key (made on first use)
+//     and the alias, through api.Config.
+//   - The QEMU command line for local boots (qemu.go, a pure function).
+//
+// # What it does not own
+//
+//   - What the files mean at run time: init reads node.json,
+//     modules.order and the keys; rootfs defines their format and api the
+//     key and alias formats. mkimage only writes them.
+//   - The kernel: it ships one already built (Debian's cloud kernel), and
+//     takes the module list from rootfs.Modules.
+//   - Booting QEMU in tests: qemu-tests does that, with its own waits.
+//   - Not yet: the PyGrub disk image, the install bundle, the onion key,
+//     and container images (pack, from-oci), which DESIGN.md also gives
+//     to mkimage.
+//
+// # Dependencies
+//
+//   - github.com/spf13/cobra: subcommands, flags and --help with examples.
+//   - github.com/klauspost/compress: gzip and zstd for the initramfs; its
+//     zstd is the maintained pure-Go encoder, and its gzip is faster than
+//     the standard library's at the same output format.
+//   - github.com/ulikunitz/xz: xz for the initramfs, the only pure-Go xz
+//     writer; it can write the CRC32 check the kernel's decoder requires
+//     (xz's default, CRC64, is rejected by the kernel).
+//   - mkfs.ext4 (e2fsprogs), run as a program: writing ext4 by hand is
+//     not worth it, and it needs no root on a regular file.
+//   - qemu-system-x86_64 (qemu-system-x86), exec'd by `mkimage qemu`.
+//
+// The cpio writer is our own: the format is small, and the library
+// candidates either cannot write device nodes (cavaliergopher/cpio has no
+// rdev) or bring a large module (u-root).
+package main
