@@ -58,7 +58,7 @@ func mountData(k kernel, log *slog.Logger, root, spec string, container bool) da
 		return dataTmpfs(k, log, dir, fmt.Sprintf("data partition %s (%s): %v", spec, dev, err))
 	}
 	log.Info("data: mounted", "device", dev, "spec", spec, "at", rootfs.DataDir)
-	return dataRoot{Persistent: true, Desc: fmt.Sprintf("%s (%s)", strings.TrimPrefix(dev, root), spec), Mounted: dir}
+	return dataRoot{Persistent: true, Desc: fmt.Sprintf("%s (%s)", filepath.Join("/", strings.TrimPrefix(dev, root)), spec), Mounted: dir}
 }
 
 func onRootFS(dir, what string) dataRoot {

@@ -11,6 +11,9 @@ type kernel interface {
 	Unmount(target string, flags int) error
 	LoadModule(path string) error
 	Kill(pid int, sig unix.Signal) error
+	// Processes counts the processes other than PID 1 and kernel
+	// threads. kill(-1, 0) cannot tell: it succeeds on kernel threads.
+	Processes() int
 	Sync()
 	Reboot(cmd int) error
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"os"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -45,6 +47,44 @@ func (sysKernel) LoadModule(path string) error {
 
 func (sysKernel) Kill(pid int, sig unix.Signal) error {
 	return os.NewSyscallError("kill", unix.Kill(pid, sig))
+}
+
+// pfKthread is PF_KTHREAD, the flag of a kernel thread in /proc/PID/stat.
+const pfKthread = 0x00200000
+
+func (sysKernel) Processes() int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == 1 || pid == os.Getpid() {
+			continue
+		}
+		if flags, ok := procFlags(pid); ok && flags&pfKthread == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// procFlags reads the flags field of /proc/PID/stat. The command name
+// may hold spaces and parentheses, so fields are counted after the last
+// ')'.
+func procFlags(pid int) (uint64, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 7 {
+		return 0, false
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	return flags, err == nil
 }
 
 func (sysKernel) Sync() { unix.Sync() }

@@ -69,12 +69,12 @@ func (n *node) signalAll(sig unix.Signal, grace time.Duration) bool {
 	}
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
-		if err := n.k.Kill(-1, 0); errors.Is(err, unix.ESRCH) {
+		if n.k.Processes() == 0 {
 			return true
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return false
+	return n.k.Processes() == 0
 }
 
 // halt calls reboot(2). In an OS container that may be refused, and

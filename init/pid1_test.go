@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"allium/api"
+	"allium/rootfs"
+)
+
+// The root tier: the real init binary as PID 1 of a fresh pid and mount
+// namespace, chrooted, in OS-container mode (as OpenVZ starts it).
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Getenv("ALLIUM_ROOT_TESTS") == "" {
+		t.Skip("root tier: set ALLIUM_ROOT_TESTS=1 (as root) to run; `make test` does")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("root tier: needs root")
+	}
+	for _, tool := range []string{"unshare", "nsenter"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("root tier: %s not found (apt-get install util-linux)", tool)
+		}
+	}
+}
+
+// containerNode is an init running as PID 1 of its own namespaces.
+type containerNode struct {
+	t      *testing.T
+	dir    string // the chroot
+	cmd    *exec.Cmd
+	pid    int // init's pid on the host
+	port   int
+	client ed25519.PrivateKey
+	node   ed25519.PublicKey
+	logs   *syncBuffer
+	done   chan error
+}
+
+func buildInit(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "init")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// newChroot lays out the root an OS container's init would find.
+func newChroot(t *testing.T, bin string) (dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey) {
+	t.Helper()
+	dir = t.TempDir()
+	b, _ := os.ReadFile(bin)
+	write := func(name string, data []byte, mode os.FileMode) {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("init", b, 0o755)
+	port = freePort(t)
+	write(rootfs.NodeConfigFile, fmt.Appendf(nil, `{"name":"ct1","port":%d}`, port), 0o600)
+	nodeKey, _ := api.NewKey()
+	pem, _ := api.MarshalPrivateKey(nodeKey)
+	write(rootfs.NodeKeyFile, pem, 0o600)
+	client, _ = api.NewKey()
+	write(rootfs.AuthorizedKeysFile, api.FormatAuthorizedKeys([]api.AuthorizedKey{{Key: client.Public().(ed25519.PublicKey), Name: "admin"}}), 0o644)
+	return dir, port, client, nodeKey.Public().(ed25519.PublicKey)
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func startContainerNode(t *testing.T, dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey) *containerNode {
+	t.Helper()
+	c := &containerNode{t: t, dir: dir, port: port, client: client, node: node, logs: &syncBuffer{}, done: make(chan error, 1)}
+	c.cmd = exec.Command("unshare", "--pid", "--mount", "--fork", "--propagation", "private",
+		"chroot", dir, "/init", "-z")
+	c.cmd.Env = []string{"container=allium-test", "PATH=/sbin:/bin"}
+	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.done <- c.cmd.Wait() }()
+	t.Cleanup(func() {
+		c.cmd.Process.Kill()
+		if c.pid > 0 {
+			syscall.Kill(c.pid, syscall.SIGKILL)
+		}
+		select {
+		case <-c.done:
+		case <-time.After(10 * time.Second):
+		}
+		if t.Failed() {
+			t.Logf("init's console:\n%s", c.logs)
+		}
+	})
+	c.pid = c.waitChild()
+	return c
+}
+
+// waitChild finds init: the child unshare forked into the new namespace.
+func (c *containerNode) waitChild() int {
+	p := fmt.Sprintf("/proc/%d/task/%d/children", c.cmd.Process.Pid, c.cmd.Process.Pid)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(p)
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			pid, _ := strconv.Atoi(f[0])
+			return pid
+		}
+	}
+	c.t.Fatalf("unshare never forked init")
+	return 0
+}
+
+// unix is a client on init's socket, reached through its root.
+func (c *containerNode) unix() *api.Client {
+	return api.NewUnixClient(fmt.Sprintf("/proc/%d/root%s", c.pid, rootfs.Socket))
+}
+
+func (c *containerNode) waitUp() api.Node {
+	c.t.Helper()
+	var last error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		n, err := c.unix().Node(ctx)
+		cancel()
+		if err == nil {
+			return n
+		}
+		last = err
+	}
+	c.t.Fatalf("init never answered on its socket: %v", last)
+	return api.Node{}
+}
+
+func (c *containerNode) tcp(key ed25519.PrivateKey) *api.Client {
+	cl, err := api.NewClient(fmt.Sprintf("127.0.0.1:%d", c.port), key, c.node)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cl
+}
+
+// waitLog waits for the console to match re.
+func (c *containerNode) waitLog(re string) string {
+	c.t.Helper()
+	rx := regexp.MustCompile(re)
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if m := rx.FindString(c.logs.String()); m != "" {
+			return m
+		}
+	}
+	c.t.Fatalf("init's console never matched %q", re)
+	return ""
+}
+
+func TestPID1InOSContainer(t *testing.T) {
+	requireRoot(t)
+	bin := buildInit(t)
+	dir, port, client, node := newChroot(t, bin)
+	c := startContainerNode(t, dir, port, client, node)
+	ctx := context.Background()
+
+	n := c.waitUp()
+	if n.Environment != api.EnvContainer || n.Name != "ct1" || n.BootCount != 1 || !n.Persistent {
+		t.Errorf("GET /v1/node on the socket = %+v, want container ct1, boot 1, persistent", n)
+	}
+	c.waitLog(`api: listening" network=tcp`)
+	if _, err := c.tcp(client).Node(ctx); err != nil {
+		t.Errorf("GET /v1/node over TLS with the authorized key: %v", err)
+	}
+	stranger, _ := api.NewKey()
+	var apiErr *api.Error
+	if err := c.tcp(stranger).Poweroff(ctx); !errors.As(err, &apiErr) || apiErr.Status != 401 {
+		t.Errorf("POST /v1/node/poweroff with an unknown key = %v, want a 401", err)
+	}
+
+	// An orphan: sh starts sleep and exits, so sleep is reparented to init.
+	out, err := exec.Command("nsenter", "-t", strconv.Itoa(c.pid), "-p", "--", "/bin/sh", "-c", "sleep 1 & echo $!").Output()
+	if err != nil {
+		t.Fatalf("nsenter: %v", err)
+	}
+	orphan := strings.TrimSpace(string(out))
+	c.waitLog(`reaped an orphan" pid=` + regexp.QuoteMeta(orphan) + ` status="exit 0"`)
+	if z := zombiesOf(c.pid); len(z) > 0 {
+		t.Errorf("zombies left under init: %v", z)
+	}
+
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE} {
+		if err := syscall.Kill(c.pid, sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitLog(`signal: ignored" signal="user defined signal 2"`)
+	if _, err := c.unix().Node(ctx); err != nil {
+		t.Fatalf("init stopped answering after SIGHUP/SIGUSR1/SIGUSR2/SIGPIPE: %v", err)
+	}
+
+	syscall.Kill(c.pid, syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("init did not exit within 30 s of SIGTERM")
+	}
+	checkOrder(t, c.logs.String(), "signal: powering off", "shutdown: stopping processes",
+		"shutdown: closing state", "shutdown: unmounting", "shutdown: power off")
+
+	// State persisted on the container's root: the next boot is boot 2.
+	c2 := startContainerNode(t, dir, port, client, node)
+	if n := c2.waitUp(); n.BootCount != 2 {
+		t.Errorf("second boot: boot_count = %d, want 2", n.BootCount)
+	}
+	syscall.Kill(c2.pid, syscall.SIGTERM)
+	<-c2.done
+}
+
+// checkOrder checks that each marker appears in logs after the previous.
+func checkOrder(t *testing.T, logs string, markers ...string) {
+	t.Helper()
+	at := 0
+	for _, m := range markers {
+		i := strings.Index(logs[at:], m)
+		if i < 0 {
+			t.Errorf("console: %q missing or out of order (after byte %d)", m, at)
+			return
+		}
+		at += i + len(m)
+	}
+}
+
+// zombiesOf lists the zombie children of pid.
+func zombiesOf(pid int) []string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	var z []string
+	for _, child := range strings.Fields(string(b)) {
+		st, _ := os.ReadFile("/proc/" + child + "/stat")
+		if f := strings.Fields(string(st)); len(f) > 2 && f[2] == "Z" {
+			z = append(z, child)
+		}
+	}
+	return z
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
