@@ -21,7 +21,7 @@ func TestInfoHuman(t *testing.T) {
 		"environment: vm\n",
 		"uptime:      1h2m3s\n",
 		"boot count:  7\n",
-		"persistence: on (/dev/vda LABEL=allium-data)\n",
+		"persistence: on, /dev/vda LABEL=allium-data\n",
 		"memory:      1024 MiB total, 800 MiB available, init RSS 12 MiB\n",
 		"warning:     no cgroups: resource limits are not enforced\n",
 		"warning:     clock was reset\n",

@@ -108,7 +108,7 @@ func persistence(n api.Node) string {
 	case n.Data == "":
 		return "on"
 	}
-	return "on (" + n.Data + ")"
+	return "on, " + n.Data
 }
 
 func memory(m api.Memory) string {
