@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,14 +44,32 @@ func (n *nclient) request(ctx context.Context) (*grant, error) {
 }
 
 func (n *nclient) renew(ctx context.Context, g *grant) (*grant, error) {
-	return fromLease(n.c.Renew(ctx, &nclient4.Lease{Offer: g.offer, ACK: g.ack}, n.mods...))
+	mods, err := n.newTransaction()
+	if err != nil {
+		return nil, err
+	}
+	return fromLease(n.c.Renew(ctx, &nclient4.Lease{Offer: g.offer, ACK: g.ack}, mods...))
+}
+
+// newTransaction returns n.mods with a fresh transaction id. Renew and
+// rebind would otherwise reuse the id of the ack they start from.
+func (n *nclient) newTransaction() ([]dhcpv4.Modifier, error) {
+	xid, err := dhcpv4.GenerateTransactionID()
+	if err != nil {
+		return nil, fmt.Errorf("transaction id: %w", err)
+	}
+	return append(slices.Clone(n.mods), dhcpv4.WithTransactionID(xid)), nil
 }
 
 // rebind is Renew without insisting on the server that granted g: in
 // REBINDING any server may answer (RFC 2131 section 4.4.5). The answer
 // stands in for the offer, so the next Renew expects its server.
 func (n *nclient) rebind(ctx context.Context, g *grant) (*grant, error) {
-	req, err := dhcpv4.NewRenewFromAck(g.ack, n.mods...)
+	mods, err := n.newTransaction()
+	if err != nil {
+		return nil, err
+	}
+	req, err := dhcpv4.NewRenewFromAck(g.ack, mods...)
 	if err != nil {
 		return nil, fmt.Errorf("build rebind request: %w", err)
 	}

@@ -38,7 +38,7 @@
 //
 // # Dependencies, and why each is here
 //
-//   - golang.org/x/sys/unix: sethostname and the IFF_LOWER_UP flag. The
+//   - golang.org/x/sys/unix: sethostname and the IFF_RUNNING flag. The
 //     standard library's syscall package is frozen.
 //   - github.com/vishvananda/netlink (v1.3.1): rtnetlink messages for links,
 //     addresses with lifetimes, and routes with the onlink flag. The standard
@@ -48,10 +48,12 @@
 //     options) and dhcpv4/nclient4 (a client over a raw packet socket, which
 //     works on a link that has no address yet, with DORA, Renew and
 //     SendAndRead). Writing a DHCP client is more code than the rest of this
-//     package. nclient4 pulls in github.com/mdlayher/packet,
-//     github.com/mdlayher/socket, github.com/josharian/native and
-//     github.com/u-root/uio. The root tests also use dhcpv4/server4 as the
-//     server at the other end of a veth pair.
+//     package. nclient4 pulls in github.com/mdlayher/packet and
+//     github.com/mdlayher/socket (the packet socket),
+//     golang.org/x/net/bpf, golang.org/x/sync/errgroup,
+//     github.com/josharian/native and github.com/u-root/uio (which drags in
+//     github.com/pierrec/lz4/v4, a few KB linked). The root tests also use
+//     dhcpv4/server4 as the server at the other end of a veth pair.
 //
 // # Goroutines
 //

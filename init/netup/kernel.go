@@ -30,7 +30,7 @@ type link struct {
 	index    int
 	ethernet bool // an ethernet device or veth, not lo, a bridge or a tunnel
 	up       bool // administratively up (IFF_UP)
-	carrier  bool // IFF_LOWER_UP
+	carrier  bool // IFF_RUNNING: carrier, and the kernel has activated the link (linkwatch)
 }
 
 // route is a unicast route through dev.

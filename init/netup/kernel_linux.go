@@ -30,7 +30,7 @@ func (netlinkKernel) links() ([]link, error) {
 			index:    a.Index,
 			ethernet: a.EncapType == "ether" && (l.Type() == "device" || l.Type() == "veth"),
 			up:       a.Flags&net.FlagUp != 0,
-			carrier:  a.RawFlags&unix.IFF_LOWER_UP != 0,
+			carrier:  a.RawFlags&unix.IFF_RUNNING != 0,
 		})
 	}
 	return out, nil

@@ -83,10 +83,10 @@ func (u *upper) up(ctx context.Context, cfg Config) (State, error) {
 	}
 	dev, err := u.waitLink(ctx, cfg.Device)
 	if err != nil {
-		return State{Hostname: host}, err
+		return State{Source: cfg.Mode.String(), Hostname: host}, err
 	}
 	if err := u.bringUp(ctx, dev); err != nil {
-		return State{Hostname: host}, err
+		return State{Source: cfg.Mode.String(), Interface: dev, Hostname: host}, err
 	}
 	var st State
 	if cfg.Mode == ModeStatic {
