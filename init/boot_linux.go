@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,6 +119,11 @@ func (n *node) startNetwork(netUp netUpFunc) {
 	}
 	goSafe(n.log, "network", func() {
 		st, err := netUp(context.Background(), cfg, filepath.Join(n.root, rootfs.ResolvConf))
+		if errors.Is(err, netup.ErrNoLease) {
+			// netup keeps asking in the background and applies a late lease.
+			n.log.Warn("network: no DHCP lease yet; still trying", "err", err)
+			return
+		}
 		if err != nil {
 			n.log.Error("network: not configured", "err", err)
 			n.warn("network: " + err.Error())
