@@ -83,7 +83,7 @@ func open(path string) (db *DB, err error) {
 
 func (db *DB) migrate() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketKeys} {
+		for _, name := range [][]byte{bucketMeta, bucketKeys, bucketContainers, bucketEvents} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("state: create bucket %s: %w", name, err)
 			}

@@ -1,0 +1,96 @@
+package state
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var bucketContainers = []byte("containers")
+
+// Container is what the node remembers of a container across reboots.
+type Container struct {
+	Name string `json:"name"`
+	// Image is the digest of the image it runs.
+	Image string `json:"image"`
+	// Running is the operator's wish: true after start, false after
+	// stop. A boot restarts every container whose Running is true.
+	Running bool `json:"running"`
+	// History is the supervisor's restart history, opaque to state.
+	History json.RawMessage `json:"history,omitempty"`
+	// Created and Updated are set by PutContainer.
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// PutContainer creates or replaces a container's record.
+func (db *DB) PutContainer(c Container) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketContainers)
+		var old Container
+		if v := b.Get([]byte(c.Name)); v != nil && json.Unmarshal(v, &old) == nil {
+			c.Created = old.Created
+		}
+		now := time.Now().UTC()
+		if c.Created.IsZero() {
+			c.Created = now
+		}
+		c.Updated = now
+		v, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(c.Name), v)
+	})
+}
+
+// UpdateContainer applies f to the record of name in one transaction.
+// It reports false when there is no such container.
+func (db *DB) UpdateContainer(name string, f func(*Container)) (bool, error) {
+	found := false
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketContainers)
+		v := b.Get([]byte(name))
+		if v == nil {
+			return nil
+		}
+		var c Container
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("state: container %q: %w", name, err)
+		}
+		found = true
+		f(&c)
+		c.Name, c.Updated = name, time.Now().UTC()
+		nv, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(name), nv)
+	})
+	return found, err
+}
+
+// Containers returns every container's record, by name.
+func (db *DB) Containers() ([]Container, error) {
+	var out []Container
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketContainers).ForEach(func(k, v []byte) error {
+			var c Container
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("state: container %q: %w", k, err)
+			}
+			out = append(out, c)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// DeleteContainer forgets a container.
+func (db *DB) DeleteContainer(name string) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketContainers).Delete([]byte(name))
+	})
+}
