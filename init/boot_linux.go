@@ -33,10 +33,7 @@ func (n *node) boot(args []string, netUp netUpFunc) {
 			n.console.enableKmsg()
 		}
 		n.k.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF) // ctrl-alt-del becomes SIGINT
-		for _, w := range loadModules(n.k, n.log, n.root, kernelRelease(), onXen(n.root)) {
-			n.warn(w)
-		}
-		n.watchPowerButtons(n.root)
+		n.loadModules(false)
 		n.startNetwork(netUp)
 	}
 	n.data = mountData(n.k, n.log, n.root, n.dataSpec(), n.container)
@@ -44,6 +41,22 @@ func (n *node) boot(args []string, netUp netUpFunc) {
 		n.warn(n.data.Warning)
 	}
 	n.openState()
+}
+
+// lateBoot finishes what the API need not wait for: the modules marked
+// late (the power button's among them), then the power button watch.
+func (n *node) lateBoot() {
+	if n.container {
+		return
+	}
+	n.loadModules(true)
+	n.watchPowerButtons(n.root)
+}
+
+func (n *node) loadModules(late bool) {
+	for _, w := range loadModules(n.k, n.log, n.root, kernelRelease(), onXen(n.root), late) {
+		n.warn(w)
+	}
 }
 
 // isContainer reads the signs an OS container's manager leaves: OpenVZ

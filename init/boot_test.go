@@ -34,7 +34,7 @@ func newTestRoot(t *testing.T, cmdline string) *testRoot {
 	r.keys = string(api.FormatAuthorizedKeys([]api.AuthorizedKey{{Key: key.Public().(ed25519.PublicKey), Name: "admin"}}))
 	r.write(rootfs.NodeConfigFile, `{"name":"web1"}`)
 	r.write(rootfs.AuthorizedKeysFile, r.keys)
-	r.write(rootfs.ModulesOrderFile, "release "+kernelRelease()+"\nkernel/a.ko\nkernel/b.ko\nkernel/xen-c.ko xen\n")
+	r.write(rootfs.ModulesOrderFile, "release "+kernelRelease()+"\nkernel/a.ko\nkernel/b.ko\nkernel/xen-c.ko xen\nkernel/d.ko late\n")
 	r.write("proc/cmdline", cmdline)
 	r.write("proc/self/status", "Name:\tinit\nCapEff:\t000001ffffffffff\n")
 	return r
@@ -107,6 +107,14 @@ func TestBootVM(t *testing.T) {
 	}
 	if indexOf(calls, "load /lib/modules/"+kernelRelease()+"/kernel/xen-c.ko") >= 0 {
 		t.Errorf("boot: loaded a Xen-only module off Xen: %q", calls)
+	}
+	late := "load /lib/modules/" + kernelRelease() + "/kernel/d.ko"
+	if slices.Contains(calls, late) {
+		t.Errorf("boot: loaded a late module before the API: %q", calls)
+	}
+	n.lateBoot()
+	if !slices.Contains(k.log(), late) {
+		t.Errorf("lateBoot: did not load the late module: %q", k.log())
 	}
 	select {
 	case cfg := <-nets:

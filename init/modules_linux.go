@@ -13,10 +13,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// loadModules loads the modules mkimage listed, dependencies first. A
-// module that is missing or does not apply is a warning, never a stop:
-// the machine may still boot with what the kernel has built in.
-func loadModules(k kernel, log *slog.Logger, root, release string, onXen bool) (warnings []string) {
+// loadModules loads the modules mkimage listed, dependencies first: the
+// early ones, or with late the ones nothing at boot waits for. A module
+// that is missing or does not apply is a warning, never a stop: the
+// machine may still boot with what the kernel has built in.
+func loadModules(k kernel, log *slog.Logger, root, release string, onXen, late bool) (warnings []string) {
 	f, err := os.Open(filepath.Join(root, rootfs.ModulesOrderFile))
 	if err != nil {
 		log.Warn("modules: no module list; relying on built-in drivers", "err", err)
@@ -36,7 +37,7 @@ func loadModules(k kernel, log *slog.Logger, root, release string, onXen bool) (
 	start := time.Now()
 	loaded := 0
 	for _, m := range order {
-		if m.XenOnly && !onXen {
+		if (m.XenOnly && !onXen) || m.Late != late {
 			continue
 		}
 		err := k.LoadModule(filepath.Join(root, "lib/modules", release, m.Path))
@@ -52,7 +53,7 @@ func loadModules(k kernel, log *slog.Logger, root, release string, onXen bool) (
 			warnings = append(warnings, "module "+m.Path+": "+err.Error())
 		}
 	}
-	log.Info("modules loaded", "count", loaded, "took", time.Since(start).Round(time.Millisecond))
+	log.Info("modules loaded", "late", late, "count", loaded, "took", time.Since(start).Round(time.Millisecond))
 	return warnings
 }
 

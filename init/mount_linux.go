@@ -41,12 +41,20 @@ func mountTable(k kernel, log *slog.Logger, root string, table []rootfs.Mount) [
 }
 
 // unmountAll unmounts targets in reverse order. A busy filesystem is
-// remounted read-only, so its data is safe, and then detached.
-func unmountAll(k kernel, log *slog.Logger, targets []string) {
+// remounted read-only, so its data is safe, and then detached. With
+// quiet, for the early virtual filesystems (/dev is busy while init
+// holds /dev/kmsg and the power button open, and that is harmless), a
+// busy one is detached without a warning.
+func unmountAll(k kernel, log *slog.Logger, targets []string, quiet bool) {
 	for i := len(targets) - 1; i >= 0; i-- {
 		t := targets[i]
 		err := k.Unmount(t, 0)
 		if err == nil {
+			continue
+		}
+		if quiet {
+			log.Debug("unmount: busy; detaching", "target", t, "err", err)
+			k.Unmount(t, unix.MNT_DETACH)
 			continue
 		}
 		log.Warn("unmount failed; remounting read-only", "target", t, "err", err)

@@ -61,6 +61,7 @@ func pid1(args []string) {
 	goSafe(log, "signals", func() { n.handleSignals(sigs) })
 	safely(log, "boot", func() { n.boot(args, upNetwork(log)) })
 	safely(log, "api", n.serveAPI)
+	goSafe(log, "late boot", n.lateBoot)
 	log.Info(bootMarker, "name", n.cfg.Name, "environment", n.environment(), "persistent", n.data.Persistent, "boot", n.bootCount)
 	for {
 		cmd := <-n.power

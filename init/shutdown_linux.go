@@ -47,7 +47,10 @@ func (n *node) shutdown(cmd int) {
 	}
 	n.k.Sync()
 	n.log.Info("shutdown: unmounting")
-	unmountAll(n.k, n.log, append(append([]string(nil), n.mounts...), n.data.Mounted))
+	if n.data.Mounted != "" {
+		unmountAll(n.k, n.log, []string{n.data.Mounted}, false)
+	}
+	unmountAll(n.k, n.log, n.mounts, true)
 	n.k.Sync()
 	n.log.Info("shutdown: " + actionName(cmd))
 	n.halt(cmd)

@@ -15,6 +15,9 @@ type Module struct {
 	// /sys/hypervisor/type says xen; elsewhere it would probe nothing
 	// and return ENODEV after a wasted 60-70 ms.
 	XenOnly bool
+	// Late marks a module nothing at boot waits for: init loads it
+	// after the API is up, which shortens the time to the first answer.
+	Late bool
 }
 
 // Modules are the modules mkimage puts into the initramfs. Names may use
@@ -23,13 +26,13 @@ var Modules = []Module{
 	{Name: "virtio_pci"},
 	{Name: "virtio_blk"},
 	{Name: "virtio_net"},
-	{Name: "virtio_console"},
-	{Name: "virtio_rng"},
-	{Name: "evdev"},  // the ACPI power button is read through evdev
-	{Name: "button"}, // ACPI power button
-	{Name: "overlay"},
-	{Name: "veth"},
-	{Name: "bridge"},
+	{Name: "virtio_console", Late: true},
+	{Name: "virtio_rng", Late: true},
+	{Name: "evdev", Late: true},  // the ACPI power button is read through evdev
+	{Name: "button", Late: true}, // ACPI power button
+	{Name: "overlay", Late: true},
+	{Name: "veth", Late: true},
+	{Name: "bridge", Late: true},
 	{Name: "xen_blkfront", XenOnly: true},
 	{Name: "xen_netfront", XenOnly: true},
 }
@@ -40,6 +43,8 @@ type ModuleFile struct {
 	Path string
 	// XenOnly is set when only XenOnly modules need this file.
 	XenOnly bool
+	// Late is set when only Late modules need this file.
+	Late bool
 }
 
 // moduleName returns the canonical name of a module path:
@@ -67,10 +72,11 @@ func ResolveModules(dep, builtin io.Reader, want []Module) (order []ModuleFile, 
 		return nil, nil, err
 	}
 	index := map[string]int{}
-	var visit func(p string, xen bool, depth int)
-	visit = func(p string, xen bool, depth int) {
+	var visit func(p string, m Module, depth int)
+	visit = func(p string, m Module, depth int) {
 		if i, ok := index[p]; ok {
-			order[i].XenOnly = order[i].XenOnly && xen
+			order[i].XenOnly = order[i].XenOnly && m.XenOnly
+			order[i].Late = order[i].Late && m.Late
 			return
 		}
 		if depth > 64 { // a cycle in a corrupt modules.dep
@@ -78,10 +84,10 @@ func ResolveModules(dep, builtin io.Reader, want []Module) (order []ModuleFile, 
 		}
 		// Each file's own line names what it needs: load those first.
 		for _, d := range deps.byPath[p] {
-			visit(d, xen, depth+1)
+			visit(d, m, depth+1)
 		}
 		index[p] = len(order)
-		order = append(order, ModuleFile{Path: p, XenOnly: xen})
+		order = append(order, ModuleFile{Path: p, XenOnly: m.XenOnly, Late: m.Late})
 	}
 	for _, m := range want {
 		name := strings.ReplaceAll(m.Name, "-", "_")
@@ -92,7 +98,7 @@ func ResolveModules(dep, builtin io.Reader, want []Module) (order []ModuleFile, 
 			}
 			continue
 		}
-		visit(p, m.XenOnly, 0)
+		visit(p, m, 0)
 	}
 	return order, missing, nil
 }
@@ -142,17 +148,20 @@ func parseBuiltin(r io.Reader) (map[string]bool, error) {
 }
 
 // WriteModuleOrder renders the order file: the kernel release on the
-// first line, then one module path per line, "xen" after it when the file
-// is for Xen only.
+// first line, then one module path per line, followed by "xen" when the
+// file is for Xen only and "late" when it may load after the API is up.
 func WriteModuleOrder(w io.Writer, release string, order []ModuleFile) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "release %s\n", release)
 	for _, m := range order {
+		b.WriteString(m.Path)
 		if m.XenOnly {
-			fmt.Fprintf(&b, "%s xen\n", m.Path)
-		} else {
-			fmt.Fprintf(&b, "%s\n", m.Path)
+			b.WriteString(" xen")
 		}
+		if m.Late {
+			b.WriteString(" late")
+		}
+		b.WriteString("\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -168,13 +177,13 @@ func ParseModuleOrder(r io.Reader) (release string, order []ModuleFile, err erro
 			continue
 		case n == 1 && len(f) == 2 && f[0] == "release":
 			release = f[1]
-		case len(f) == 1:
-			order = append(order, ModuleFile{Path: f[0]})
-		case len(f) == 2 && f[1] == "xen":
-			order = append(order, ModuleFile{Path: f[0], XenOnly: true})
-		default:
-			return "", nil, fmt.Errorf("modules.order:%d: %q: want \"PATH [xen]\"", n, sc.Text())
+			continue
 		}
+		m, err := parseOrderLine(f)
+		if err != nil {
+			return "", nil, fmt.Errorf("modules.order:%d: %q: %w", n, sc.Text(), err)
+		}
+		order = append(order, m)
 	}
 	if err := sc.Err(); err != nil {
 		return "", nil, fmt.Errorf("modules.order: %w", err)
@@ -183,4 +192,19 @@ func ParseModuleOrder(r io.Reader) (release string, order []ModuleFile, err erro
 		return "", nil, fmt.Errorf("modules.order: no \"release\" line")
 	}
 	return release, order, nil
+}
+
+func parseOrderLine(f []string) (ModuleFile, error) {
+	m := ModuleFile{Path: f[0]}
+	for _, flag := range f[1:] {
+		switch flag {
+		case "xen":
+			m.XenOnly = true
+		case "late":
+			m.Late = true
+		default:
+			return m, fmt.Errorf("unknown flag %q (want xen or late)", flag)
+		}
+	}
+	return m, nil
 }

@@ -23,7 +23,7 @@ kernel/net/llc/llc.ko:
 `
 
 func TestResolveModules(t *testing.T) {
-	want := []Module{{Name: "virtio_net"}, {Name: "virtio-pci"}, {Name: "ext4"}, {Name: "bridge"},
+	want := []Module{{Name: "virtio_net"}, {Name: "virtio-pci"}, {Name: "ext4"}, {Name: "bridge", Late: true}, {Name: "virtio", Late: true},
 		{Name: "xen-blkfront", XenOnly: true}, {Name: "nosuch"}}
 	order, missing, err := ResolveModules(strings.NewReader(sampleDep), strings.NewReader("kernel/fs/ext4/ext4.ko\n"), want)
 	if err != nil {
@@ -52,11 +52,16 @@ func TestResolveModules(t *testing.T) {
 		if m.XenOnly != strings.Contains(m.Path, "xen") {
 			t.Errorf("ResolveModules: %s XenOnly = %v", m.Path, m.XenOnly)
 		}
+		// bridge and its closure are late; virtio is late only if
+		// nothing early needs it, and virtio_net does.
+		if late := strings.Contains(m.Path, "bridge") || strings.Contains(m.Path, "802") || strings.Contains(m.Path, "llc"); m.Late != late {
+			t.Errorf("ResolveModules: %s Late = %v, want %v", m.Path, m.Late, late)
+		}
 	}
 }
 
 func TestModuleOrderRoundTrip(t *testing.T) {
-	in := []ModuleFile{{Path: "kernel/a.ko"}, {Path: "kernel/xen-b.ko", XenOnly: true}}
+	in := []ModuleFile{{Path: "kernel/a.ko"}, {Path: "kernel/xen-b.ko", XenOnly: true}, {Path: "kernel/c.ko", Late: true}}
 	var b strings.Builder
 	if err := WriteModuleOrder(&b, "6.1.0-test", in); err != nil {
 		t.Fatal(err)
