@@ -43,7 +43,9 @@ func (r *reaper) start(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
 	}
 	ch := make(chan unix.WaitStatus, 1)
 	r.children[cmd.Process.Pid] = ch
-	cmd.Process.Release() // closes the pidfd; the status comes from reap
+	// Not cmd.Process.Release: it sets Pid to -1, and a caller that
+	// later kills "its child" would kill(-1), every process there is.
+	// The pidfd is closed by os's cleanup once cmd is unreachable.
 	return ch, nil
 }
 
