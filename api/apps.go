@@ -12,8 +12,12 @@ import "time"
 //	PUT  /v1/images/{digest}        body: the archive from byte Upload-Offset on,
 //	                                headers Upload-Offset: N, Upload-Length: TOTAL.
 //	                                409 + UploadState when N is not what the node
-//	                                has; 201 + Image once all TOTAL bytes are in,
-//	                                the digest matched and the image unpacked.
+//	                                has (the body is also an Error, code
+//	                                "upload_offset", and Upload-Offset says it too);
+//	                                201 + Image once all TOTAL bytes are in,
+//	                                the digest matched and the image unpacked;
+//	                                202 + UploadState when the body ended before
+//	                                TOTAL (the node keeps what came: send the rest).
 //	GET  /v1/images                 []Image
 //	GET  /v1/images/{digest}        Image
 //	DELETE /v1/images/{digest}      204; 409 while a container uses it

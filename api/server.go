@@ -25,6 +25,8 @@ type Backend interface {
 	Poweroff() error
 	// Authorized reports whether a client key may use the API.
 	Authorized(key ed25519.PublicKey) bool
+	// Apps is the node's images and containers.
+	Apps
 }
 
 // Server serves one handler set on any number of listeners.
@@ -53,6 +55,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/node", s.getNode)
 	s.mux.HandleFunc("POST /v1/node/reboot", s.action("rebooting", s.backend.Reboot))
 	s.mux.HandleFunc("POST /v1/node/poweroff", s.action("powering off", s.backend.Poweroff))
+	s.appRoutes()
 	s.mux.HandleFunc("/", s.notFound)
 }
 

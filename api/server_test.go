@@ -17,6 +17,7 @@ import (
 
 // fakeBackend counts what the server asked of it.
 type fakeBackend struct {
+	UnimplementedApps
 	node       Node
 	authorized ed25519.PublicKey
 	panicOnce  atomic.Bool // Node panics once when set

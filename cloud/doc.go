@@ -1,5 +1,14 @@
 // Command cloud drives Allium nodes from an operator's machine:
 //
+//	cloud start HOST FILE             push an image (resumably) and run it; wait until it runs
+//	cloud stop HOST NAME|FILE         stop a container (foo.txz and foo both name foo)
+//	cloud restart HOST NAME|FILE      restart it
+//	cloud rm HOST NAME|FILE           stop and remove it (volumes stay)
+//	cloud ps HOST                     containers: state, pid, uptime, restarts, last exit, image
+//	cloud logs [-f] [--tail N] HOST NAME|FILE
+//	cloud images HOST                 images on the node
+//	cloud rmi HOST DIGEST|NAME        remove an image
+//	cloud events [-f] HOST            what happened to containers and images
 //	cloud nodes                       list the aliases in the config dir
 //	cloud info HOST                   identity, uptime, persistence, memory, warnings
 //	cloud reboot HOST                 ask the node to reboot
@@ -19,10 +28,26 @@
 // a client key the node does not authorize, an unknown alias, a missing
 // client key. Exit codes are 0 ok, 1 failure, 2 usage.
 //
+// For start, it also owns reading an image file before anything is
+// sent: identifying its compression (mholt/archives), finding
+// manifest.json among the first entries (before rootfs/) and validating
+// it with imagestore.ParseManifest, and its sha256 digest. The upload
+// protocol and its resumption are api.Client.Upload's; cloud shows them
+// (a progress bar on a terminal, a summary line otherwise).
+//
 // It does not own the wire types, the TLS pinning, the HTTP client or
 // the config directory's layout: those are package api's, shared with
 // the node and mkimage. cloud only reads the config directory; mkimage
 // writes it.
+//
+// # Time limits
+//
+// --timeout bounds a whole command that only asks and answers (info,
+// ps, images...). A command that may rightly take longer (start's
+// upload and wait, a followed log or event stream, stop's wait) is
+// bounded per request instead; an upload counts as stalled when the
+// connection has taken no bytes for --timeout, and then resumes.
+// start, restart and stop wait up to --wait (60s) for the container.
 //
 // # Shape
 //
@@ -45,5 +70,6 @@
 // # Not yet
 //
 // Reaching a node over its onion service needs a SOCKS dialer to tor;
-// for now cloud dials ADDRESS:PORT directly.
+// for now cloud dials ADDRESS:PORT directly. Docker and OCI archives are
+// recognized and refused with a pointer to a converter, not converted.
 package main

@@ -14,18 +14,24 @@ import (
 	"allium/api"
 )
 
-// fakeBackend is a node that does nothing but count.
+// fakeBackend is a node that counts, and keeps its images and
+// containers in memory.
 type fakeBackend struct {
+	*fakeApps
 	node       api.Node
 	authorized ed25519.PublicKey
 
 	reboots, poweroffs atomic.Int32
+	requests           atomic.Int32 // every request is authorized first
 }
 
 func (b *fakeBackend) Node(context.Context) (api.Node, error) { return b.node, nil }
 func (b *fakeBackend) Reboot() error                          { b.reboots.Add(1); return nil }
 func (b *fakeBackend) Poweroff() error                        { b.poweroffs.Add(1); return nil }
-func (b *fakeBackend) Authorized(k ed25519.PublicKey) bool    { return k.Equal(b.authorized) }
+func (b *fakeBackend) Authorized(k ed25519.PublicKey) bool {
+	b.requests.Add(1)
+	return k.Equal(b.authorized)
+}
 
 // fleet is a config dir whose client key a real api.Server on a
 // loopback listener authorizes, with the alias web1 for it.
@@ -51,7 +57,7 @@ var testNode = api.Node{
 
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
-	f := &fleet{dir: t.TempDir(), backend: &fakeBackend{node: testNode}}
+	f := &fleet{dir: t.TempDir(), backend: &fakeBackend{fakeApps: newFakeApps(), node: testNode}}
 	client, _, err := api.Config{Dir: f.dir}.LoadOrCreateClientKey()
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		Args:          cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			return usagef("missing command: info, reboot, poweroff or nodes")
+			return usagef("missing command: start, stop, ps, logs, images, info... (see cloud --help)")
 		},
 	}
 	f := root.PersistentFlags()
@@ -54,7 +54,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&g.json, "json", false, "print the JSON the node answered, indented, instead of the human view")
 	f.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on the node after this long")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newInfo(g), newReboot(g), newPoweroff(g), newNodes(g))
+	root.AddCommand(newStart(g), newStop(g), newRestart(g), newRm(g), newPs(g), newLogs(g),
+		newImages(g), newRmi(g), newEvents(g),
+		newInfo(g), newReboot(g), newPoweroff(g), newNodes(g))
 	return root
 }
 
@@ -62,11 +64,25 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 // command by --timeout, and marks what the body returns as a failure
 // unless it is a usage error.
 func (g *globals) runE(body func(ctx context.Context, args []string) error) func(*cobra.Command, []string) error {
+	return g.adapt(body, true)
+}
+
+// runLongE is runE for a command that may rightly outlast --timeout (an
+// upload, a wait, a followed stream): --timeout bounds each request to
+// the node instead of the whole command.
+func (g *globals) runLongE(body func(ctx context.Context, args []string) error) func(*cobra.Command, []string) error {
+	return g.adapt(body, false)
+}
+
+func (g *globals) adapt(body func(ctx context.Context, args []string) error, bounded bool) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		if g.timeout <= 0 {
 			return usagef("--timeout %v: want a positive duration such as 30s", g.timeout)
 		}
-		ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+		ctx, cancel := cmd.Context(), context.CancelFunc(func() {})
+		if bounded {
+			ctx, cancel = context.WithTimeout(ctx, g.timeout)
+		}
 		defer cancel()
 		err := body(ctx, args)
 		var u usageError

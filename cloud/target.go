@@ -164,3 +164,8 @@ func (s *session) call(ctx context.Context, method, path string) (json.RawMessag
 	}
 	return raw, nil
 }
+
+// bounded limits one request to the node by --timeout.
+func (s *session) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}

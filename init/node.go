@@ -13,6 +13,8 @@ import (
 // node is PID 1's state. The boot sequence fills it in; after that the
 // API reads it and the main loop waits on power.
 type node struct {
+	api.UnimplementedApps // until images and containers land
+
 	log     *slog.Logger
 	console *consoleWriter // nil in tests
 	k       kernel

@@ -1,0 +1,481 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Images lists the images on the node.
+func (c *Client) Images(ctx context.Context) ([]Image, error) {
+	var imgs []Image
+	err := c.do(ctx, http.MethodGet, "/v1/images", nil, &imgs)
+	return imgs, err
+}
+
+// Image returns one image.
+func (c *Client) Image(ctx context.Context, digest string) (Image, error) {
+	var img Image
+	err := c.do(ctx, http.MethodGet, imagePath(digest), nil, &img)
+	return img, err
+}
+
+// ImageState asks (HEAD) whether the node has the image; when it has
+// not, offset is how many bytes of an earlier upload it kept.
+func (c *Client) ImageState(ctx context.Context, digest string) (have bool, offset int64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, c.base+imagePath(digest), nil)
+	if err != nil {
+		return false, 0, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return false, 0, err
+	}
+	resp.Body.Close()
+	off, herr := strconv.ParseInt(resp.Header.Get(HeaderUploadOffset), 10, 64)
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return true, off, nil
+	case resp.StatusCode == http.StatusNotFound && herr == nil:
+		return false, off, nil
+	}
+	return false, 0, headError(resp)
+}
+
+// headError makes an *Error of a HEAD answer, which has no body to
+// say more.
+func headError(resp *http.Response) error {
+	msg := fmt.Sprintf("HEAD %s: %s", resp.Request.URL.Path, resp.Status)
+	code := CodeInternal
+	switch resp.StatusCode {
+	case http.StatusNotFound:
+		msg, code = msg+" without "+HeaderUploadOffset+": this node does not take images (is it older?)", CodeNotFound
+	case http.StatusNotImplemented:
+		msg, code = "this node does not run apps yet", CodeNotImplemented
+	case http.StatusUnauthorized:
+		code = CodeUnauthorized
+	case http.StatusBadRequest:
+		code = CodeBadRequest
+	case http.StatusServiceUnavailable:
+		code = CodeUnavailable
+	}
+	return &Error{Message: msg, Code: code, Status: resp.StatusCode}
+}
+
+// RemoveImage deletes an image from the node.
+func (c *Client) RemoveImage(ctx context.Context, digest string) error {
+	return c.do(ctx, http.MethodDelete, imagePath(digest), nil, nil)
+}
+
+// Containers lists the containers on the node.
+func (c *Client) Containers(ctx context.Context) ([]Container, error) {
+	var cs []Container
+	err := c.do(ctx, http.MethodGet, "/v1/containers", nil, &cs)
+	return cs, err
+}
+
+// Container returns one container.
+func (c *Client) Container(ctx context.Context, name string) (Container, error) {
+	var ct Container
+	err := c.do(ctx, http.MethodGet, containerPath(name), nil, &ct)
+	return ct, err
+}
+
+// PutContainer creates and starts a container, or replaces its image.
+func (c *Client) PutContainer(ctx context.Context, name string, req ContainerRequest) (Container, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return Container{}, err
+	}
+	var ct Container
+	err = c.do(ctx, http.MethodPut, containerPath(name), bytes.NewReader(b), &ct)
+	return ct, err
+}
+
+// StartContainer starts a stopped container (and clears a crashloop).
+func (c *Client) StartContainer(ctx context.Context, name string) (Container, error) {
+	return c.containerAction(ctx, name, "start")
+}
+
+// StopContainer stops a container; it may answer while it is stopping.
+func (c *Client) StopContainer(ctx context.Context, name string) (Container, error) {
+	return c.containerAction(ctx, name, "stop")
+}
+
+// RestartContainer stops and starts a container.
+func (c *Client) RestartContainer(ctx context.Context, name string) (Container, error) {
+	return c.containerAction(ctx, name, "restart")
+}
+
+func (c *Client) containerAction(ctx context.Context, name, action string) (Container, error) {
+	var ct Container
+	err := c.do(ctx, http.MethodPost, containerPath(name)+"/"+action, nil, &ct)
+	return ct, err
+}
+
+// RemoveContainer stops and removes a container; its volumes are kept.
+func (c *Client) RemoveContainer(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, containerPath(name), nil, nil)
+}
+
+// maxLine is the longest piece of a log line Logs delivers at once.
+const maxLine = 64 << 10
+
+// Logs calls line with each log line ("RFC3339NANO STREAM LINE", without
+// the newline) until the stream ends, ctx ends or line fails. A line
+// longer than 64 KiB comes in pieces.
+func (c *Client) Logs(ctx context.Context, name string, opts LogOptions, line func(string) error) error {
+	q := url.Values{}
+	if opts.Tail >= 0 {
+		q.Set("tail", strconv.Itoa(opts.Tail))
+	}
+	if opts.Follow {
+		q.Set("follow", "1")
+	}
+	body, err := c.stream(ctx, containerPath(name)+"/logs?"+q.Encode())
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	br := bufio.NewReaderSize(body, maxLine)
+	for {
+		s, err := br.ReadSlice('\n')
+		if len(s) > 0 {
+			if err := line(string(bytes.TrimSuffix(s, []byte("\n")))); err != nil {
+				return err
+			}
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return streamEnd(ctx, err)
+		}
+	}
+}
+
+// Events calls fn with each event, oldest first, then (with follow)
+// with each new one until ctx ends or fn fails.
+func (c *Client) Events(ctx context.Context, follow bool, fn func(Event) error) error {
+	path := "/v1/events"
+	if follow {
+		path += "?follow=1"
+	}
+	body, err := c.stream(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	dec := json.NewDecoder(body)
+	for {
+		var e Event
+		if err := dec.Decode(&e); err != nil {
+			return streamEnd(ctx, err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+}
+
+// streamEnd is nil for a stream that ended cleanly, and ctx's error
+// for one that ended because ctx did.
+func streamEnd(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err == io.EOF:
+		return nil
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("the node closed the stream: %w", err)
+	}
+	return err
+}
+
+// stream GETs path and returns the body of a 2xx answer.
+func (c *Client) stream(ctx context.Context, path string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp.Body, nil
+}
+
+func imagePath(digest string) string   { return "/v1/images/" + url.PathEscape(digest) }
+func containerPath(name string) string { return "/v1/containers/" + url.PathEscape(name) }
+
+// UploadOptions tunes Upload. The zero value is usable.
+type UploadOptions struct {
+	// Progress, when set, is told where the upload stands after each
+	// answer of the node, each chunk sent and each interruption. It
+	// is called from the goroutine that sends the body, too.
+	Progress func(UploadProgress)
+	// Retries is how many resumes in a row may fail to move the
+	// upload forward before Upload gives up; 0 means 8.
+	Retries int
+	// Backoff is the wait before resuming, doubling (up to 30 s) while
+	// the upload makes no progress; 0 means 1 s.
+	Backoff time.Duration
+	// Stall ends an attempt, which then resumes, when the connection
+	// has taken no bytes for this long; 0 means 60 s. Once the body is
+	// sent, the node's unpacking is waited for without a limit.
+	Stall time.Duration
+}
+
+func (o UploadOptions) withDefaults() UploadOptions {
+	if o.Retries == 0 {
+		o.Retries = 8
+	}
+	if o.Backoff == 0 {
+		o.Backoff = time.Second
+	}
+	if o.Stall == 0 {
+		o.Stall = time.Minute
+	}
+	if o.Progress == nil {
+		o.Progress = func(UploadProgress) {}
+	}
+	return o
+}
+
+// UploadProgress is where an upload stands.
+type UploadProgress struct {
+	// Confirmed is how many bytes the node said it has.
+	Confirmed int64
+	// Sent is how far the archive has been handed to the connection,
+	// Confirmed included. After an interruption it falls back to what
+	// the node confirms when the upload resumes.
+	Sent int64
+	// Total is the archive's size.
+	Total int64
+	// Resumes counts the attempts after the first.
+	Resumes int
+	// Err, when set, is why the last attempt ended; the upload
+	// resumes after Wait.
+	Err  error
+	Wait time.Duration
+}
+
+const maxBackoff = 30 * time.Second
+
+// errStalled ends an attempt whose connection stopped taking bytes.
+var errStalled = errors.New("the connection took no bytes")
+
+// errPartial is the node's 202: it kept less than was sent.
+var errPartial = errors.New("the node kept only part of what was sent")
+
+// Upload sends the archive in r, size bytes whose sha256 is digest, to
+// the node and returns the image the node unpacked from it. It asks the
+// node (HEAD) where to start: an image already there is returned
+// without sending a byte, and an earlier upload is resumed. A network
+// error, a dropped connection, a stall or a 409 offset mismatch makes
+// it ask again and resume, with backoff, up to opts.Retries times in a
+// row without progress. An answer that says the archive itself is
+// wrong (400, 413...) ends it.
+func (c *Client) Upload(ctx context.Context, digest string, r io.ReaderAt, size int64, opts UploadOptions) (Image, error) {
+	u := &upload{c: c, digest: digest, r: r, opts: opts.withDefaults()}
+	u.p.Total = size
+	return u.run(ctx)
+}
+
+type upload struct {
+	c      *Client
+	digest string
+	r      io.ReaderAt
+	opts   UploadOptions
+
+	mu sync.Mutex // guards p: the body is read on the transport's goroutine
+	p  UploadProgress
+}
+
+func (u *upload) run(ctx context.Context) (Image, error) {
+	delay, stuck, last := u.opts.Backoff, 0, int64(-1)
+	for {
+		img, err := u.attempt(ctx)
+		if err == nil || !resumable(ctx, err) {
+			return img, err
+		}
+		if confirmed := u.progress().Confirmed; confirmed > last {
+			delay, stuck, last = u.opts.Backoff, 0, confirmed
+		}
+		if stuck++; stuck > u.opts.Retries {
+			return Image{}, fmt.Errorf("upload of %s: gave up after %d attempts without progress: %w", u.digest, stuck, err)
+		}
+		wait := delay
+		if isOffsetError(err) {
+			wait = 0 // the node said where it stands: resume at once
+		}
+		u.update(func(p *UploadProgress) { p.Resumes++; p.Err, p.Wait = err, wait })
+		if err := sleep(ctx, wait); err != nil {
+			return Image{}, err
+		}
+		delay = min(2*delay, maxBackoff)
+	}
+}
+
+// attempt asks where the node stands and sends the rest.
+func (u *upload) attempt(ctx context.Context) (Image, error) {
+	have, off, err := u.c.ImageState(ctx, u.digest)
+	if err != nil {
+		return Image{}, err
+	}
+	if have {
+		u.update(func(p *UploadProgress) { p.Confirmed, p.Sent, p.Err = p.Total, p.Total, nil })
+		return u.c.Image(ctx, u.digest)
+	}
+	total := u.progress().Total
+	if off > total {
+		return Image{}, permanent{fmt.Errorf("the node has %d bytes of %s, more than the archive's %d", off, u.digest, total)}
+	}
+	u.update(func(p *UploadProgress) { p.Confirmed, p.Sent, p.Err, p.Wait = off, off, nil, 0 })
+	return u.put(ctx, off, total)
+}
+
+// put sends the archive from off on.
+func (u *upload) put(ctx context.Context, off, total int64) (Image, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	body := &sendBody{r: io.NewSectionReader(u.r, off, total-off), u: u, stall: u.opts.Stall}
+	body.timer = time.AfterFunc(u.opts.Stall, func() { cancel(errStalled) })
+	defer body.stop()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.c.base+imagePath(u.digest), body)
+	if err != nil {
+		return Image{}, err
+	}
+	if req.ContentLength = total - off; req.ContentLength == 0 {
+		req.Body = http.NoBody
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set(HeaderUploadOffset, strconv.FormatInt(off, 10))
+	req.Header.Set(HeaderUploadLength, strconv.FormatInt(total, 10))
+	resp, err := u.c.hc.Do(req)
+	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
+			return Image{}, fmt.Errorf("%w for %v", cause, u.opts.Stall)
+		}
+		return Image{}, err
+	}
+	defer resp.Body.Close()
+	return u.answer(resp)
+}
+
+func (u *upload) answer(resp *http.Response) (Image, error) {
+	switch resp.StatusCode {
+	case http.StatusCreated:
+		var img Image
+		if err := json.NewDecoder(resp.Body).Decode(&img); err != nil {
+			return Image{}, fmt.Errorf("PUT %s: decoding the answer: %w", imagePath(u.digest), err)
+		}
+		u.update(func(p *UploadProgress) { p.Confirmed, p.Sent = p.Total, p.Total })
+		return img, nil
+	case http.StatusAccepted:
+		return Image{}, errPartial
+	}
+	return Image{}, decodeError(resp)
+}
+
+func (u *upload) progress() UploadProgress {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.p
+}
+
+// update changes the progress and reports it.
+func (u *upload) update(change func(*UploadProgress)) {
+	u.mu.Lock()
+	change(&u.p)
+	p := u.p
+	u.mu.Unlock()
+	u.opts.Progress(p)
+}
+
+// sendBody is an attempt's request body: it counts what the connection
+// took, and pushes back the stall timer on each read.
+type sendBody struct {
+	r       io.Reader
+	u       *upload
+	stall   time.Duration
+	timer   *time.Timer
+	mu      sync.Mutex
+	stopped bool
+}
+
+func (b *sendBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return 0, errStalled // the attempt is over; the transport may still read
+	}
+	n, err := b.r.Read(p)
+	if err != nil {
+		b.timer.Stop() // all sent: the node now checks and unpacks
+	} else {
+		b.timer.Reset(b.stall)
+	}
+	b.u.update(func(p *UploadProgress) { p.Sent += int64(n) })
+	return n, err
+}
+
+func (b *sendBody) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stopped = true
+	b.timer.Stop()
+}
+
+// permanent marks an error that resuming cannot cure.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+// resumable reports whether asking the node again and resuming may get
+// past err.
+func resumable(ctx context.Context, err error) bool {
+	var e *Error
+	var p permanent
+	switch {
+	case ctx.Err() != nil, errors.Is(err, ErrNodeKey), errors.As(err, &p):
+		return false
+	case errors.As(err, &e):
+		switch e.Status {
+		case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusBadGateway,
+			http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return e.Code == CodeUploadOffset
+	}
+	return true // the network: refused, reset, EOF, stalled
+}
+
+func isOffsetError(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == CodeUploadOffset
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

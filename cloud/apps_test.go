@@ -1,0 +1,230 @@
+package main
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mholt/archives"
+
+	"allium/api"
+)
+
+// started is a fleet whose web1 runs foo from foo.txz.
+func started(t *testing.T) (*fleet, string) {
+	t.Helper()
+	f := newFleet(t)
+	path, digest := writeArchive(t, t.TempDir(), "foo.txz", archives.Xz{}, imageEntries(goodManifest, nil))
+	if code, _, _ := f.cloud(t, "start", "web1", path); code != exitOK {
+		t.Fatalf("cloud start web1 foo.txz: exit %d", code)
+	}
+	return f, digest
+}
+
+func TestStopByNameAndByFile(t *testing.T) {
+	f, _ := started(t)
+	for _, arg := range []string{"foo", "foo.txz", "bar/foo.tar.zst"} {
+		code, out, _ := f.cloud(t, "stop", "web1", arg)
+		if code != exitOK || out != "stopped foo\n" {
+			t.Errorf("cloud stop web1 %s: exit %d, output %q; want 0 and \"stopped foo\"", arg, code, out)
+		}
+	}
+	if got := f.backend.actions[1:]; !slices.Equal(got, []string{"stop foo", "stop foo", "stop foo"}) {
+		t.Errorf("the node was asked %q, want three stops of foo", got)
+	}
+	if c := f.backend.containers["foo"]; c.State != api.StateStopped || c.Desired != "stopped" {
+		t.Errorf("after cloud stop, foo is %s (desired %s), want stopped", c.State, c.Desired)
+	}
+}
+
+func TestStopUnknown(t *testing.T) {
+	f := newFleet(t)
+	code, _, errOut := f.cloud(t, "stop", "web1", "nosuch")
+	if code != exitFailure {
+		t.Errorf("cloud stop web1 nosuch: exit %d, want %d", code, exitFailure)
+	}
+	wantContains(t, "cloud stop web1 nosuch", errOut, `web1 answered: no container "nosuch" (HTTP 404, not_found)`)
+}
+
+func TestRestartAndRm(t *testing.T) {
+	f, _ := started(t)
+	code, out, _ := f.cloud(t, "restart", "web1", "foo")
+	if code != exitOK || !strings.Contains(out, "foo is running (pid 4242") {
+		t.Errorf("cloud restart web1 foo: exit %d, output %q; want it running", code, out)
+	}
+	code, out, _ = f.cloud(t, "rm", "web1", "foo.txz")
+	if code != exitOK || out != "removed foo (its volumes are kept)\n" {
+		t.Errorf("cloud rm web1 foo.txz: exit %d, output %q", code, out)
+	}
+	if _, ok := f.backend.containers["foo"]; ok {
+		t.Errorf("foo is still on the node after cloud rm")
+	}
+}
+
+func TestPs(t *testing.T) {
+	f, digest := started(t)
+	f.backend.containers["bar"] = api.Container{
+		Name: "bar", Image: digest, ImageName: "foo", State: api.StateCrashloop, Restarts: 12,
+		LastExit: &api.Exit{Signal: "SIGSEGV", Time: time.Now().Add(-3 * time.Minute)}, Error: "segfaults at start",
+	}
+	code, out, _ := f.cloud(t, "ps", "web1")
+	if code != exitOK {
+		t.Fatalf("cloud ps web1: exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("cloud ps web1 = %q, want a header, bar, foo and bar's error", out)
+	}
+	for i, want := range [][]string{
+		{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "IMAGE"},
+		{"bar", "crashloop", " - ", "12", "SIGSEGV, 3m ago", "foo@" + shortDigest(digest)},
+		{"foo", "running", "4242", "1m30s", " 0 ", " - ", "foo@" + shortDigest(digest)},
+		{"bar: segfaults at start"},
+	} {
+		wantContains(t, "cloud ps line "+lines[i], lines[i], want...)
+	}
+}
+
+func TestPsJSON(t *testing.T) {
+	f, _ := started(t)
+	_, out, _ := f.cloud(t, "ps", "web1", "--json")
+	var cs []map[string]any
+	if err := json.Unmarshal([]byte(out), &cs); err != nil || len(cs) != 1 || cs[0]["name"] != "foo" || cs[0]["state"] != "running" {
+		t.Errorf("cloud ps --json = %q, want the node's JSON list with foo running", out)
+	}
+}
+
+func TestPsEmpty(t *testing.T) {
+	f := newFleet(t)
+	code, out, errOut := f.cloud(t, "ps", "web1")
+	if code != exitOK || out != "" || !strings.Contains(errOut, "no containers on web1") {
+		t.Errorf("cloud ps on an empty node: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+func TestImagesAndRmi(t *testing.T) {
+	f, digest := started(t)
+	code, out, _ := f.cloud(t, "images", "web1")
+	if code != exitOK {
+		t.Fatalf("cloud images web1: exit %d", code)
+	}
+	wantContains(t, "cloud images web1", out, "DIGEST", "USED BY", shortDigest(digest), "  foo  ", " B ", "1h ago")
+	_, out, _ = f.cloud(t, "images", "web1", "--json")
+	if !strings.Contains(out, `"digest": "`+digest+`"`) {
+		t.Errorf("cloud images --json = %q, want the digest", out)
+	}
+	code, _, errOut := f.cloud(t, "rmi", "web1", "foo")
+	if code != exitFailure {
+		t.Errorf("cloud rmi of an image in use: exit %d, want %d", code, exitFailure)
+	}
+	wantContains(t, "cloud rmi of an image in use", errOut, "is used by foo (HTTP 409, conflict)", "cloud rm web1 NAME")
+	f.cloud(t, "rm", "web1", "foo")
+	code, out, _ = f.cloud(t, "rmi", "web1", strings.TrimPrefix(digest, "sha256:")[:8])
+	if code != exitOK || out != "removed image "+digest+" (foo)\n" {
+		t.Errorf("cloud rmi web1 PREFIX: exit %d, output %q", code, out)
+	}
+}
+
+func TestPickImage(t *testing.T) {
+	imgs := []api.Image{
+		{Digest: "sha256:abcd1111", Name: "web"},
+		{Digest: "sha256:abcd2222", Name: "db"},
+		{Digest: "sha256:ffff3333", Name: "web2"},
+	}
+	for arg, want := range map[string]string{
+		"db": "sha256:abcd2222", "abcd1": "sha256:abcd1111", "sha256:ffff": "sha256:ffff3333", "web2": "sha256:ffff3333",
+	} {
+		if got, err := pickImage(imgs, arg, "web1"); err != nil || got.Digest != want {
+			t.Errorf("pickImage(%q) = %s, %v; want %s", arg, got.Digest, err, want)
+		}
+	}
+	for arg, want := range map[string]string{
+		"abcd": `"abcd" names 2 images on web1: sha256:abcd1111 (web), sha256:abcd2222 (db); give more of the digest`,
+		"abc":  `no image "abc" on web1; cloud images web1 lists them`,
+		"nope": `no image "nope" on web1`,
+	} {
+		if _, err := pickImage(imgs, arg, "web1"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("pickImage(%q) = %v, want an error saying %q", arg, err, want)
+		}
+	}
+}
+
+func TestLogs(t *testing.T) {
+	f, _ := started(t)
+	f.backend.logs["foo"] = []string{"2026-01-02T03:04:05Z stdout one", "2026-01-02T03:04:06Z stderr two", "2026-01-02T03:04:07Z stdout three"}
+	code, out, _ := f.cloud(t, "logs", "web1", "foo")
+	if code != exitOK || out != strings.Join(f.backend.logs["foo"], "\n")+"\n" {
+		t.Errorf("cloud logs web1 foo: exit %d, output %q; want every line", code, out)
+	}
+	_, out, _ = f.cloud(t, "logs", "--tail", "1", "web1", "foo.txz")
+	if out != "2026-01-02T03:04:07Z stdout three\n" {
+		t.Errorf("cloud logs --tail 1 = %q, want the last line", out)
+	}
+	_, out, _ = f.cloud(t, "logs", "-f", "--tail", "0", "web1", "foo")
+	if out != "2026-01-02T03:04:09Z stdout followed\n" {
+		t.Errorf("cloud logs -f --tail 0 = %q, want only the followed line", out)
+	}
+	code, _, errOut := f.cloud(t, "logs", "web1", "nosuch")
+	if code != exitFailure || !strings.Contains(errOut, `no container "nosuch"`) {
+		t.Errorf("cloud logs web1 nosuch: exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestEvents(t *testing.T) {
+	f := newFleet(t)
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	f.backend.events = []api.Event{
+		{Time: t0, Type: api.EventExit, Container: "foo", Message: "exited", Exit: &api.Exit{Code: 1}},
+		{Time: t0, Type: api.EventImage, Image: "sha256:0123456789abcdef", Message: "unpacked app"},
+	}
+	code, out, _ := f.cloud(t, "events", "web1")
+	want := "2026-01-02T03:04:05Z  exit               foo  exited  (exited with code 1)\n" +
+		"2026-01-02T03:04:05Z  image              sha256:0123456789ab  unpacked app\n"
+	if code != exitOK || out != want {
+		t.Errorf("cloud events web1: exit %d, output %q, want %q", code, out, want)
+	}
+	_, out, _ = f.cloud(t, "events", "web1", "-f", "--json")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var last api.Event
+	if len(lines) != 3 || json.Unmarshal([]byte(lines[2]), &last) != nil || last.Message != "followed" {
+		t.Errorf("cloud events -f --json = %q, want three JSON lines, the last followed", out)
+	}
+}
+
+func TestAppsUsageErrors(t *testing.T) {
+	f := newFleet(t)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"start", "web1"}, "start takes HOST and FILE, got 1 argument\n"},
+		{[]string{"start", "web1", "foo.txz", "--name", "Foo"}, `--name "Foo": use 1-63 lower-case`},
+		{[]string{"start", "web1", "foo.txz", "--wait", "0s"}, "--wait 0s: want a positive duration"},
+		{[]string{"stop", "web1", "Bad Name"}, `container name "Bad Name"`},
+		{[]string{"stop", "web1", "x/Bad.txz"}, `container name "Bad": use 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit (from x/Bad.txz)`},
+		{[]string{"logs", "--tail", "-5", "web1", "foo"}, "--tail -5: want a number of lines"},
+		{[]string{"rmi", "web1"}, "rmi takes HOST and DIGEST or NAME, got 1 argument\n"},
+		{[]string{"ps"}, "ps takes one HOST"},
+	} {
+		code, _, errOut := f.cloud(t, tt.args...)
+		if code != exitUsage {
+			t.Errorf("cloud %s: exit %d, want %d", strings.Join(tt.args, " "), code, exitUsage)
+		}
+		wantContains(t, "cloud "+strings.Join(tt.args, " "), errOut, tt.want)
+	}
+	if n := f.backend.requests.Load(); n != 0 {
+		t.Errorf("usage errors made %d requests, want none", n)
+	}
+}
+
+func TestAppsHelp(t *testing.T) {
+	for _, cmd := range []string{"start", "stop", "restart", "rm", "ps", "logs", "images", "rmi", "events"} {
+		code, out, _ := runCloud(t, cmd, "--help")
+		if code != exitOK {
+			t.Errorf("cloud %s --help: exit %d, want 0", cmd, code)
+		}
+		wantContains(t, "cloud "+cmd+" --help", out, "Usage:", "Examples:", "  cloud "+cmd+" ")
+	}
+}

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"allium/api"
+)
+
+// containerCmd makes a command that takes HOST and NAME|FILE.
+func (g *globals) containerCmd(use, short, long, example string, body func(ctx context.Context, s *session, name string) error) *cobra.Command {
+	nodeKey := new(string)
+	cmd := &cobra.Command{
+		Use:               use + " HOST NAME|FILE",
+		Short:             short,
+		Long:              long + "\n\n" + nameOrFile,
+		Example:           example,
+		Args:              hostAnd("NAME (or the FILE it was started from)"),
+		ValidArgsFunction: g.completeHost,
+		RunE: g.runLongE(func(ctx context.Context, args []string) error {
+			name, err := containerArg(args[1])
+			if err != nil {
+				return err
+			}
+			s, err := g.connect(args[0], *nodeKey)
+			if err != nil {
+				return err
+			}
+			return body(ctx, s, name)
+		}),
+	}
+	nodeKeyFlag(cmd, nodeKey)
+	return cmd
+}
+
+const nameOrFile = `The container is named by NAME, or by the FILE it was started from:
+cloud stop web1 bar/foo.txz and cloud stop web1 foo name the same one.`
+
+func newStop(g *globals) *cobra.Command {
+	var w waitFlags
+	cmd := g.containerCmd("stop", "Stop a container",
+		`Stop a container: the node sends the manifest's stop signal, waits its
+timeout, then kills the whole process group. A stopped container stays
+stopped, across reboots too, until cloud start or cloud restart.`,
+		`  cloud stop web1 foo
+  cloud stop 1.2.3.4:7707 foo.txz --node-key ed25519:BASE64
+  cloud stop web1 foo --no-wait`,
+		func(ctx context.Context, s *session, name string) error { return g.stop(ctx, s, name, w) })
+	w.add(cmd, "until the container has stopped")
+	return cmd
+}
+
+func (g *globals) stop(ctx context.Context, s *session, name string, w waitFlags) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	c, err := s.act(ctx, name, s.client.StopContainer)
+	if err != nil {
+		return err
+	}
+	if c.State == api.StateStopping && !w.no {
+		if err := g.waitDown(ctx, s, name, w.limit); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(g.stdout, "stopped %s\n", name)
+	return nil
+}
+
+func newRestart(g *globals) *cobra.Command {
+	var w waitFlags
+	cmd := g.containerCmd("restart", "Restart a container",
+		`Restart a container (stop, then start) and wait until it runs again. An
+operator's restart never counts as a failure, and it clears crashloop.`,
+		`  cloud restart web1 foo
+  cloud restart web1 foo --no-wait`,
+		func(ctx context.Context, s *session, name string) error {
+			if err := w.check(); err != nil {
+				return err
+			}
+			if _, err := s.act(ctx, name, s.client.RestartContainer); err != nil || w.no {
+				return err
+			}
+			return g.waitUp(ctx, s, name, "", w.limit)
+		})
+	w.add(cmd, "until the container runs")
+	return cmd
+}
+
+func newRm(g *globals) *cobra.Command {
+	cmd := g.containerCmd("rm", "Stop and remove a container",
+		`Stop and remove a container. Its volumes stay on the node, so a later
+cloud start under the same name finds them; its image stays too (cloud rmi
+removes it).`,
+		`  cloud rm web1 foo`,
+		func(ctx context.Context, s *session, name string) error {
+			ctx, cancel := s.bounded(ctx)
+			defer cancel()
+			if err := s.client.RemoveContainer(ctx, name); err != nil {
+				return s.explain(err)
+			}
+			fmt.Fprintf(g.stdout, "removed %s (its volumes are kept)\n", name)
+			return nil
+		})
+	return cmd
+}
+
+// act does one thing to a container within --timeout.
+func (s *session) act(ctx context.Context, name string, do func(context.Context, string) (api.Container, error)) (api.Container, error) {
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
+	c, err := do(ctx, name)
+	if err != nil {
+		return c, s.explain(err)
+	}
+	return c, nil
+}
+
+func newPs(g *globals) *cobra.Command {
+	var nodeKey string
+	cmd := &cobra.Command{
+		Use:   "ps HOST",
+		Short: "List a node's containers",
+		Long: `List a node's containers: name, state, pid, how long it has run, how
+many times it was restarted after a failure, how its last run ended, and
+its image (name@digest). Uptimes use this machine's clock.`,
+		Example: `  cloud ps web1
+  cloud ps web1 --json`,
+		Args:              hostArg,
+		ValidArgsFunction: g.completeHost,
+		RunE: g.runE(func(ctx context.Context, args []string) error {
+			return g.ps(ctx, args[0], nodeKey)
+		}),
+	}
+	nodeKeyFlag(cmd, &nodeKey)
+	return cmd
+}
+
+func (g *globals) ps(ctx context.Context, host, nodeKey string) error {
+	s, err := g.connect(host, nodeKey)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return g.printCall(ctx, s, "/v1/containers")
+	}
+	cs, err := s.client.Containers(ctx)
+	if err != nil {
+		return s.explain(err)
+	}
+	if len(cs) == 0 {
+		fmt.Fprintf(g.stderr, "no containers on %s; cloud start %s FILE runs one\n", s.name, s.name)
+		return nil
+	}
+	return g.psTable(cs)
+}
+
+func (g *globals) psTable(cs []api.Container) error {
+	tw := tabwriter.NewWriter(g.stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tIMAGE")
+	for _, c := range cs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s@%s\n", c.Name, psState(c), dash(c.PID),
+			psUptime(c), c.Restarts, lastExit(c.LastExit), c.ImageName, shortDigest(c.Image))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if c.Error != "" {
+			fmt.Fprintf(g.stdout, "%s: %s\n", c.Name, c.Error)
+		}
+	}
+	return nil
+}
+
+// printCall GETs path and prints the node's JSON.
+func (g *globals) printCall(ctx context.Context, s *session, path string) error {
+	raw, err := s.call(ctx, http.MethodGet, path)
+	if err != nil {
+		return err
+	}
+	return g.printJSON(raw)
+}
+
+func psState(c api.Container) string {
+	if c.State == api.StateBackoff && !c.NextRestart.IsZero() {
+		return fmt.Sprintf("backoff (restart in %v)", until(c.NextRestart))
+	}
+	return c.State
+}
+
+func psUptime(c api.Container) string {
+	if c.Started.IsZero() || (c.State != api.StateRunning && c.State != api.StateStarting) {
+		return "-"
+	}
+	return uptime(max(0, time.Since(c.Started).Seconds()))
+}
+
+func lastExit(e *api.Exit) string {
+	if e == nil {
+		return "-"
+	}
+	what := "code " + strconv.Itoa(e.Code)
+	if e.Signal != "" {
+		what = e.Signal
+	}
+	if e.Time.IsZero() {
+		return what
+	}
+	return what + ", " + ago(e.Time) + " ago"
+}
+
+// ago renders how long ago t was, in its largest unit: 5s, 3m, 2h, 4d.
+func ago(t time.Time) string {
+	d := max(0, time.Since(t))
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func dash(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}
+
+// shortDigest is "sha256:" and the first 12 hex digits.
+func shortDigest(d string) string {
+	const n = len("sha256:") + 12
+	if len(d) > n {
+		return d[:n]
+	}
+	return d
+}
