@@ -33,6 +33,7 @@ type qemuFlags struct {
 	noReboot bool
 	accel    choiceFlag
 	dryRun   bool
+	forward  []string
 }
 
 func newQemuCmd() *cobra.Command {
@@ -55,6 +56,7 @@ The accelerator is TCG (software emulation, a boot takes a few seconds).
 		Example: `  mkimage qemu out/web1
   mkimage qemu out/web1 --port 17707 --serial out/web1/serial.log --no-reboot
   mkimage qemu out/web1 --monitor /tmp/web1.mon   # then: echo system_powerdown | socat - unix:/tmp/web1.mon
+  mkimage qemu out/web1 --forward 8080:8080       # a container's port too
   mkimage qemu out/web1 --dry-run                 # print the command line only`,
 		Args: exactArgs(1, "DIR, the appliance directory"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
@@ -70,6 +72,7 @@ The accelerator is TCG (software emulation, a boot takes a few seconds).
 	fl.IntVar(&f.mem, "mem", 512, "guest memory in MiB")
 	fl.BoolVar(&f.noReboot, "no-reboot", false, "exit QEMU when the guest reboots (or init dies, with panic=-1)")
 	fl.Var(&f.accel, "accel", "accelerator; KVM hangs on nested-PVM hosts, so TCG is the default")
+	fl.StringArrayVar(&f.forward, "forward", nil, "also forward 127.0.0.1:HOST to the node's port GUEST, as HOST:GUEST (repeatable), to reach a container")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the command line to stdout and exit")
 	return cmd
 }
@@ -96,6 +99,8 @@ type qemuSpec struct {
 	Mem       int    // MiB
 	NoReboot  bool
 	Accel     string // "tcg" or "kvm"
+	// Forwards are more HOST->GUEST port pairs, for containers.
+	Forwards [][2]int
 }
 
 // qemuArgs builds QEMU's argv (without the program name).
@@ -109,7 +114,7 @@ func qemuArgs(s qemuSpec) []string {
 		"-append", s.Cmdline,
 		"-serial", serialArg(s.Serial),
 		// The cloud kernel has no e1000 driver: the NIC must be virtio.
-		"-nic", nicArg(s.HostPort, s.GuestPort),
+		"-nic", nicArg(s.HostPort, s.GuestPort, s.Forwards),
 	}
 	if s.Data {
 		// cache=writeback, not unsafe: a guest's flush must reach the
@@ -134,12 +139,30 @@ func serialArg(serial string) string {
 	return "file:" + serial
 }
 
-func nicArg(hostPort, guestPort int) string {
+func nicArg(hostPort, guestPort int, more [][2]int) string {
 	nic := "user,model=virtio-net-pci"
 	if hostPort > 0 && guestPort > 0 {
 		nic += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", hostPort, guestPort)
 	}
+	for _, f := range more {
+		nic += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f[0], f[1])
+	}
 	return nic
+}
+
+// parseForwards reads --forward HOST:GUEST values.
+func parseForwards(vals []string) ([][2]int, error) {
+	var out [][2]int
+	for _, v := range vals {
+		h, g, ok := strings.Cut(v, ":")
+		hp, err1 := strconv.Atoi(h)
+		gp, err2 := strconv.Atoi(g)
+		if !ok || err1 != nil || err2 != nil || hp < 1 || hp > 65535 || gp < 1 || gp > 65535 {
+			return nil, usageError{fmt.Errorf("--forward %q: want HOST:GUEST ports, e.g. 8080:8080", v)}
+		}
+		out = append(out, [2]int{hp, gp})
+	}
+	return out, nil
 }
 
 // qemuEscape doubles commas, which QEMU's option syntax would otherwise
@@ -233,6 +256,9 @@ func (f *qemuFlags) spec(dir string) (qemuSpec, error) {
 	}
 	if s.HostPort == 0 {
 		s.HostPort = guest
+	}
+	if s.Forwards, err = parseForwards(f.forward); err != nil {
+		return qemuSpec{}, err
 	}
 	if f.noData {
 		s.Cmdline = stripParam(s.Cmdline, dataParam)

@@ -26,6 +26,8 @@ func TestQemuArgs(t *testing.T) {
 	all.Monitor, all.NoReboot = "/run/m,1.sock", true
 	fileSerial := base
 	fileSerial.Serial, fileSerial.Accel, fileSerial.HostPort = "/tmp/s.log", "kvm", 0
+	forwards := base
+	forwards.Forwards = [][2]int{{18080, 8080}, {2222, 22}}
 
 	tests := []struct {
 		name string
@@ -39,6 +41,8 @@ func TestQemuArgs(t *testing.T) {
 		{"serial file, kvm, no forward", fileSerial, slices.Concat(
 			[]string{"-nodefaults", "-no-user-config", "-display", "none", "-machine", "q35,accel=kvm"},
 			common[6:18], []string{"-serial", "file:/tmp/s.log", "-nic", "user,model=virtio-net-pci"})},
+		{"forwards", forwards, slices.Concat(common[:len(common)-1],
+			[]string{"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:17707-:7707,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=tcp:127.0.0.1:2222-:22"})},
 	}
 	for _, tt := range tests {
 		if got := qemuArgs(tt.spec); !slices.Equal(got, tt.want) {
@@ -132,5 +136,17 @@ func TestQemuExec(t *testing.T) {
 	code, _, stderr := runMkimage(t, "qemu", dir)
 	if code != 0 || len(gotArgv) == 0 || gotArgv[0] != qemuBinary || !strings.Contains(stderr, "+ "+commandLine(gotArgv)) {
 		t.Errorf("mkimage qemu = exit %d, exec %q, stderr %q; want the logged command line exec'd", code, gotArgv, stderr)
+	}
+}
+
+func TestParseForwards(t *testing.T) {
+	got, err := parseForwards([]string{"8080:80", "2222:22"})
+	if err != nil || !slices.Equal(got, [][2]int{{8080, 80}, {2222, 22}}) {
+		t.Errorf("parseForwards(8080:80, 2222:22) = %v, %v", got, err)
+	}
+	for _, bad := range []string{"8080", "a:80", "0:80", "80:70000"} {
+		if _, err := parseForwards([]string{bad}); err == nil {
+			t.Errorf("parseForwards(%q) = nil error", bad)
+		}
 	}
 }
