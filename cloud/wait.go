@@ -62,7 +62,9 @@ func (s *session) get(ctx context.Context, name string) (api.Container, error) {
 func (g *globals) waitUp(ctx context.Context, s *session, name, digest string, limit time.Duration) error {
 	c, err := g.poll(ctx, s, name, limit, func(c api.Container) error {
 		switch {
-		case digest != "" && c.Image != digest, c.State == api.StateStarting, c.State == api.StateStopping:
+		case digest != "" && c.Image != digest, c.State == api.StateStarting, c.State == api.StateStopping,
+			// Asked to run but not yet picked up by the node's supervisor.
+			c.State == api.StateStopped && c.Desired == "running":
 			return errWaiting
 		case c.State == api.StateRunning:
 			return nil
