@@ -1,0 +1,437 @@
+package supervisor
+
+import (
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A container is supervised by one goroutine, its loop, which alone
+// reads and writes its fields (except status, published for readers).
+// Everything that happens reaches the loop as an event on one channel:
+// operator requests, a run's exit, a timer, a probe's verdict. The loop
+// looks the action up in a table of state × event, as s6-supervise does;
+// an empty cell ignores the event.
+
+// kind is an event's kind: a column of the table.
+type kind uint8
+
+const (
+	kStart    kind = iota // operator start
+	kStop                 // operator stop (reply when down)
+	kRestart              // operator restart
+	kRemove               // operator remove (reply when gone)
+	kReplace              // new spec: stop, swap, start (reply when started)
+	kExec                 // the shim exec'd the workload
+	kExited               // the run's process exited
+	kTimer                // the backoff, crashloop or stop timer fired
+	kReady                // the readiness probe passed
+	kNotReady             // the readiness probe gave up
+	nKinds
+)
+
+// event is one message to the loop.
+type event struct {
+	kind   kind
+	gen    uint64          // kExec, kExited, kReady, kNotReady: the run; kTimer: the timer
+	status unix.WaitStatus // kExited
+	setup  string          // kExited: the shim's message if it failed before exec
+	err    error           // kNotReady
+	spec   *Spec           // kReplace
+	reply  chan error      // kStop, kRemove, kReplace
+}
+
+type action func(c *container, ev event)
+
+// transitions is the state machine. Rows are states, columns events.
+//
+//	a run starts in starting; exec (the shim became the workload) makes
+//	  it running, or starts its readiness wait, and ready makes it
+//	  running;
+//	stop, restart, remove, replace of a live run: signal the group and
+//	  go to stopping with what to do once it is down (c.after);
+//	the same in stopping: change c.after (a remove stays a remove);
+//	exited of a live run: apply the policy (backoff, crashloop, exited)
+//	  or, when the shim failed before exec, failed;
+//	exited in stopping: do c.after (stopped, start, remove, policy);
+//	timer in backoff/crashloop: start; in stopping: SIGKILL the group.
+var transitions = [nStates][nKinds]action{
+	// columns: start, stop, restart, remove, replace, exec, exited, timer, ready, notReady
+	Starting:  {startLive, stopRun, restartRun, removeRun, replaceRun, execRun, exitedRun, ignore, readyRun, notReadyRun},
+	Running:   {startLive, stopRun, restartRun, removeRun, replaceRun, ignore, exitedRun, ignore, ignore, ignore},
+	Stopping:  {queueStart, queueStop, queueStart, queueRemove, queueReplace, ignore, stoppedRun, escalate, ignore, ignore},
+	Backoff:   {startNow, halt, startNow, removeNow, replaceNow, ignore, ignore, retry, ignore, ignore},
+	Crashloop: {startNow, halt, startNow, removeNow, replaceNow, ignore, ignore, retry, ignore, ignore},
+	Stopped:   {startNow, halt, startNow, removeNow, replaceNow, ignore, ignore, ignore, ignore, ignore},
+	Exited:    {startNow, halt, startNow, removeNow, replaceNow, ignore, ignore, ignore, ignore, ignore},
+	Failed:    {startNow, halt, startNow, removeNow, replaceNow, ignore, ignore, ignore, ignore, ignore},
+}
+
+// ignore is the empty cell: the event changes nothing (a stale or
+// meaningless one).
+var ignore action
+
+// afterStop is what stopping leads to once the run is down.
+type afterStop uint8
+
+const (
+	thenStop   afterStop = iota // stopped (operator stop)
+	thenStart                   // start again (restart, replace, start)
+	thenRemove                  // removed
+	thenPolicy                  // the restart policy (not ready in time)
+)
+
+type container struct {
+	sup    *Supervisor
+	events chan event
+	done   chan struct{} // closed when the loop has ended (removed)
+	status atomic.Pointer[Status]
+
+	spec    Spec
+	pending *Spec // kReplace's spec, swapped in once the old run is down
+	hist    History
+	state   State
+	errMsg  string
+	logs    *logWriter
+
+	run      *run   // the live run; nil when none
+	gen      uint64 // of the latest run
+	timer    *time.Timer
+	timerGen uint64
+	next     time.Time // of a scheduled restart
+
+	after   afterStop
+	waiters []waiter
+	removed bool
+}
+
+type waiter struct {
+	reply   chan error
+	replace bool
+}
+
+func newContainer(s *Supervisor, spec Spec, hist History) *container {
+	c := &container{sup: s, events: make(chan event, 16), done: make(chan struct{}), spec: spec, hist: hist}
+	c.publish()
+	return c
+}
+
+// send hands ev to the loop; false if the loop has ended.
+func (c *container) send(ev event) bool {
+	select {
+	case c.events <- ev:
+		return true
+	case <-c.done:
+		return false
+	}
+}
+
+func (c *container) loop(start bool) {
+	defer close(c.done)
+	if start {
+		c.handle(func() { c.spawn() }, nil)
+	}
+	for !c.removed {
+		ev := <-c.events
+		c.handle(func() { c.dispatch(ev) }, ev.reply)
+	}
+}
+
+// handle runs one step of the loop. A panic costs the event, not the
+// loop: it is logged and reported, and the container goes on.
+func (c *container) handle(step func(), reply chan error) {
+	defer c.publish()
+	defer func() {
+		if v := recover(); v != nil {
+			c.sup.opts.Log.Error("recovered a panic", "in", "supervisor: "+c.spec.Name, "panic", v, "stack", string(debug.Stack()))
+			c.emit(Event{Type: EventError, Message: fmt.Sprintf("internal error: %v", v)})
+			if reply != nil {
+				select { // unless the step replied before it panicked
+				case reply <- fmt.Errorf("supervisor: %s: internal error: %v", c.spec.Name, v):
+				default:
+				}
+			}
+		}
+	}()
+	step()
+}
+
+func (c *container) dispatch(ev event) {
+	if c.stale(ev) {
+		return
+	}
+	if a := transitions[c.state][ev.kind]; a != nil {
+		a(c, ev)
+	} else if ev.reply != nil {
+		ev.reply <- nil
+	}
+}
+
+// stale reports an event about an earlier run or a cancelled timer.
+func (c *container) stale(ev event) bool {
+	switch ev.kind {
+	case kExec, kExited, kReady, kNotReady:
+		return c.run == nil || ev.gen != c.gen
+	case kTimer:
+		return c.timer == nil || ev.gen != c.timerGen
+	}
+	return false
+}
+
+// Actions on a live run.
+
+func stopRun(c *container, ev event)    { c.beginStop(thenStop, ev) }
+func restartRun(c *container, ev event) { c.beginStop(thenStart, ev) }
+func removeRun(c *container, ev event)  { c.beginStop(thenRemove, ev) }
+
+func replaceRun(c *container, ev event) {
+	c.pending = ev.spec
+	c.beginStop(thenStart, ev)
+}
+
+// startLive is an operator start of what runs: it clears a crashloop
+// (the run may be a crashloop retry) and leaves the run alone.
+func startLive(c *container, _ event) { c.hist = c.hist.OperatorStart() }
+
+func exitedRun(c *container, ev event) {
+	ex, ran := c.endRun(ev.status)
+	if ev.setup != "" {
+		c.errMsg = ev.setup
+		c.setState(Failed)
+		c.emitExit(ex, ran, "failed before the workload ran; not restarting until started again")
+		c.emit(Event{Type: EventError, Message: ev.setup})
+		return
+	}
+	c.applyPolicy(ex, ran)
+}
+
+// execRun: the workload runs. Without a readiness check it is ready
+// now ("ready once started"); with one, the wait begins.
+func execRun(c *container, _ event) {
+	if c.spec.Ready == nil && c.spec.ReadyFD == 0 {
+		c.setState(Running)
+		c.emit(Event{Type: EventReady, Message: "running (no readiness check)", PID: c.run.pid})
+		return
+	}
+	c.watchReady()
+}
+
+func readyRun(c *container, _ event) {
+	c.setState(Running)
+	c.emit(Event{Type: EventReady, Message: "ready", PID: c.run.pid})
+}
+
+func notReadyRun(c *container, ev event) {
+	c.errMsg = ev.err.Error()
+	c.emit(Event{Type: EventError, Message: c.errMsg})
+	c.beginStop(thenPolicy, ev)
+}
+
+// Actions while stopping: the latest request wins, but a remove stays.
+
+func queueStart(c *container, ev event)  { c.queue(thenStart, ev) }
+func queueStop(c *container, ev event)   { c.queue(thenStop, ev) }
+func queueRemove(c *container, ev event) { c.queue(thenRemove, ev) }
+
+func queueReplace(c *container, ev event) {
+	c.pending = ev.spec
+	c.queue(thenStart, ev)
+}
+
+func stoppedRun(c *container, ev event) {
+	ex, ran := c.endRun(ev.status)
+	c.disarm()
+	if c.after != thenPolicy {
+		c.setState(Stopped)
+	}
+	switch c.after {
+	case thenStop:
+		c.swapPending()
+		c.emitExit(ex, ran, "stopped")
+	case thenStart:
+		c.emitExit(ex, ran, "stopped; starting again")
+		c.swapPending()
+		c.operatorStart()
+	case thenRemove:
+		c.emitExit(ex, ran, "stopped; removing")
+		c.remove()
+	case thenPolicy:
+		c.applyPolicy(ex, ran)
+	}
+	c.replyAll()
+}
+
+func escalate(c *container, _ event) {
+	c.timer = nil
+	msg := fmt.Sprintf("did not stop within %v; sent SIGKILL to process group %d", c.spec.stopTimeout(), c.run.pid)
+	if err := c.signal(unix.SIGKILL); err != nil {
+		msg += ": " + err.Error()
+	}
+	c.emit(Event{Type: EventStop, Message: msg, PID: c.run.pid})
+}
+
+// Actions when no run is live.
+
+func startNow(c *container, _ event) { c.operatorStart() }
+func retry(c *container, _ event)    { c.spawn() }
+
+func halt(c *container, ev event) {
+	c.disarm()
+	c.setState(Stopped)
+	c.emit(Event{Type: EventStop, Message: "stopped"})
+	ev.reply <- nil
+}
+
+func removeNow(c *container, ev event) {
+	c.disarm()
+	c.remove()
+	ev.reply <- nil
+}
+
+func replaceNow(c *container, ev event) {
+	c.spec = *ev.spec
+	c.operatorStart()
+	ev.reply <- nil
+}
+
+// Helpers of the actions.
+
+func (c *container) beginStop(then afterStop, ev event) {
+	c.queue(then, ev)
+	c.run.stopProbe()
+	c.setState(Stopping)
+	sig, wait := c.spec.stopSignal(), c.spec.stopTimeout()
+	msg := fmt.Sprintf("sent %s to process group %d; SIGKILL in %v", unix.SignalName(sig), c.run.pid, wait)
+	if err := c.signal(sig); err != nil {
+		msg = fmt.Sprintf("%s to process group %d: %v", unix.SignalName(sig), c.run.pid, err)
+	}
+	c.emit(Event{Type: EventStop, Message: msg, PID: c.run.pid})
+	c.arm(wait)
+}
+
+func (c *container) queue(then afterStop, ev event) {
+	if c.after != thenRemove || c.state != Stopping {
+		c.after = then
+	}
+	if ev.reply != nil {
+		c.waiters = append(c.waiters, waiter{reply: ev.reply, replace: ev.kind == kReplace})
+	}
+}
+
+func (c *container) replyAll() {
+	for _, w := range c.waiters {
+		if c.removed && w.replace {
+			w.reply <- fmt.Errorf("%w: %s", ErrRemoved, c.spec.Name)
+		} else {
+			w.reply <- nil
+		}
+	}
+	c.waiters = nil
+}
+
+func (c *container) swapPending() {
+	if c.pending != nil {
+		c.spec, c.pending = *c.pending, nil
+	}
+}
+
+// operatorStart starts afresh: no backoff, no crashloop, no old error.
+func (c *container) operatorStart() {
+	c.disarm()
+	c.hist = c.hist.OperatorStart()
+	c.errMsg = ""
+	c.spawn()
+}
+
+// applyPolicy decides what follows an exit and goes there.
+func (c *container) applyPolicy(ex Exit, ran time.Duration) {
+	d, h := c.spec.Policy.Decide(c.hist, ran, ex, time.Now(), c.sup.opts.Rand)
+	c.hist = h
+	switch d.Action {
+	case StayDown:
+		c.setState(Exited)
+		c.emitExit(ex, ran, "not restarting: "+d.Reason)
+	case Restart:
+		c.schedule(Backoff, d.After)
+		c.emitExit(ex, ran, d.Reason)
+		c.emit(Event{Type: EventRestart, Message: d.Reason, Delay: d.After})
+	case CrashloopRetry:
+		c.schedule(Crashloop, d.After)
+		c.emitExit(ex, ran, d.Reason)
+		c.emit(Event{Type: EventCrashloop, Message: d.Reason, Delay: d.After})
+	}
+}
+
+func (c *container) schedule(s State, after time.Duration) {
+	c.setState(s)
+	c.arm(after)
+	c.next = time.Now().Add(after)
+}
+
+func (c *container) remove() {
+	c.setState(Stopped)
+	c.removed = true
+	if c.logs != nil {
+		c.logs.close()
+	}
+	c.sup.forget(c)
+	c.emit(Event{Type: EventRemove, Message: "removed"})
+}
+
+func (c *container) setState(s State) {
+	c.state = s
+	if s != Backoff && s != Crashloop {
+		c.next = time.Time{}
+	}
+}
+
+// arm starts the one timer, replacing any; disarm cancels it. A fired
+// timer whose generation is not current is stale.
+func (c *container) arm(d time.Duration) {
+	c.disarm()
+	gen := c.timerGen
+	c.timer = time.AfterFunc(d, func() { c.send(event{kind: kTimer, gen: gen}) })
+}
+
+func (c *container) disarm() {
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.timerGen++
+}
+
+func (c *container) emitExit(ex Exit, ran time.Duration, note string) {
+	msg := fmt.Sprintf("%v after %v; %s", ex, ran.Round(time.Millisecond), note)
+	c.emit(Event{Type: EventExit, Message: msg, Exit: &ex})
+}
+
+// emit completes ev and hands it to OnEvent, recovering its panic. It
+// publishes the status first: whoever sees an event finds Status at
+// least as new.
+func (c *container) emit(ev Event) {
+	ev.Time, ev.Container, ev.State, ev.History = time.Now(), c.spec.Name, c.state, c.hist.clone()
+	c.publish()
+	if f := c.sup.opts.OnEvent; f != nil {
+		defer recoverLog(c.sup.opts.Log, "supervisor: OnEvent")
+		f(ev)
+	}
+}
+
+// publish stores the status that Status and List read.
+func (c *container) publish() {
+	s := Status{
+		Name: c.spec.Name, State: c.state, Restarts: c.hist.Restarts,
+		NextRestart: c.next, Error: c.errMsg, LastExit: c.hist.clone().LastExit,
+	}
+	if c.run != nil {
+		s.PID, s.Started = c.run.pid, c.run.started
+	}
+	if c.logs != nil {
+		s.LogsDropped = c.logs.dropped.Load()
+	}
+	c.status.Store(&s)
+}

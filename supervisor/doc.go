@@ -1,0 +1,34 @@
+// Package supervisor runs containers and keeps them running.
+//
+// It owns a container's lifecycle at the chroot rung of DESIGN.md's
+// isolation ladder:
+//   - the process spec (Spec, FromManifest, Command): root, command, env,
+//     workdir, user and groups resolved from the image's /etc/passwd,
+//     rlimits, stop signal and timeout, readiness;
+//   - the shim (ShimMain), PID 1's binary re-executed as "init shim",
+//     which chroots, sets rlimits and no_new_privs, drops capabilities
+//     and credentials, and execs the workload;
+//   - the restart policy (Policy.Decide), pure and tested under
+//     testing/synctest, and the History the caller persists;
+//   - supervision (Supervisor): one goroutine per container, a table of
+//     state × event (container.go), stop with SIGTERM, grace and SIGKILL
+//     of the whole process group, readiness probes;
+//   - logs: stdout and stderr into bounded, rotated, timestamped files
+//     (ReadLogs, Follow).
+//
+// It does not own HTTP, tor or bbolt: it is handed Specs and Histories
+// and reports Events through a callback; init persists them and maps
+// them to the API's wire types. It does not unpack images, mount
+// volumes, or reap: it starts processes through a Starter (PID 1's
+// reaper, the one caller of wait4) and signals them through a Killer.
+// It imports imagestore for the Manifest type only.
+//
+// Wiring, in init: dispatch "init shim" to ShimMain before anything
+// else; New(Options{Starter: the reaper, OnEvent: persist History and
+// publish}); Add each container from state at boot with its History and
+// desired state; StopAll at shutdown. State.String and EventType are the
+// API's wire names.
+//
+// WORKLOAD.md is the contract a workload can rely on: environment,
+// HOME, signals, exit 125, readiness and logs.
+package supervisor

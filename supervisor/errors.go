@@ -1,0 +1,26 @@
+package supervisor
+
+import "errors"
+
+// Sentinel errors; check them with errors.Is.
+var (
+	// ErrNotFound: no container by that name.
+	ErrNotFound = errors.New("supervisor: no such container")
+	// ErrExists: Add of a name the supervisor already has.
+	ErrExists = errors.New("supervisor: container already exists")
+	// ErrRemoved: the container was removed while the call waited.
+	ErrRemoved = errors.New("supervisor: container removed")
+	// ErrInvalidSpec: a Spec that cannot run (no name, a relative root,
+	// no command).
+	ErrInvalidSpec = errors.New("supervisor: invalid spec")
+	// ErrUnknownUser: the manifest's user is not in the image's
+	// /etc/passwd.
+	ErrUnknownUser = errors.New("unknown user")
+	// ErrStarterPID: a Starter returned without cmd.Process.Pid (the
+	// process may run, unsupervised). os.Process.Release sets Pid to
+	// -1: a Starter must not call it before returning.
+	ErrStarterPID = errors.New("supervisor: the Starter left no pid in cmd.Process (did it call Release?)")
+	// ErrIsolation: the manifest needs a rung of the isolation ladder
+	// this supervisor does not provide.
+	ErrIsolation = errors.New("supervisor: isolation level not available")
+)

@@ -1,0 +1,234 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// run is one start of a container's workload, from fork to exit.
+type run struct {
+	pid     int // the shim's, then the workload's: it leads the process group
+	gen     uint64
+	started time.Time
+	ctx     context.Context    // the run's life: cancelled when it ends or is stopped
+	cancel  context.CancelFunc // cancels ctx
+	readyR  *os.File           // the readiness pipe's read end, if the spec has one
+}
+
+func (r *run) stopProbe() { r.cancel() }
+
+// spawn starts a run in state starting; the exec event moves it on. A
+// start that fails (fork, exec of the shim) is an exit with code 126
+// through the restart policy: it may be the node's passing trouble
+// (EAGAIN, ENOMEM).
+func (c *container) spawn() {
+	c.gen++
+	r, err := c.start(c.gen)
+	if errors.Is(err, ErrStarterPID) {
+		c.errMsg = err.Error()
+		c.setState(Failed) // a bug of the Starter: retrying would only start more
+		c.emit(Event{Type: EventError, Message: c.errMsg})
+		return
+	}
+	if err != nil {
+		c.errMsg = "start: " + err.Error()
+		c.emit(Event{Type: EventError, Message: c.errMsg})
+		c.applyPolicy(Exit{Code: ExitCannotExec, Time: time.Now()}, 0)
+		return
+	}
+	c.run = r
+	c.setState(Starting)
+	c.emit(Event{Type: EventStart, Message: fmt.Sprintf("started pid %d", r.pid), PID: r.pid})
+}
+
+// start starts the shim with the log, status and readiness pipes and the
+// goroutines that serve them.
+func (c *container) start(gen uint64) (*run, error) {
+	var ps pipeSet
+	defer ps.closeChild() // the child has its ends once started
+	outR, outW, errR, errW := c.logPipes(&ps)
+	statusR, statusW, err := ps.pipe()
+	if err != nil {
+		ps.closeParent()
+		return nil, err
+	}
+	var readyR, readyW *os.File
+	if c.spec.ReadyFD != 0 {
+		if readyR, readyW, err = ps.pipe(); err != nil {
+			ps.closeParent()
+			return nil, err
+		}
+	}
+	cmd := Command(c.sup.opts.Exe, c.spec, outW, errW)
+	withStatus(cmd, statusW, c.spec.ReadyFD, readyW)
+	ch, err := c.sup.opts.Starter.Start(cmd)
+	if err == nil && (cmd.Process == nil || cmd.Process.Pid <= 1) {
+		// Never signal -(-1) or -1: that is every process, or PID 1.
+		err = ErrStarterPID
+	}
+	if err != nil {
+		ps.closeParent()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &run{pid: cmd.Process.Pid, gen: gen, started: time.Now(), ctx: ctx, cancel: cancel, readyR: readyR}
+	log, name := c.sup.opts.Log, "supervisor: "+c.spec.Name
+	if lw := c.logs; outR != nil {
+		lw.acquire(2)
+		goSafe(log, name+" stdout", func() { defer lw.release(); copyLines(outR, "stdout", lw) })
+		goSafe(log, name+" stderr", func() { defer lw.release(); copyLines(errR, "stderr", lw) })
+	}
+	goSafe(log, name+" wait", func() { c.wait(gen, statusR, ch) })
+	return r, nil
+}
+
+// wait reads the status pipe to its end: EOF alone is the exec, a
+// message the shim's failure. Then it waits for the exit.
+func (c *container) wait(gen uint64, status *os.File, ch <-chan unix.WaitStatus) {
+	msg, _ := io.ReadAll(io.LimitReader(status, 4<<10))
+	status.Close()
+	if len(msg) == 0 {
+		c.send(event{kind: kExec, gen: gen})
+	}
+	ws := <-ch
+	c.send(event{kind: kExited, gen: gen, status: ws, setup: string(msg)})
+}
+
+// logPipes returns the stdout and stderr pipes, or nils (the workload
+// gets /dev/null) when the spec has no LogDir or it cannot be opened.
+func (c *container) logPipes(ps *pipeSet) (outR, outW, errR, errW *os.File) {
+	dir := c.spec.LogDir
+	if dir == "" {
+		return nil, nil, nil, nil
+	}
+	if c.logs == nil || c.logs.dir != dir {
+		if c.logs != nil {
+			c.logs.close()
+		}
+		var err error
+		if c.logs, err = openLog(dir, c.sup.opts.Logs); err != nil {
+			c.emit(Event{Type: EventError, Message: err.Error() + "; output discarded"})
+			return nil, nil, nil, nil
+		}
+	}
+	outR, outW, err1 := ps.pipe()
+	errR, errW, err2 := ps.pipe()
+	if err := errors.Join(err1, err2); err != nil {
+		for _, f := range []*os.File{outR, errR} {
+			if f != nil {
+				f.Close()
+			}
+		}
+		c.emit(Event{Type: EventError, Message: "supervisor: log pipes: " + err.Error() + "; output discarded"})
+		return nil, nil, nil, nil
+	}
+	return outR, outW, errR, errW
+}
+
+// watchReady starts the live run's readiness wait.
+func (c *container) watchReady() {
+	ctx, gen, readyR := c.run.ctx, c.run.gen, c.run.readyR
+	c.run.readyR = nil // the wait closes it
+	probe, fd, timeout := c.spec.Ready, c.spec.ReadyFD, c.spec.readyTimeout()
+	wait := func() error { return waitReady(ctx, probe, timeout) }
+	if fd != 0 {
+		wait = func() error { return waitReadyFD(ctx, readyR, fd, timeout) }
+	}
+	goSafe(c.sup.opts.Log, "supervisor: "+c.spec.Name+" ready", func() {
+		err := wait()
+		switch {
+		case ctx.Err() != nil: // the run ended or is being stopped
+		case err == nil:
+			c.send(event{kind: kReady, gen: gen})
+		default:
+			c.send(event{kind: kNotReady, gen: gen, err: err})
+		}
+	})
+}
+
+// waitReadyFD waits for a newline on the readiness pipe.
+func waitReadyFD(ctx context.Context, f *os.File, fd int, timeout time.Duration) error {
+	defer f.Close()
+	f.SetReadDeadline(time.Now().Add(timeout))
+	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
+	defer stop()
+	buf := make([]byte, 512)
+	for {
+		n, err := f.Read(buf)
+		for _, b := range buf[:n] {
+			if b == '\n' {
+				return nil
+			}
+		}
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return fmt.Errorf("not ready within %v: no newline on fd %d", timeout, fd)
+		case errors.Is(err, io.EOF):
+			return fmt.Errorf("not ready: fd %d closed without a newline", fd)
+		case err != nil:
+			return fmt.Errorf("readiness fd %d: %w", fd, err)
+		}
+	}
+}
+
+// endRun ends the live run after its exit: it stops the readiness wait,
+// kills what is left of its process group, and records the exit.
+func (c *container) endRun(ws unix.WaitStatus) (Exit, time.Duration) {
+	r := c.run
+	c.run = nil
+	r.cancel()
+	if r.readyR != nil {
+		r.readyR.Close() // no wait began
+	}
+	// Children left behind die with the run, as they will when the
+	// namespaces rung's shim, PID 1 of the container, exits. ESRCH: none.
+	c.sup.opts.Killer.Kill(-r.pid, unix.SIGKILL)
+	ex := ExitFrom(ws, time.Now())
+	c.hist.LastExit = &ex
+	return ex, time.Since(r.started)
+}
+
+// signal sends sig to the live run's process group. ESRCH means the
+// group is gone and its exit is on the way.
+func (c *container) signal(sig unix.Signal) error {
+	err := c.sup.opts.Killer.Kill(-c.run.pid, sig)
+	if errors.Is(err, unix.ESRCH) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("supervisor: kill -%s -%d: %w", unix.SignalName(sig), c.run.pid, err)
+	}
+	return nil
+}
+
+// pipeSet holds the pipes of a start: the parent's ends (read) and the
+// child's (write).
+type pipeSet struct{ parent, child []*os.File }
+
+func (ps *pipeSet) pipe() (r, w *os.File, err error) {
+	r, w, err = os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("supervisor: pipe: %w", err)
+	}
+	ps.parent = append(ps.parent, r)
+	ps.child = append(ps.child, w)
+	return r, w, nil
+}
+
+func (ps *pipeSet) closeChild() {
+	for _, f := range ps.child {
+		f.Close()
+	}
+}
+
+func (ps *pipeSet) closeParent() {
+	for _, f := range ps.parent {
+		f.Close()
+	}
+}

@@ -1,0 +1,251 @@
+package supervisor
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"allium/imagestore"
+
+	"golang.org/x/sys/unix"
+)
+
+// Spec is one container as the supervisor runs it, at the chroot rung
+// of the isolation ladder. The zero value of each optional field is the
+// documented default.
+type Spec struct {
+	// Name names the container; required.
+	Name string `json:"name"`
+	// Root is the container's root directory on the node
+	// (/containers/NAME); required, absolute.
+	Root string `json:"root"`
+	// Command is the workload's argv; required. A name without a slash
+	// is looked up in the container's PATH inside Root.
+	Command []string `json:"command"`
+	// Env is the workload's whole environment, "K=V" (see Environ).
+	Env []string `json:"env,omitempty"`
+	// Workdir is the working directory inside Root; "" means "/".
+	Workdir string `json:"workdir,omitempty"`
+	// UID, GID and Groups are the credentials the workload runs with;
+	// zero is root, with no supplementary groups.
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups,omitempty"`
+	// Rlimits by imagestore.Rlimits name; each sets the soft and hard
+	// limit. Unset limits are inherited from PID 1.
+	Rlimits map[string]uint64 `json:"rlimits,omitempty"`
+	// StopSignal is sent to the process group first; 0 means SIGTERM.
+	StopSignal unix.Signal `json:"stop_signal,omitempty"`
+	// StopTimeout is how long to wait before SIGKILL of the whole
+	// process group; 0 means 10 s.
+	StopTimeout time.Duration `json:"stop_timeout,omitempty"`
+	// LogDir receives stdout and stderr (see logs.go); "" discards
+	// them (the workload gets /dev/null).
+	LogDir string `json:"log_dir,omitempty"`
+	// Policy is the restart policy.
+	Policy Policy `json:"policy"`
+	// Ready is a readiness probe; nil (and ReadyFD 0) means ready once
+	// started.
+	Ready Probe `json:"-"`
+	// ReadyFD, if not 0, is a descriptor (>= 3) on which the workload
+	// writes a newline once ready.
+	ReadyFD int `json:"ready_fd,omitempty"`
+	// ReadyTimeout bounds the wait for readiness; 0 means 60 s. A
+	// workload not ready in time is stopped and counted as a failure.
+	ReadyTimeout time.Duration `json:"ready_timeout,omitempty"`
+}
+
+// Defaults of Spec's fields.
+const (
+	DefaultStopTimeout  = 10 * time.Second
+	DefaultReadyTimeout = 60 * time.Second
+	DefaultPath         = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)
+
+// Validate reports a Spec that cannot run.
+func (s *Spec) Validate() error {
+	switch {
+	case s.Name == "":
+		return fmt.Errorf("%w: no name", ErrInvalidSpec)
+	case !path.IsAbs(s.Root):
+		return fmt.Errorf("%w: %s: root %q is not absolute", ErrInvalidSpec, s.Name, s.Root)
+	case len(s.Command) == 0 || s.Command[0] == "":
+		return fmt.Errorf("%w: %s: no command", ErrInvalidSpec, s.Name)
+	case s.ReadyFD != 0 && s.ReadyFD < 3:
+		return fmt.Errorf("%w: %s: ready fd %d: want 3 or more", ErrInvalidSpec, s.Name, s.ReadyFD)
+	}
+	for k := range s.Rlimits {
+		if _, ok := rlimitResources[k]; !ok {
+			return fmt.Errorf("%w: %s: unknown rlimit %q", ErrInvalidSpec, s.Name, k)
+		}
+	}
+	if n := len(shimEnv(s)); n > maxShimEnv {
+		return fmt.Errorf("%w: %s: spec is %d bytes, over the %d an environment variable may hold", ErrInvalidSpec, s.Name, n, maxShimEnv)
+	}
+	return nil
+}
+
+func (s *Spec) stopSignal() unix.Signal {
+	if s.StopSignal == 0 {
+		return unix.SIGTERM
+	}
+	return s.StopSignal
+}
+
+func (s *Spec) stopTimeout() time.Duration {
+	if s.StopTimeout <= 0 {
+		return DefaultStopTimeout
+	}
+	return s.StopTimeout
+}
+
+func (s *Spec) readyTimeout() time.Duration {
+	if s.ReadyTimeout <= 0 {
+		return DefaultReadyTimeout
+	}
+	return s.ReadyTimeout
+}
+
+// rlimitResources maps imagestore.Rlimits names to RLIMIT_* numbers.
+var rlimitResources = map[string]int{
+	"as": unix.RLIMIT_AS, "core": unix.RLIMIT_CORE, "cpu": unix.RLIMIT_CPU,
+	"data": unix.RLIMIT_DATA, "fsize": unix.RLIMIT_FSIZE, "memlock": unix.RLIMIT_MEMLOCK,
+	"nofile": unix.RLIMIT_NOFILE, "nproc": unix.RLIMIT_NPROC, "stack": unix.RLIMIT_STACK,
+}
+
+// The shim reads its config from the environment, not argv: argv is
+// world-readable in /proc/PID/cmdline and the workload's env may hold
+// secrets, while /proc/PID/environ is readable by root only. One
+// environment string is capped by the kernel at 128 KiB (MAX_ARG_STRLEN).
+const (
+	// ShimSpecEnv holds the shim's config, JSON.
+	ShimSpecEnv = "ALLIUM_SHIM_SPEC"
+	// ShimStatusEnv holds the number of the status pipe's descriptor.
+	ShimStatusEnv = "ALLIUM_SHIM_STATUS_FD"
+	maxShimEnv    = 128<<10 - 1
+)
+
+// shimConfig is what the shim needs of a Spec: the JSON in ShimSpecEnv.
+type shimConfig struct {
+	Root    string            `json:"root"`
+	Command []string          `json:"command"`
+	Env     []string          `json:"env"`
+	Workdir string            `json:"workdir"`
+	UID     uint32            `json:"uid"`
+	GID     uint32            `json:"gid"`
+	Groups  []uint32          `json:"groups"`
+	Rlimits map[string]uint64 `json:"rlimits"`
+}
+
+func shimEnv(s *Spec) string {
+	wd := s.Workdir
+	if wd == "" {
+		wd = "/"
+	}
+	b, _ := json.Marshal(shimConfig{ // cannot fail: strings, numbers, slices, maps
+		Root: s.Root, Command: s.Command, Env: s.Env, Workdir: wd,
+		UID: s.UID, GID: s.GID, Groups: s.Groups, Rlimits: s.Rlimits,
+	})
+	return ShimSpecEnv + "=" + string(b)
+}
+
+// Command is the command that starts s's workload through the shim:
+// exe (PID 1's own binary, /proc/self/exe) run as "init shim", its
+// config in the environment (ShimSpecEnv) and nothing else there, in a
+// session and process group of its own, with stdout and stderr the
+// given files (nil: /dev/null) and stdin /dev/null. It is pure: it
+// starts nothing. The supervisor adds the status pipe (withStatus).
+func Command(exe string, s Spec, stdout, stderr *os.File) *exec.Cmd {
+	cmd := &exec.Cmd{
+		Path:        exe,
+		Args:        []string{"init", "shim"},
+		Env:         []string{shimEnv(&s)},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	if stderr != nil {
+		cmd.Stderr = stderr
+	}
+	return cmd
+}
+
+// withStatus passes the status pipe's write end, and the readiness
+// pipe's at readyFD if there is one, as the child's extra descriptors.
+// The status pipe is fd 3, or 4 when the workload wants its readiness
+// pipe at 3.
+func withStatus(cmd *exec.Cmd, status *os.File, readyFD int, ready *os.File) {
+	statusFD := 3
+	if readyFD == 3 {
+		statusFD = 4
+	}
+	extra := make([]*os.File, max(statusFD, readyFD)-2)
+	extra[statusFD-3] = status
+	if ready != nil {
+		extra[readyFD-3] = ready
+	}
+	cmd.ExtraFiles = extra
+	cmd.Env = append(cmd.Env, ShimStatusEnv+"="+strconv.Itoa(statusFD))
+}
+
+// FromManifest is the Spec of a container called name running the image
+// m with its root at root and logs in logDir. It resolves the user in
+// root's /etc/passwd, so root must be in place.
+func FromManifest(m *imagestore.Manifest, name, root, logDir string) (Spec, error) {
+	if lvl := m.Isolation.Minimum; lvl != "" && lvl != "chroot" {
+		return Spec{}, fmt.Errorf("%w: %s needs isolation %q; this supervisor runs containers at the chroot rung only", ErrIsolation, name, lvl)
+	}
+	u, err := LookupUser(root, m.User)
+	if err != nil {
+		return Spec{}, err
+	}
+	s := Spec{
+		Name: name, Root: root, Command: slices.Clone(m.Command), Env: Environ(m.Env, u),
+		Workdir: m.Workdir, UID: u.UID, GID: u.GID, Groups: u.Groups,
+		Rlimits: maps.Clone(m.Resources.Rlimits), StopTimeout: m.Stop.Timeout.D,
+		LogDir: logDir, Policy: PolicyFrom(m.Restart),
+	}
+	if m.Stop.Signal != "" {
+		s.StopSignal = unix.Signal(imagestore.Signals[strings.TrimPrefix(strings.ToUpper(m.Stop.Signal), "SIG")])
+	}
+	if r := m.Ready; r != nil {
+		s.ReadyTimeout = r.Timeout.D
+		s.ReadyFD = r.FD
+		switch {
+		case r.TCP != 0:
+			s.Ready = TCPProbe{Addr: "127.0.0.1:" + strconv.Itoa(r.TCP)}
+		case r.HTTP != "":
+			s.Ready = HTTPProbe{URL: r.HTTP}
+		}
+	}
+	return s, s.Validate()
+}
+
+// Environ is a workload's environment: env, plus PATH (DefaultPath) and
+// HOME (the user's home) unless env sets them, sorted by name.
+func Environ(env map[string]string, u User) []string {
+	all := maps.Clone(env)
+	if all == nil {
+		all = map[string]string{}
+	}
+	if _, ok := all["PATH"]; !ok {
+		all["PATH"] = DefaultPath
+	}
+	if _, ok := all["HOME"]; !ok {
+		all["HOME"] = u.Home
+	}
+	out := make([]string, 0, len(all))
+	for _, k := range slices.Sorted(maps.Keys(all)) {
+		out = append(out, k+"="+all[k])
+	}
+	return out
+}

@@ -1,0 +1,273 @@
+package supervisor
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os/exec"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Starter starts a command and delivers its wait status once. PID 1
+// passes its reaper, the one caller of wait4 on the node. cmd's standard
+// streams and ExtraFiles are *os.File or nil. When Start returns,
+// cmd.Process.Pid must be the child's pid: do not call
+// cmd.Process.Release before (it sets Pid to -1); release it once the
+// exit is delivered.
+type Starter interface {
+	Start(cmd *exec.Cmd) (<-chan unix.WaitStatus, error)
+}
+
+// Killer sends a signal; a negative pid is a process group.
+type Killer interface {
+	Kill(pid int, sig unix.Signal) error
+}
+
+// WaitStarter starts a command and waits for it with cmd.Wait. It is for
+// tests and for running outside PID 1: in PID 1 it would race the reaper
+// for exit statuses.
+type WaitStarter struct{}
+
+func (WaitStarter) Start(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	ch := make(chan unix.WaitStatus, 1)
+	goSafe(slog.Default(), "supervisor: wait", func() {
+		cmd.Wait()
+		ws := unix.WaitStatus(255 << 8) // exit 255 if Wait says nothing better
+		if st, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+			ws = unix.WaitStatus(st)
+		}
+		ch <- ws
+	})
+	return ch, nil
+}
+
+type unixKiller struct{}
+
+func (unixKiller) Kill(pid int, sig unix.Signal) error { return unix.Kill(pid, sig) }
+
+// Options configure a Supervisor. The zero value works outside PID 1.
+type Options struct {
+	// Exe is the binary started as "init shim"; "" means
+	// /proc/self/exe, PID 1 itself.
+	Exe string
+	// Starter starts the shim; nil means WaitStarter, which PID 1 must
+	// not use: it passes its reaper.
+	Starter Starter
+	// Killer signals process groups; nil means kill(2).
+	Killer Killer
+	// Rand returns numbers in [0, 1) for the restart jitter; nil means
+	// math/rand/v2's Float64.
+	Rand func() float64
+	// OnEvent receives every event, in order per container, on the
+	// container's goroutine: it must return quickly (hand the event to
+	// a channel) and must not call Stop, Remove or Replace of the same
+	// container, which would wait for that goroutine. Status and List
+	// are fine. nil drops them.
+	OnEvent func(Event)
+	// Log receives what has nowhere else to go (recovered panics); nil
+	// means slog.Default().
+	Log *slog.Logger
+	// Logs bounds each container's log files.
+	Logs LogLimits
+}
+
+// Supervisor runs containers: one goroutine per container owns its
+// state (container.go). Its methods are safe for concurrent use.
+type Supervisor struct {
+	opts Options
+
+	mu         sync.Mutex
+	containers map[string]*container
+}
+
+// New returns a Supervisor with no containers.
+func New(opts Options) *Supervisor {
+	if opts.Exe == "" {
+		opts.Exe = "/proc/self/exe"
+	}
+	if opts.Starter == nil {
+		opts.Starter = WaitStarter{}
+	}
+	if opts.Killer == nil {
+		opts.Killer = unixKiller{}
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Float64
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	return &Supervisor{opts: opts, containers: map[string]*container{}}
+}
+
+// Add puts a container under supervision with the history the caller
+// kept, and starts it if desiredRunning (a boot restoring it: this is
+// not an operator start, so a crashloop stays). Otherwise it is stopped.
+func (s *Supervisor) Add(spec Spec, hist History, desiredRunning bool) error {
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.containers[spec.Name]; ok {
+		return fmt.Errorf("%w: %s", ErrExists, spec.Name)
+	}
+	c := newContainer(s, spec, hist.clone())
+	s.containers[spec.Name] = c
+	goSafe(s.opts.Log, "supervisor: "+spec.Name, func() { c.loop(desiredRunning) })
+	return nil
+}
+
+// Start is the operator's start: it clears a crashloop and starts the
+// container now unless it runs. It does not wait.
+func (s *Supervisor) Start(name string) error { return s.post(name, event{kind: kStart}) }
+
+// Restart is the operator's restart: stop (signal, grace, SIGKILL) and
+// start again; it clears a crashloop and does not count as a failure. It
+// does not wait.
+func (s *Supervisor) Restart(name string) error { return s.post(name, event{kind: kRestart}) }
+
+// Stop stops the container and returns once it is down, or when ctx
+// ends (the stop goes on).
+func (s *Supervisor) Stop(ctx context.Context, name string) error {
+	return s.call(ctx, name, event{kind: kStop})
+}
+
+// Remove stops the container and forgets it. Its logs stay on disk.
+func (s *Supervisor) Remove(ctx context.Context, name string) error {
+	return s.call(ctx, name, event{kind: kRemove})
+}
+
+// Replace stops the container named spec.Name and starts spec in its
+// place, as an operator start. It returns once the new run has been
+// started (or has failed to start: see Status).
+func (s *Supervisor) Replace(ctx context.Context, spec Spec) error {
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	return s.call(ctx, spec.Name, event{kind: kReplace, spec: &spec})
+}
+
+// Status is the container's status, and false if there is none.
+func (s *Supervisor) Status(name string) (Status, bool) {
+	c := s.get(name)
+	if c == nil {
+		return Status{}, false
+	}
+	return *c.status.Load(), true
+}
+
+// List is every container's status, by name.
+func (s *Supervisor) List() []Status {
+	s.mu.Lock()
+	out := make([]Status, 0, len(s.containers))
+	for _, c := range s.containers {
+		out = append(out, *c.status.Load())
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b Status) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// StopAll stops every container in parallel, for shutdown, and returns
+// once all are down or ctx ends.
+func (s *Supervisor) StopAll(ctx context.Context) error {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.containers))
+	for n := range s.containers {
+		names = append(names, n)
+	}
+	s.mu.Unlock()
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		goSafe(s.opts.Log, "supervisor: stop "+n, func() {
+			defer wg.Done()
+			if err := s.Stop(ctx, n); err != nil && !errors.Is(err, ErrNotFound) {
+				errs[i] = err
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Supervisor) get(name string) *container {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.containers[name]
+}
+
+// forget drops c, once removed, so that its name can be added again.
+func (s *Supervisor) forget(c *container) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.containers[c.spec.Name] == c {
+		delete(s.containers, c.spec.Name)
+	}
+}
+
+// post sends ev without waiting for it to be handled.
+func (s *Supervisor) post(name string, ev event) error {
+	if c := s.get(name); c != nil && c.send(ev) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrNotFound, name)
+}
+
+// call sends ev and waits for its reply.
+func (s *Supervisor) call(ctx context.Context, name string, ev event) error {
+	c := s.get(name)
+	if c == nil {
+		return fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	ev.reply = make(chan error, 1)
+	select {
+	case c.events <- ev:
+	case <-c.done:
+		return fmt.Errorf("%w: %s", ErrNotFound, name)
+	case <-ctx.Done():
+		return fmt.Errorf("supervisor: %s: %w", name, ctx.Err())
+	}
+	select {
+	case err := <-ev.reply:
+		return err
+	case <-c.done:
+		select {
+		case err := <-ev.reply:
+			return err
+		default:
+			return fmt.Errorf("%w: %s", ErrRemoved, name)
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("supervisor: %s: %w", name, ctx.Err())
+	}
+}
+
+// goSafe runs f in a goroutine that recovers and logs a panic: PID 1
+// must never die. Every goroutine of this package starts here.
+func goSafe(log *slog.Logger, name string, f func()) {
+	go func() {
+		defer recoverLog(log, name)
+		f()
+	}()
+}
+
+// recoverLog logs a recovered panic; use it deferred.
+func recoverLog(log *slog.Logger, name string) {
+	if v := recover(); v != nil {
+		log.Error("recovered a panic", "in", name, "panic", v, "stack", string(debug.Stack()))
+	}
+}
