@@ -28,6 +28,9 @@ import "time"
 //	GET    /v1/containers           []Container
 //	GET    /v1/containers/{name}    Container
 //	POST   /v1/containers/{name}/start|stop|restart
+//	POST   /v1/containers/{name}/kill   SignalRequest: signal the workload's
+//	                                process group; if it dies, the restart
+//	                                policy applies (it is a crash, not a stop)
 //	DELETE /v1/containers/{name}    stop and remove (volumes are kept)
 //	GET    /v1/containers/{name}/logs?tail=N&follow=1
 //	                                text/plain, one "RFC3339NANO STREAM LINE" per line
@@ -64,6 +67,12 @@ type UploadState struct {
 type ContainerRequest struct {
 	// Image is the digest of an image already on the node.
 	Image string `json:"image"`
+}
+
+// SignalRequest is the body of POST /v1/containers/{name}/kill.
+type SignalRequest struct {
+	// Signal is a name such as "SIGKILL" or "TERM"; "" means SIGKILL.
+	Signal string `json:"signal,omitempty"`
 }
 
 // Container states.
@@ -120,6 +129,7 @@ const (
 	EventRestart   = "restart_scheduled"
 	EventCrashloop = "crashloop"
 	EventStop      = "stop"
+	EventSignal    = "signal"
 	EventRemove    = "remove"
 	EventImage     = "image"
 	EventError     = "error"

@@ -116,6 +116,18 @@ func (c *Client) RestartContainer(ctx context.Context, name string) (Container, 
 	return c.containerAction(ctx, name, "restart")
 }
 
+// SignalContainer sends signal ("" for SIGKILL) to the container's
+// workload; the restart policy then applies.
+func (c *Client) SignalContainer(ctx context.Context, name, signal string) (Container, error) {
+	body, err := json.Marshal(SignalRequest{Signal: signal})
+	if err != nil {
+		return Container{}, err
+	}
+	var ct Container
+	err = c.do(ctx, http.MethodPost, containerPath(name)+"/kill", bytes.NewReader(body), &ct)
+	return ct, err
+}
+
 func (c *Client) containerAction(ctx context.Context, name, action string) (Container, error) {
 	var ct Container
 	err := c.do(ctx, http.MethodPost, containerPath(name)+"/"+action, nil, &ct)

@@ -28,6 +28,7 @@ type fakeApps struct {
 	logs       map[string][]string
 	events     []Event
 	puts       []int64 // the offset of each PutImage call
+	signals    []string // "NAME SIGNAL" of each SignalContainer call
 	fail       error   // when set, RemoveImage and RemoveContainer return it
 
 	// dropAt, when > 0, makes the next PutImage keep the body up to
@@ -199,6 +200,13 @@ func (f *fakeApps) StopContainer(ctx context.Context, name string) (Container, e
 }
 
 func (f *fakeApps) RestartContainer(ctx context.Context, name string) (Container, error) {
+	return f.setState(name, StateRunning, "running")
+}
+
+func (f *fakeApps) SignalContainer(ctx context.Context, name, signal string) (Container, error) {
+	f.mu.Lock()
+	f.signals = append(f.signals, name+" "+signal)
+	f.mu.Unlock()
 	return f.setState(name, StateRunning, "running")
 }
 

@@ -57,6 +57,9 @@ type Apps interface {
 	StartContainer(ctx context.Context, name string) (Container, error)
 	StopContainer(ctx context.Context, name string) (Container, error)
 	RestartContainer(ctx context.Context, name string) (Container, error)
+	// SignalContainer sends a signal ("SIGKILL", "TERM"...) to the
+	// workload's process group; Conflict when it is not running.
+	SignalContainer(ctx context.Context, name, signal string) (Container, error)
 	// RemoveContainer stops and removes a container; volumes are kept.
 	RemoveContainer(ctx context.Context, name string) error
 	// Logs writes the container's log lines, "RFC3339NANO STREAM LINE\n"
@@ -93,6 +96,7 @@ func (s *Server) appRoutes() {
 	m.HandleFunc("POST /v1/containers/{name}/start", s.container(Apps.StartContainer))
 	m.HandleFunc("POST /v1/containers/{name}/stop", s.container(Apps.StopContainer))
 	m.HandleFunc("POST /v1/containers/{name}/restart", s.container(Apps.RestartContainer))
+	m.HandleFunc("POST /v1/containers/{name}/kill", s.killContainer)
 	m.HandleFunc("GET /v1/containers/{name}/logs", s.logs)
 	m.HandleFunc("GET /v1/events", s.events)
 }
@@ -329,6 +333,26 @@ func (s *Server) container(do func(Apps, context.Context, string) (Container, er
 	}
 }
 
+func (s *Server) killContainer(w http.ResponseWriter, r *http.Request) {
+	name, ok := s.nameParam(w, r)
+	if !ok {
+		return
+	}
+	var req SignalRequest // an empty body means SIGKILL
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, &req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	c, err := s.backend.SignalContainer(r.Context(), name, req.Signal)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
 func (s *Server) putContainer(w http.ResponseWriter, r *http.Request) {
 	name, ok := s.nameParam(w, r)
 	if !ok {
@@ -440,6 +464,10 @@ func (UnimplementedApps) StartContainer(context.Context, string) (Container, err
 func (UnimplementedApps) StopContainer(context.Context, string) (Container, error) {
 	return Container{}, errNoApps
 }
+func (UnimplementedApps) SignalContainer(context.Context, string, string) (Container, error) {
+	return Container{}, errNoApps
+}
+
 func (UnimplementedApps) RestartContainer(context.Context, string) (Container, error) {
 	return Container{}, errNoApps
 }

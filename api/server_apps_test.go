@@ -139,6 +139,12 @@ func TestContainerEndpoints(t *testing.T) {
 			t.Errorf("container action = %+v, %v; want state %s", ct, err, step.state)
 		}
 	}
+	if _, err := c.SignalContainer(ctx, "foo", "HUP"); err != nil || len(apps.signals) != 1 || apps.signals[0] != "foo HUP" {
+		t.Errorf("SignalContainer(foo, HUP) = %v; the node got %q", err, apps.signals)
+	}
+	if _, err := c.SignalContainer(ctx, "foo", ""); err != nil || len(apps.signals) != 2 || apps.signals[1] != "foo " {
+		t.Errorf("SignalContainer(foo, \"\") = %v; the node got %q", err, apps.signals)
+	}
 	if cs, err := c.Containers(ctx); err != nil || len(cs) != 1 || cs[0].Name != "foo" {
 		t.Errorf("Containers() = %+v, %v; want [foo]", cs, err)
 	}

@@ -63,6 +63,17 @@ func TestRestartAndRm(t *testing.T) {
 	}
 }
 
+func TestKill(t *testing.T) {
+	f, _ := started(t)
+	code, out, _ := f.cloud(t, "kill", "web1", "foo", "--signal", "TERM")
+	if code != exitOK || !strings.Contains(out, "sent TERM to foo") {
+		t.Errorf("cloud kill web1 foo --signal TERM: exit %d, output %q", code, out)
+	}
+	if got := f.backend.actions[len(f.backend.actions)-1]; got != "kill TERM foo" {
+		t.Errorf("the node did %q, want kill TERM foo", got)
+	}
+}
+
 func TestPs(t *testing.T) {
 	f, digest := started(t)
 	f.backend.containers["bar"] = api.Container{

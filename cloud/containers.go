@@ -93,6 +93,36 @@ operator's restart never counts as a failure, and it clears crashloop.`,
 	return cmd
 }
 
+func newKill(g *globals) *cobra.Command {
+	var signal string
+	cmd := g.containerCmd("kill", "Send a signal to a container's processes",
+		`Send a signal (default SIGKILL) to the process group of a container's
+workload. This is not a stop: if the workload dies of it, the node's
+restart policy brings it back, counting a failure, as it would after a
+crash. Use cloud stop to stop it for good.`,
+		`  cloud kill web1 foo
+  cloud kill web1 foo --signal HUP`,
+		func(ctx context.Context, s *session, name string) error {
+			c, err := s.act(ctx, name, func(ctx context.Context, name string) (api.Container, error) {
+				return s.client.SignalContainer(ctx, name, signal)
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "sent %s to %s (pid %d)\n", orDefault(signal, "SIGKILL"), name, c.PID)
+			return nil
+		})
+	cmd.Flags().StringVarP(&signal, "signal", "s", "", "the signal, by name: KILL, TERM, HUP, INT, QUIT, USR1, USR2... (default KILL)")
+	return cmd
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 func newRm(g *globals) *cobra.Command {
 	cmd := g.containerCmd("rm", "Stop and remove a container",
 		`Stop and remove a container. Its volumes stay on the node, so a later

@@ -201,6 +201,10 @@ func (f *fakeApps) RestartContainer(_ context.Context, name string) (api.Contain
 	return f.act("restart", name, api.StateRunning, "running")
 }
 
+func (f *fakeApps) SignalContainer(_ context.Context, name, signal string) (api.Container, error) {
+	return f.act("kill "+signal, name, api.StateRunning, "running")
+}
+
 func (f *fakeApps) act(action, name, state, desired string) (api.Container, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

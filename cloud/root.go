@@ -54,7 +54,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&g.json, "json", false, "print the JSON the node answered, indented, instead of the human view")
 	f.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on the node after this long")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newStart(g), newStop(g), newRestart(g), newRm(g), newPs(g), newLogs(g),
+	root.AddCommand(newStart(g), newStop(g), newRestart(g), newKill(g), newRm(g), newPs(g), newLogs(g),
 		newImages(g), newRmi(g), newEvents(g),
 		newInfo(g), newReboot(g), newPoweroff(g), newNodes(g))
 	return root

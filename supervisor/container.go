@@ -30,6 +30,7 @@ const (
 	kTimer                // the backoff, crashloop or stop timer fired
 	kReady                // the readiness probe passed
 	kNotReady             // the readiness probe gave up
+	kSignal               // operator signal to the workload's group (reply when sent)
 	nKinds
 )
 
@@ -41,7 +42,8 @@ type event struct {
 	setup  string          // kExited: the shim's message if it failed before exec
 	err    error           // kNotReady
 	spec   *Spec           // kReplace
-	reply  chan error      // kStop, kRemove, kReplace
+	sig    unix.Signal     // kSignal
+	reply  chan error      // kStop, kRemove, kReplace, kSignal
 }
 
 type action func(c *container, ev event)
@@ -60,8 +62,8 @@ type action func(c *container, ev event)
 //	timer in backoff/crashloop: start; in stopping: SIGKILL the group.
 var transitions = [nStates][nKinds]action{
 	// columns: start, stop, restart, remove, replace, exec, exited, timer, ready, notReady
-	Starting:  {startLive, stopRun, restartRun, removeRun, replaceRun, execRun, exitedRun, ignore, readyRun, notReadyRun},
-	Running:   {startLive, stopRun, restartRun, removeRun, replaceRun, ignore, exitedRun, ignore, ignore, ignore},
+	Starting:  {startLive, stopRun, restartRun, removeRun, replaceRun, execRun, exitedRun, ignore, readyRun, notReadyRun, signalRun},
+	Running:   {startLive, stopRun, restartRun, removeRun, replaceRun, ignore, exitedRun, ignore, ignore, ignore, signalRun},
 	Stopping:  {queueStart, queueStop, queueStart, queueRemove, queueReplace, ignore, stoppedRun, escalate, ignore, ignore},
 	Backoff:   {startNow, halt, startNow, removeNow, replaceNow, ignore, ignore, retry, ignore, ignore},
 	Crashloop: {startNow, halt, startNow, removeNow, replaceNow, ignore, ignore, retry, ignore, ignore},
@@ -163,9 +165,12 @@ func (c *container) dispatch(ev event) {
 	if c.stale(ev) {
 		return
 	}
-	if a := transitions[c.state][ev.kind]; a != nil {
+	switch a := transitions[c.state][ev.kind]; {
+	case a != nil:
 		a(c, ev)
-	} else if ev.reply != nil {
+	case ev.kind == kSignal:
+		ev.reply <- fmt.Errorf("%w: %s is %s", ErrNotRunning, c.spec.Name, c.state)
+	case ev.reply != nil:
 		ev.reply <- nil
 	}
 }
@@ -190,6 +195,18 @@ func removeRun(c *container, ev event)  { c.beginStop(thenRemove, ev) }
 func replaceRun(c *container, ev event) {
 	c.pending = ev.spec
 	c.beginStop(thenStart, ev)
+}
+
+// signalRun sends the operator's signal to the run's process group. The
+// exit it may cause is the workload's, and the restart policy applies.
+func signalRun(c *container, ev event) {
+	err := c.sup.opts.Killer.Kill(-c.run.pid, ev.sig)
+	msg := fmt.Sprintf("operator sent %s to process group %d", unix.SignalName(ev.sig), c.run.pid)
+	if err != nil {
+		msg += ": " + err.Error()
+	}
+	c.emit(Event{Type: EventSignal, Message: msg, PID: c.run.pid})
+	ev.reply <- err
 }
 
 // startLive is an operator start of what runs: it clears a crashloop

@@ -467,3 +467,28 @@ func TestHistoryRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+func TestOperatorSignalIsACrash(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		defer h.close()
+		h.add(fakeSpec("a"), History{}, true)
+		pid := h.wantState("a", Running).PID
+		if err := h.sup.Signal(context.Background(), "a", unix.SIGKILL); err != nil {
+			t.Fatalf("Signal(a, SIGKILL) = %v", err)
+		}
+		if got := h.node.killsOf(pid); len(got) == 0 || got[0] != unix.SIGKILL {
+			t.Errorf("signals to group %d = %v, want SIGKILL first", pid, got)
+		}
+		// The workload died of it: the policy restarts it, counting a failure.
+		time.Sleep(2 * time.Second)
+		st := h.wantState("a", Running)
+		if st.Restarts != 1 || st.PID == pid {
+			t.Errorf("after the kill: restarts %d, pid %d (was %d); want 1 and a new pid", st.Restarts, st.PID, pid)
+		}
+		h.sup.Stop(context.Background(), "a")
+		if err := h.sup.Signal(context.Background(), "a", unix.SIGTERM); !errors.Is(err, ErrNotRunning) {
+			t.Errorf("Signal of a stopped container = %v, want ErrNotRunning", err)
+		}
+	})
+}

@@ -8,6 +8,8 @@ var (
 	ErrNotFound = errors.New("supervisor: no such container")
 	// ErrExists: Add of a name the supervisor already has.
 	ErrExists = errors.New("supervisor: container already exists")
+	// ErrNotRunning: a signal for a container with no running workload.
+	ErrNotRunning = errors.New("supervisor: not running")
 	// ErrRemoved: the container was removed while the call waited.
 	ErrRemoved = errors.New("supervisor: container removed")
 	// ErrInvalidSpec: a Spec that cannot run (no name, a relative root,

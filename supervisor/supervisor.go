@@ -138,6 +138,13 @@ func (s *Supervisor) Start(name string) error { return s.post(name, event{kind: 
 // does not wait.
 func (s *Supervisor) Restart(name string) error { return s.post(name, event{kind: kRestart}) }
 
+// Signal sends sig to the process group of the container's workload. A
+// container that is not running answers ErrNotRunning. If the workload
+// dies of it, the restart policy applies: that is a crash, not a stop.
+func (s *Supervisor) Signal(ctx context.Context, name string, sig unix.Signal) error {
+	return s.call(ctx, name, event{kind: kSignal, sig: sig})
+}
+
 // Stop stops the container and returns once it is down, or when ctx
 // ends (the stop goes on).
 func (s *Supervisor) Stop(ctx context.Context, name string) error {

@@ -58,6 +58,7 @@ const (
 	EventRestart   EventType = "restart_scheduled" // a restart in Delay
 	EventCrashloop EventType = "crashloop"         // a crashloop retry in Delay
 	EventStop      EventType = "stop"              // a stop signal was sent
+	EventSignal    EventType = "signal"            // the operator signalled the workload
 	EventRemove    EventType = "remove"            // the container is gone
 	EventError     EventType = "error"             // something failed; see Message
 )
