@@ -1,8 +1,10 @@
 // Command mkimage builds Allium appliance images and boots them under
-// QEMU.
+// QEMU, and makes the container images the appliance runs.
 //
 //	mkimage appliance --name web1 -o out/web1   # kernel, initramfs, data disk, keys, alias
 //	mkimage qemu out/web1                      # boot it; the API is on 127.0.0.1:7707
+//	mkimage pack ./rootfs -o app.txz --cmd "/bin/httpd -f -p 8080"
+//	mkimage pack --binary /usr/bin/prog -o prog.tar.zst
 //
 // # What it owns
 //
@@ -17,6 +19,14 @@
 //   - The client side of a new node: the client key (made on first use)
 //     and the alias, through api.Config.
 //   - The QEMU command line for local boots (qemu.go, a pure function).
+//   - Writing native container images (pack*.go): manifest.json first,
+//     built as an imagestore.Manifest and checked with ParseManifest, then
+//     rootfs/, sorted and reproducible; from a directory, or from one
+//     program and the loader and libraries its ELF headers name (elf.go:
+//     PT_INTERP, DT_NEEDED, RPATH/RUNPATH with $ORIGIN, the system library
+//     directories; no ldd, no ld.so.cache). xz and zstd are written as
+//     independent blocks (pack_xz.go, pack_compress.go) that a reader can
+//     decompress in parallel.
 //
 // # What it does not own
 //
@@ -26,9 +36,12 @@
 //   - The kernel: it ships one already built (Debian's cloud kernel), and
 //     takes the module list from rootfs.Modules.
 //   - Booting QEMU in tests: qemu-tests does that, with its own waits.
+//   - Reading container images: imagestore validates and unpacks them on
+//     the node; pack only promises that ParseManifest accepts its
+//     manifest. Whether setuid bits, device nodes or FIFOs are accepted
+//     is the node's decision.
 //   - Not yet: the PyGrub disk image, the install bundle, the onion key,
-//     and container images (pack, from-oci), which DESIGN.md also gives
-//     to mkimage.
+//     and OCI images (from-oci), which DESIGN.md also gives to mkimage.
 //
 // # Dependencies
 //
@@ -38,7 +51,18 @@
 //     the standard library's at the same output format.
 //   - github.com/ulikunitz/xz: xz for the initramfs, the only pure-Go xz
 //     writer; it can write the CRC32 check the kernel's decoder requires
-//     (xz's default, CRC64, is rejected by the kernel).
+//     (xz's default, CRC64, is rejected by the kernel). Images use only its
+//     LZMA2 encoder (xz/lzma): its Writer cuts blocks but writes no sizes
+//     in their headers, which parallel readers need (xz -T since 5.4, or
+//     an unpacker that cuts at block headers), so pack_xz.go writes the
+//     container itself. Its matcher is weaker than liblzma's: Python's
+//     standard library packs to 13.2 MB against xz -6's 10.3 MB, about
+//     what zstd gives at its best level three times faster.
+//   - github.com/klauspost/compress/zstd: image frames, one per block via
+//     EncodeAll (its streaming Encoder writes a single frame).
+//   - github.com/mholt/archives: the bzip2 and lz4 writers of images, and
+//     in tests the reader, the same one the node and cloud use, so a test
+//     reads an image as they will.
 //   - mkfs.ext4 (e2fsprogs), run as a program: writing ext4 by hand is
 //     not worth it, and it needs no root on a regular file.
 //   - qemu-system-x86_64 (qemu-system-x86), exec'd by `mkimage qemu`.

@@ -41,3 +41,11 @@ func exitCode(err error) int {
 	}
 	return 2
 }
+
+// errLibraryNotFound is a shared library a --binary pack needs but
+// cannot find.
+var errLibraryNotFound = errors.New("shared library not found")
+
+// errSymlinkEscapes is a symlink in a directory pack whose relative
+// target climbs above the image's root.
+var errSymlinkEscapes = errors.New("symlink escapes the image")

@@ -52,7 +52,7 @@ that lets 'cloud' reach the node. It can then boot the appliance under QEMU.`,
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
-	root.AddCommand(newApplianceCmd(), newQemuCmd())
+	root.AddCommand(newApplianceCmd(), newQemuCmd(), newPackCmd())
 	return root
 }
 
