@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // ManifestVersion is the manifest schema this node understands.
@@ -176,30 +175,44 @@ func ParseManifest(r io.Reader) (*Manifest, error) {
 	d.DisallowUnknownFields()
 	var m Manifest
 	if err := d.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%s: %w", ManifestFile, jsonError(err))
+		return nil, fmt.Errorf("%s: %w", ManifestFile, jsonError(err, b))
 	}
-	if d.More() {
-		return nil, fmt.Errorf("%s: more than one JSON value", ManifestFile)
+	if _, err := d.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%s: trailing data after the JSON object", ManifestFile)
 	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", ManifestFile, err)
 	}
+	m.normalize()
 	return &m, nil
 }
 
-const maxManifest = 1 << 20
-
-// jsonError rewords encoding/json's errors to name the field.
-func jsonError(err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) && te.Field != "" {
-		return fmt.Errorf("%s: want a %s, not a JSON %s", te.Field, te.Type, te.Value)
-	}
-	if s, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return fmt.Errorf("unknown field %s", s)
-	}
-	return err
+// normalize makes empty lists and maps nil, so that a manifest has one
+// value however it was written ("env": {} or no env at all) and
+// survives a round trip through JSON unchanged.
+func (m *Manifest) normalize() {
+	nilIfEmpty(&m.Env)
+	nilIfEmpty(&m.Resources.Rlimits)
+	nilIfEmptySlice(&m.Restart.NoRestartCodes)
+	nilIfEmptySlice(&m.Restart.RestartCodes)
+	nilIfEmptySlice(&m.Isolation.Namespaces)
+	nilIfEmptySlice(&m.Volumes)
+	nilIfEmptySlice(&m.Ports)
 }
+
+func nilIfEmpty[M ~map[K]V, K comparable, V any](m *M) {
+	if len(*m) == 0 {
+		*m = nil
+	}
+}
+
+func nilIfEmptySlice[S ~[]E, E any](s *S) {
+	if len(*s) == 0 {
+		*s = nil
+	}
+}
+
+const maxManifest = 1 << 20
 
 var (
 	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
@@ -217,6 +230,9 @@ func ValidName(name string) error {
 
 // Validate checks every field and returns the first problem, naming it.
 func (m *Manifest) Validate() error {
+	if m.Version == 0 {
+		return fmt.Errorf("version: missing; this node understands version %d", ManifestVersion)
+	}
 	if m.Version != ManifestVersion {
 		return fmt.Errorf("version %d: this node understands version %d", m.Version, ManifestVersion)
 	}
@@ -263,8 +279,16 @@ func (m *Manifest) checkUser() error {
 	if m.User != "" && !userRE.MatchString(m.User) {
 		return fmt.Errorf("user %q: want a user name, a UID, or UID:GID", m.User)
 	}
+	for _, id := range strings.Split(m.User, ":") {
+		if n, err := strconv.ParseUint(id, 10, 32); (err == nil && n > maxID) || errors.Is(err, strconv.ErrRange) {
+			return fmt.Errorf("user %q: IDs go up to %d", m.User, maxID)
+		}
+	}
 	return nil
 }
+
+// maxID is the largest usable UID or GID ((uid_t)-1 means "none").
+const maxID = 1<<32 - 2
 
 func (r Restart) check() error {
 	if !slices.Contains([]string{"", RestartAlways, RestartOnFailure, RestartNever}, r.Policy) {
@@ -381,62 +405,4 @@ func (m *Manifest) checkReady() error {
 		return fmt.Errorf("ready.http %q: want an http:// URL", r.HTTP)
 	}
 	return nil
-}
-
-// Duration is a time.Duration written as "5s", "1m30s".
-type Duration struct{ D time.Duration }
-
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.D.String()) }
-
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("want a duration string such as \"5s\"")
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v < 0 {
-		return fmt.Errorf("%q: not a duration (e.g. \"5s\")", s)
-	}
-	d.D = v
-	return nil
-}
-
-// IsZero lets omitzero leave an unset duration out.
-func (d Duration) IsZero() bool { return d.D == 0 }
-
-// Size is a byte count written as a number or "256M", "1G".
-type Size uint64
-
-func (s *Size) UnmarshalJSON(b []byte) error {
-	var n uint64
-	if json.Unmarshal(b, &n) == nil {
-		*s = Size(n)
-		return nil
-	}
-	var str string
-	if err := json.Unmarshal(b, &str); err != nil {
-		return fmt.Errorf("want a size such as \"256M\"")
-	}
-	v, err := ParseSize(str)
-	if err != nil {
-		return err
-	}
-	*s = Size(v)
-	return nil
-}
-
-// ParseSize parses "512", "64K", "256M", "1G", "2T" (powers of 1024; a
-// trailing "B" or "iB" is allowed).
-func ParseSize(s string) (uint64, error) {
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
-	mult := uint64(1)
-	if i := strings.IndexAny(t, "KMGT"); i >= 0 && i == len(t)-1 {
-		mult = 1 << (10 * (strings.IndexByte("KMGT", t[i]) + 1))
-		t = t[:i]
-	}
-	n, err := strconv.ParseUint(t, 10, 64)
-	if err != nil || n > (1<<63)/mult {
-		return 0, fmt.Errorf("%q: not a size (e.g. \"256M\")", s)
-	}
-	return n * mult, nil
 }

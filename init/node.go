@@ -13,7 +13,9 @@ import (
 // node is PID 1's state. The boot sequence fills it in; after that the
 // API reads it and the main loop waits on power.
 type node struct {
-	api.UnimplementedApps // until images and containers land
+	// Apps serves images and containers: *apps once the state and the
+	// data root are up, else api.UnimplementedApps, which says so.
+	api.Apps
 
 	log     *slog.Logger
 	console *consoleWriter // nil in tests
@@ -31,6 +33,7 @@ type node struct {
 	bootCount uint64
 	reaper    *reaper
 	api       *api.Server
+	apps      *apps
 
 	// afterReboot, when set (by tests), is called instead of exiting or
 	// halting after reboot(2) returns.
@@ -51,6 +54,7 @@ func newNode(log *slog.Logger, k kernel, root string) *node {
 		started: time.Now(),
 		reaper:  newReaper(log),
 		power:   make(chan int, 1),
+		Apps:    api.UnimplementedApps{},
 	}
 }
 

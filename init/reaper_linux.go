@@ -16,7 +16,7 @@ import (
 // with a log line. exec.Cmd.Wait is never called: a second waiter would
 // steal exit statuses from the first.
 //
-//	start(cmd) ──lock──> fork ──> register pid ──unlock
+//	Start(cmd) ──lock──> fork ──> register pid ──unlock
 //	SIGCHLD ──> reap: wait4(-1, WNOHANG) until none ──lock──> deliver or log orphan
 //
 // Holding the lock across fork and registration means a child that exits
@@ -32,10 +32,10 @@ func newReaper(log *slog.Logger) *reaper {
 	return &reaper{log: log, children: map[int]chan unix.WaitStatus{}}
 }
 
-// start starts cmd and returns a channel that receives its exit status
+// Start starts cmd and returns a channel that receives its exit status
 // once. cmd's standard streams must be nil or *os.File: with anything
 // else os/exec starts copying goroutines that only Wait would collect.
-func (r *reaper) start(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
+func (r *reaper) Start(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := cmd.Start(); err != nil {

@@ -19,14 +19,14 @@ func TestReaperDeliversAndReapsOrphans(t *testing.T) {
 	r := newReaper(testLogger(&logs))
 
 	cmd := exec.Command("/bin/sh", "-c", "sleep 0.2 & exit 3")
-	status, err := r.start(cmd)
+	status, err := r.Start(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Regression: Process.Release sets Pid to -1, and kill(-1) kills
 	// every process there is.
 	if cmd.Process.Pid <= 0 {
-		t.Fatalf("after reaper.start, cmd.Process.Pid = %d, want the child's pid", cmd.Process.Pid)
+		t.Fatalf("after reaper.Start, cmd.Process.Pid = %d, want the child's pid", cmd.Process.Pid)
 	}
 	var ws unix.WaitStatus
 	deadline := time.After(10 * time.Second)

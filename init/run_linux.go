@@ -8,8 +8,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 
+	"allium/imagestore"
 	"allium/init/netup"
+	"allium/supervisor"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,10 +25,16 @@ const bootMarker = "ALLIUM_BOOT_OK"
 // returns.
 func run(args []string, pid int, stderr io.Writer) int {
 	role := filepath.Base(args[0])
-	if len(args) > 1 && (args[1] == "poweroff" || args[1] == "reboot") {
+	if len(args) > 1 && slices.Contains([]string{"poweroff", "reboot", "unpack", "shim"}, args[1]) {
 		role = args[1]
 	}
 	switch {
+	case role == "unpack" && pid != 1:
+		// A helper of PID 1: unpacks one upload (imagestore.HelperMain).
+		return imagestore.HelperMain(args[2:], os.Stdin, os.Stdout, os.Stderr)
+	case role == "shim" && pid != 1:
+		// A container's first process: sets it up and execs the workload.
+		return supervisor.ShimMain(args[2:])
 	case role == "poweroff" || role == "halt":
 		return signalInit(unix.SIGTERM, stderr)
 	case role == "reboot":
@@ -60,6 +69,7 @@ func pid1(args []string) {
 	n.console = console
 	goSafe(log, "signals", func() { n.handleSignals(sigs) })
 	safely(log, "boot", func() { n.boot(args, upNetwork(log)) })
+	safely(log, "apps", n.startApps)
 	safely(log, "api", n.serveAPI)
 	goSafe(log, "late boot", n.lateBoot)
 	log.Info(bootMarker, "name", n.cfg.Name, "environment", n.environment(), "persistent", n.data.Persistent, "boot", n.bootCount)

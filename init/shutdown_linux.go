@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -11,9 +12,10 @@ import (
 
 // Grace periods of the shutdown.
 var (
-	apiGrace  = 2 * time.Second  // requests in flight (the reboot request itself)
-	termGrace = 10 * time.Second // processes, after SIGTERM
-	killGrace = 3 * time.Second  // processes, after SIGKILL
+	apiGrace       = 2 * time.Second  // requests in flight (the reboot request itself)
+	containerGrace = 30 * time.Second // containers, each with its own stop timeout, in parallel
+	termGrace      = 10 * time.Second // processes, after SIGTERM
+	killGrace      = 3 * time.Second  // processes, after SIGKILL
 )
 
 // requestPower asks the main loop to shut down with cmd; the first
@@ -37,6 +39,14 @@ func (n *node) shutdown(cmd int) {
 		n.api.Shutdown(ctx)
 		cancel()
 	}
+	if n.apps != nil {
+		n.log.Info("shutdown: stopping containers")
+		ctx, cancel := context.WithTimeout(context.Background(), containerGrace)
+		if err := n.apps.sup.StopAll(ctx); err != nil {
+			n.log.Warn("shutdown: stopping containers", "err", err)
+		}
+		cancel()
+	}
 	n.log.Info("shutdown: stopping processes")
 	n.stopProcesses()
 	if n.db != nil {
@@ -48,7 +58,10 @@ func (n *node) shutdown(cmd int) {
 	n.k.Sync()
 	n.log.Info("shutdown: unmounting")
 	if n.data.Mounted != "" {
-		unmountAll(n.k, n.log, []string{n.data.Mounted}, false)
+		// Container roots and volumes are mounted below the data root.
+		// unmountAll goes from the end: the latest first, the data root last.
+		children := slices.DeleteFunc(mountsUnder(n.data.Mounted), func(m string) bool { return m == n.data.Mounted })
+		unmountAll(n.k, n.log, append([]string{n.data.Mounted}, reverse(children)...), false)
 	}
 	unmountAll(n.k, n.log, n.mounts, true)
 	n.k.Sync()
@@ -101,4 +114,14 @@ func actionName(cmd int) string {
 		return "reboot"
 	}
 	return "power off"
+}
+
+// reverse returns s reversed: mountsUnder lists deepest first, and
+// unmountAll unmounts from the end.
+func reverse(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[len(s)-1-i] = v
+	}
+	return out
 }

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"allium/imagestore"
+
+	"golang.org/x/sys/unix"
+)
+
+// Container roots on the data root:
+//
+//	containers/NAME            the container's root: an overlay of the image's
+//	                           rootfs (read-only) and overlay/NAME/upper, or a
+//	                           copy of the image where overlayfs is missing
+//	overlay/NAME/{upper,work}  the overlay's writable layer
+//	volumes/NAME/VOL           a declared volume, bind-mounted at its path
+//	logs/NAME                  the container's log files
+//
+// /containers points at containers/, as in the original sketch.
+type roots struct {
+	k    kernel
+	data string // the data root, rootfs.DataDir below the test root
+}
+
+func (r roots) root(name string) string    { return filepath.Join(r.data, "containers", name) }
+func (r roots) overlay(name string) string { return filepath.Join(r.data, "overlay", name) }
+func (r roots) logs(name string) string    { return filepath.Join(r.data, "logs", name) }
+func (r roots) volume(name, vol string) string {
+	return filepath.Join(r.data, "volumes", name, vol)
+}
+
+// prepare mounts (or copies) the image's rootfs as name's root and binds
+// its volumes. It is idempotent: a root already mounted is unmounted
+// first, so a boot after a power cut starts clean.
+func (r roots) prepare(name, image string, m *imagestore.Manifest) (mode string, err error) {
+	r.release(name)
+	root := r.root(name)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	mode, err = r.mountOverlay(name, image)
+	if err != nil {
+		return "", err
+	}
+	for _, v := range m.Volumes {
+		if err := r.bindVolume(name, v); err != nil {
+			r.release(name)
+			return "", err
+		}
+	}
+	return mode, nil
+}
+
+func (r roots) mountOverlay(name, image string) (string, error) {
+	ov := r.overlay(name)
+	for _, d := range []string{"upper", "work"} {
+		if err := os.MkdirAll(filepath.Join(ov, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", image, filepath.Join(ov, "upper"), filepath.Join(ov, "work"))
+	err := r.k.Mount("overlay", r.root(name), "overlay", 0, opts)
+	if err == nil {
+		return "overlay", nil
+	}
+	if !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.EINVAL) {
+		return "", fmt.Errorf("mount the overlay for %s: %w", name, err)
+	}
+	// No overlayfs (an OpenVZ kernel, a missing module): copy, once.
+	if entries, _ := os.ReadDir(r.root(name)); len(entries) > 0 {
+		return "copy", nil
+	}
+	return "copy", copyTree(image, r.root(name))
+}
+
+func (r roots) bindVolume(name string, v imagestore.Volume) error {
+	src := r.volume(name, v.Name)
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(r.root(name))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	// The path is resolved inside the container's root only: an image may
+	// hold absolute symlinks (/data -> /), and mount(2) given the path
+	// joined to the root would follow them on the node. So make and open
+	// it through os.Root, and mount on the descriptor.
+	if err := root.MkdirAll(v.Path[1:], 0o755); err != nil {
+		return fmt.Errorf("volume %s at %s: %w", v.Name, v.Path, err)
+	}
+	dir, err := root.Open(v.Path[1:])
+	if err != nil {
+		return fmt.Errorf("volume %s at %s: %w", v.Name, v.Path, err)
+	}
+	defer dir.Close()
+	target := fmt.Sprintf("/proc/self/fd/%d", dir.Fd())
+	if err := r.k.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("volume %s at %s: %w", v.Name, v.Path, err)
+	}
+	return nil
+}
+
+// release unmounts everything below name's root and the root itself.
+func (r roots) release(name string) {
+	root := r.root(name)
+	for _, m := range mountsUnder(root) {
+		r.k.Unmount(m, unix.MNT_DETACH)
+	}
+}
+
+// remove releases name's root and deletes it, its overlay and its logs.
+// Volumes stay.
+func (r roots) remove(name string) error {
+	r.release(name)
+	return errors.Join(os.RemoveAll(r.root(name)), os.RemoveAll(r.overlay(name)), os.RemoveAll(r.logs(name)))
+}
+
+// mountsUnder lists the mount points at or below dir, deepest first,
+// from /proc/self/mountinfo.
+func mountsUnder(dir string) []string {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out = append(out, f[4])
+		}
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
+}
+
+// copyTree copies src to dst, keeping modes, owners and symlinks.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if err := copyEntry(p, target, info); err != nil {
+			return fmt.Errorf("copy %s: %w", rel, err)
+		}
+		return nil
+	})
+}
+
+func copyEntry(src, dst string, info fs.FileInfo) error {
+	st, _ := info.Sys().(*unix.Stat_t)
+	switch {
+	case info.IsDir():
+		if err := os.MkdirAll(dst, info.Mode().Perm()); err != nil {
+			return err
+		}
+	case info.Mode()&fs.ModeSymlink != 0:
+		t, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(t, dst); err != nil {
+			return err
+		}
+	case info.Mode().IsRegular():
+		if err := copyFile(src, dst, info.Mode()); err != nil {
+			return err
+		}
+	default:
+		return nil // devices and fifos were refused or allowed at unpack; skip them here
+	}
+	if st != nil {
+		os.Lchown(dst, int(st.Uid), int(st.Gid))
+	}
+	if info.Mode()&fs.ModeSymlink == 0 {
+		return os.Chmod(dst, info.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
+	}
+	return nil
+}
+
+func copyFile(src, dst string, mode fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode.Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"allium/api"
+	"allium/state"
+	"allium/supervisor"
+)
+
+// eventHub records events in state.db and fans them out to followers
+// of GET /v1/events. The supervisor's events arrive on a channel (its
+// callback must not block), and one goroutine records them, in order,
+// together with the restart history they carry.
+//
+//	supervisor ──OnEvent──> in ──record──> state.db (event log, history)
+//	apps ──publish────────┘          └──> followers (dropped if too slow)
+type eventHub struct {
+	log *slog.Logger
+	db  *state.DB
+	in  chan supervisor.Event
+
+	mu        sync.Mutex
+	followers map[chan api.Event]struct{}
+}
+
+func newEventHub(log *slog.Logger, db *state.DB) *eventHub {
+	h := &eventHub{log: log, db: db, in: make(chan supervisor.Event, 1024), followers: map[chan api.Event]struct{}{}}
+	goSafe(log, "events", h.loop)
+	return h
+}
+
+// onSupervisor is the supervisor's OnEvent: it never blocks. If the
+// channel is full (a state.db that stalls), the event is logged instead.
+func (h *eventHub) onSupervisor(e supervisor.Event) {
+	select {
+	case h.in <- e:
+	default:
+		h.log.Warn("events: dropped", "container", e.Container, "type", e.Type, "message", e.Message)
+	}
+}
+
+func (h *eventHub) loop() {
+	for e := range h.in {
+		h.saveHistory(e)
+		h.publish(toEvent(e))
+	}
+}
+
+// saveHistory keeps the restart history in state.db, so counters and
+// the last exit survive a reboot. A removed container has none.
+func (h *eventHub) saveHistory(e supervisor.Event) {
+	if e.Type == supervisor.EventRemove {
+		return
+	}
+	b, err := json.Marshal(e.History)
+	if err != nil {
+		return
+	}
+	if _, err := h.db.UpdateContainer(e.Container, func(c *state.Container) { c.History = b }); err != nil {
+		h.log.Error("events: saving the history", "container", e.Container, "err", err)
+	}
+}
+
+func toEvent(e supervisor.Event) api.Event {
+	out := api.Event{Time: e.Time, Type: string(e.Type), Container: e.Container, Message: e.Message}
+	if x := e.Exit; x != nil {
+		out.Exit = &api.Exit{Code: x.Code, Signal: x.Signal, Time: x.Time}
+	}
+	return out
+}
+
+// publish records ev and hands it to every follower.
+func (h *eventHub) publish(ev api.Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	h.log.Info("event", "type", ev.Type, "container", ev.Container, "message", ev.Message)
+	if err := h.db.AppendEvent(ev); err != nil {
+		h.log.Error("events: recording", "err", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.followers {
+		select {
+		case ch <- ev:
+		default: // a follower that does not keep up misses events
+		}
+	}
+}
+
+// stream emits the recorded events, then with follow the new ones until
+// ctx ends or emit fails.
+func (h *eventHub) stream(ctx context.Context, follow bool, emit func(api.Event) error) error {
+	ch := make(chan api.Event, 256)
+	if follow {
+		h.mu.Lock()
+		h.followers[ch] = struct{}{}
+		h.mu.Unlock()
+		defer func() {
+			h.mu.Lock()
+			delete(h.followers, ch)
+			h.mu.Unlock()
+		}()
+	}
+	if err := h.replay(emit); err != nil || !follow {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-ch:
+			if err := emit(ev); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (h *eventHub) replay(emit func(api.Event) error) error {
+	raw, err := h.db.Events()
+	if err != nil {
+		return err
+	}
+	for _, r := range raw {
+		var ev api.Event
+		if json.Unmarshal(r, &ev) != nil {
+			continue
+		}
+		if err := emit(ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
