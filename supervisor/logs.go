@@ -127,6 +127,9 @@ func (w *logWriter) writeLine(t time.Time, stream string, text []byte) {
 	b = append(b, '\n')
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.f == nil && !w.closed {
+		w.open() // closed between runs; on failure the line is dropped
+	}
 	if !w.closed && w.size > 0 && w.size+int64(len(b)) > w.lim.MaxSize {
 		w.rotate()
 	}
