@@ -8,15 +8,24 @@
 // every goroutine runs under goSafe, a panicking API handler costs one
 // request, and after boot errors are logged, never fatal.
 //
-// The same binary plays other roles when invoked under another name:
-// "poweroff" and "reboot" ask PID 1 to do that (the kernel runs
-// /sbin/poweroff on a Xen shutdown request).
+// The same binary plays other roles when invoked under another name or
+// with a role word:
+//   - "poweroff" and "reboot" ask PID 1 to do that (the kernel runs
+//     /sbin/poweroff on a Xen shutdown request);
+//   - "init unpack" unpacks one upload, chrooted into a staging
+//     directory (imagestore.HelperMain);
+//   - "init shim" sets a container up and execs its workload
+//     (supervisor.ShimMain).
 //
 // Dependencies, and why each is here:
 //   - golang.org/x/sys/unix: mount, reboot, wait4, finit_module.
 //   - go.etcd.io/bbolt (through state): the node's state.
 //   - github.com/vishvananda/netlink and github.com/insomniacslk/dhcp
 //     (through init/netup): links, addresses, routes, and DHCPv4.
+//   - github.com/mholt/archives (through imagestore): the unpack helper
+//     reads every compression it identifies. It registers all its
+//     formats, so its decoders link in whether used or not: about 3 MB
+//     of the binary.
 //
 // Nothing else outside the standard library; a test guards the list.
 package main
