@@ -232,6 +232,9 @@ func (a *apps) PutContainer(ctx context.Context, name string, req api.ContainerR
 		if err := a.sup.Remove(ctx, name); err != nil && !errors.Is(err, supervisor.ErrNotFound) {
 			return api.Container{}, fmt.Errorf("stop %s before replacing it: %w", name, err)
 		}
+		if err := a.roots.reset(name); err != nil {
+			a.log.Warn("apps: clearing the old root", "container", name, "err", err)
+		}
 	}
 	if err := a.add(name, req.Image, m, supervisor.History{}, true); err != nil {
 		return api.Container{}, err

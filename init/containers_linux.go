@@ -117,11 +117,16 @@ func (r roots) release(name string) {
 	}
 }
 
-// remove releases name's root and deletes it, its overlay and its logs.
-// Volumes stay.
-func (r roots) remove(name string) error {
+// reset releases name's root and deletes it and its overlay, so that a
+// new image starts from a clean root. Volumes and logs stay.
+func (r roots) reset(name string) error {
 	r.release(name)
-	return errors.Join(os.RemoveAll(r.root(name)), os.RemoveAll(r.overlay(name)), os.RemoveAll(r.logs(name)))
+	return errors.Join(os.RemoveAll(r.root(name)), os.RemoveAll(r.overlay(name)))
+}
+
+// remove is reset, and the logs go too. Volumes stay.
+func (r roots) remove(name string) error {
+	return errors.Join(r.reset(name), os.RemoveAll(r.logs(name)))
 }
 
 // mountsUnder lists the mount points at or below dir, deepest first,
