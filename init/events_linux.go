@@ -23,6 +23,8 @@ type eventHub struct {
 	log *slog.Logger
 	db  *state.DB
 	in  chan supervisor.Event
+	// pending counts events queued and not yet recorded, for drain.
+	pending sync.WaitGroup
 
 	mu        sync.Mutex
 	followers map[chan api.Event]struct{}
@@ -37,17 +39,40 @@ func newEventHub(log *slog.Logger, db *state.DB) *eventHub {
 // onSupervisor is the supervisor's OnEvent: it never blocks. If the
 // channel is full (a state.db that stalls), the event is logged instead.
 func (h *eventHub) onSupervisor(e supervisor.Event) {
+	h.pending.Add(1)
 	select {
 	case h.in <- e:
 	default:
+		h.pending.Done()
 		h.log.Warn("events: dropped", "container", e.Container, "type", e.Type, "message", e.Message)
 	}
 }
 
 func (h *eventHub) loop() {
 	for e := range h.in {
-		h.saveHistory(e)
-		h.publish(toEvent(e))
+		h.record(e)
+	}
+}
+
+func (h *eventHub) record(e supervisor.Event) {
+	defer h.pending.Done()
+	h.saveHistory(e)
+	h.publish(toEvent(e))
+}
+
+// drain waits, up to limit, until every queued event is recorded: the
+// shutdown calls it after stopping the containers and before closing
+// state.db, so their last exits are kept.
+func (h *eventHub) drain(limit time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		h.pending.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		h.log.Warn("events: not all recorded before shutdown")
 	}
 }
 

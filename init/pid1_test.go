@@ -117,7 +117,7 @@ func startContainerNode(t *testing.T, dir string, port int, client ed25519.Priva
 		case <-c.done:
 		case <-time.After(10 * time.Second):
 		}
-		if t.Failed() {
+		if t.Failed() || os.Getenv("ALLIUM_SHOW_CONSOLE") != "" {
 			t.Logf("init's console:\n%s", c.logs)
 		}
 	})

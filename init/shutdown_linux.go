@@ -46,6 +46,7 @@ func (n *node) shutdown(cmd int) {
 			n.log.Warn("shutdown: stopping containers", "err", err)
 		}
 		cancel()
+		n.apps.events.drain(5 * time.Second)
 	}
 	n.log.Info("shutdown: stopping processes")
 	n.stopProcesses()
