@@ -468,7 +468,7 @@ func resumable(ctx context.Context, err error) bool {
 			http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 			return true
 		}
-		return e.Code == CodeUploadOffset
+		return e.Code == CodeUploadOffset || e.Code == CodeUploadBusy
 	}
 	return true // the network: refused, reset, EOF, stalled
 }

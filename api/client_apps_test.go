@@ -141,6 +141,23 @@ func TestUploadResumesAfterDrop(t *testing.T) {
 	}
 }
 
+// Regression: a node still holding a dead connection's upload answered
+// 409 busy, and the client gave up instead of waiting for it to let go.
+func TestUploadWaitsOutBusy(t *testing.T) {
+	n, apps := startApps(t)
+	apps.busy = 2
+	data := archive(100_000)
+	d := digestOf(data)
+	var log progressLog
+	img, err := n.dial(t, n.client).Upload(t.Context(), d, bytes.NewReader(data), int64(len(data)), fastRetries(&log))
+	if err != nil || img.Digest != d {
+		t.Fatalf("Upload() while the node is busy twice = %+v, %v; want the image", img, err)
+	}
+	if len(apps.puts) != 3 {
+		t.Errorf("PutImage calls = %v, want 3 (two busy, one through)", apps.puts)
+	}
+}
+
 // TestUploadResumesAfterStall: the node stops reading; the client's
 // stall timer ends the attempt, and it resumes.
 func TestUploadResumesAfterStall(t *testing.T) {

@@ -12,6 +12,7 @@ const (
 	CodeTooLarge       = "too_large"
 	CodeNotImplemented = "not_implemented"
 	CodeUploadOffset   = "upload_offset"
+	CodeUploadBusy     = "upload_busy"
 )
 
 // NotFound is an error that answers 404.
@@ -23,6 +24,13 @@ func NotFound(format string, args ...any) *Error {
 // node's state (an image in use, an upload under way).
 func Conflict(format string, args ...any) *Error {
 	return newError(http.StatusConflict, CodeConflict, fmt.Errorf(format, args...))
+}
+
+// UploadBusy is an error that answers 409 when another upload of the
+// same digest is under way, such as one whose connection died and that
+// the node has not noticed yet: the client waits and resumes.
+func UploadBusy(format string, args ...any) *Error {
+	return newError(http.StatusConflict, CodeUploadBusy, fmt.Errorf(format, args...))
 }
 
 // BadRequest is an error that answers 400: what the client sent is

@@ -27,9 +27,10 @@ type fakeApps struct {
 	containers map[string]Container
 	logs       map[string][]string
 	events     []Event
-	puts       []int64 // the offset of each PutImage call
+	puts       []int64  // the offset of each PutImage call
 	signals    []string // "NAME SIGNAL" of each SignalContainer call
-	fail       error   // when set, RemoveImage and RemoveContainer return it
+	busy       int      // PutImage answers upload_busy this many times first
+	fail       error    // when set, RemoveImage and RemoveContainer return it
 
 	// dropAt, when > 0, makes the next PutImage keep the body up to
 	// that offset and then kill the connection.
@@ -86,6 +87,10 @@ func (f *fakeApps) PutImage(ctx context.Context, d string, offset, total int64, 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.puts = append(f.puts, offset)
+	if f.busy > 0 {
+		f.busy--
+		return Image{}, UploadBusy("another upload of %s is under way", d)
+	}
 	if have := int64(len(f.uploads[d])); have != offset {
 		return Image{}, OffsetMismatch(d, have)
 	}

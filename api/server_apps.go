@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"allium/imagestore"
 )
@@ -225,7 +226,11 @@ func (s *Server) putImage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	body := &bodyReader{r: r.Body, left: total - offset}
+	// A connection that dies without a FIN would hold the upload (and
+	// its digest, busy) until TCP gave up: a read deadline, pushed on
+	// by every read, ends it after uploadIdle of silence instead.
+	rc := http.NewResponseController(w)
+	body := &bodyReader{r: r.Body, left: total - offset, alive: func() { rc.SetReadDeadline(time.Now().Add(uploadIdle)) }}
 	img, err := s.backend.PutImage(r.Context(), d, offset, total, body)
 	switch {
 	case err != nil && body.short && !isStatus(err):
@@ -275,11 +280,19 @@ type bodyReader struct {
 	r     io.Reader
 	left  int64
 	short bool
+	alive func() // called before each read; nil in tests
 }
+
+// uploadIdle is how long an upload may send nothing before the node
+// gives up on its connection.
+const uploadIdle = 60 * time.Second
 
 func (b *bodyReader) Read(p []byte) (int, error) {
 	if b.left <= 0 {
 		return 0, io.EOF
+	}
+	if b.alive != nil {
+		b.alive()
 	}
 	if int64(len(p)) > b.left {
 		p = p[:b.left]

@@ -109,7 +109,7 @@ crash. Use cloud stop to stop it for good.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "sent %s to %s (pid %d)\n", orDefault(signal, "SIGKILL"), name, c.PID)
+			fmt.Fprintf(g.stdout, "sent %s to %s (%s)\n", orDefault(signal, "SIGKILL"), name, describe(c))
 			return nil
 		})
 	cmd.Flags().StringVarP(&signal, "signal", "s", "", "the signal, by name: KILL, TERM, HUP, INT, QUIT, USR1, USR2... (default KILL)")

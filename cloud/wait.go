@@ -153,6 +153,10 @@ func describe(c api.Container) string {
 		return "stopping"
 	case api.StateRunning:
 		return "running" + runDetails(c)
+	case api.StateStopped:
+		if c.Desired == "running" {
+			return "starting (the node is preparing it)"
+		}
 	}
 	return c.State
 }

@@ -247,7 +247,7 @@ func (s *Store) appendPart(ctx context.Context, digest string, offset, total int
 	if _, err := f.Seek(kept, io.SeekStart); err != nil {
 		return nil, kept, fmt.Errorf("imagestore: %w", err)
 	}
-	n, err := io.Copy(io.MultiWriter(f, sum), io.LimitReader(ctxReader{ctx, body}, total-kept))
+	n, err := io.Copy(io.MultiWriter(&syncingWriter{f: f}, sum), io.LimitReader(ctxReader{ctx, body}, total-kept))
 	kept += n
 	if serr := f.Sync(); err == nil && serr != nil {
 		err = serr
@@ -256,6 +256,26 @@ func (s *Store) appendPart(ctx context.Context, digest string, offset, total int
 		return nil, kept, fmt.Errorf("imagestore: upload of %s stopped at byte %d of %d: %w", digest, kept, total, err)
 	}
 	return sum, kept, nil
+}
+
+// syncEvery is how much of an upload may be lost to a power cut: the
+// part is synced each time this much more of it has been written, so a
+// resumed upload after a crash loses at most this much.
+const syncEvery = 4 << 20
+
+// syncingWriter writes to f and syncs it every syncEvery bytes.
+type syncingWriter struct {
+	f        *os.File
+	unsynced int64
+}
+
+func (w *syncingWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if w.unsynced += int64(n); err == nil && w.unsynced >= syncEvery {
+		err = w.f.Sync()
+		w.unsynced = 0
+	}
+	return n, err
 }
 
 // checkSpace refuses an upload over the limits or the free disk.

@@ -110,7 +110,7 @@ func imageError(digest string, err error) error {
 	case errors.As(err, &off):
 		return api.OffsetMismatch(digest, off.Kept)
 	case errors.Is(err, imagestore.ErrBusy):
-		return api.Conflict("%v", err)
+		return api.UploadBusy("%v", err)
 	case errors.Is(err, imagestore.ErrTooLarge):
 		return api.TooLarge("%v", err)
 	case errors.Is(err, imagestore.ErrBadDigest), errors.Is(err, imagestore.ErrDigest),
@@ -247,9 +247,11 @@ func (a *apps) PutContainer(ctx context.Context, name string, req api.ContainerR
 
 // add prepares name's root, records it and hands it to the supervisor.
 func (a *apps) add(name, image string, m *imagestore.Manifest, hist supervisor.History, running bool) error {
-	if _, err := a.roots.prepare(name, a.store.RootFS(image), m); err != nil {
+	mode, err := a.roots.prepare(name, a.store.RootFS(image), m)
+	if err != nil {
 		return api.Unavailable("prepare the root of %s: %v", name, err)
 	}
+	a.log.Info("apps: root ready", "container", name, "mode", mode)
 	spec, err := supervisor.FromManifest(m, name, a.roots.root(name), a.roots.logs(name))
 	if err != nil {
 		return api.BadRequest("%s: %v", name, err)

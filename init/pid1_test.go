@@ -25,7 +25,7 @@ import (
 // The root tier: the real init binary as PID 1 of a fresh pid and mount
 // namespace, chrooted, in OS-container mode (as OpenVZ starts it).
 
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Getenv("ALLIUM_ROOT_TESTS") == "" {
 		t.Skip("root tier: set ALLIUM_ROOT_TESTS=1 (as root) to run; `make test` does")
@@ -42,7 +42,7 @@ func requireRoot(t *testing.T) {
 
 // containerNode is an init running as PID 1 of its own namespaces.
 type containerNode struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string // the chroot
 	cmd    *exec.Cmd
 	pid    int // init's pid on the host
@@ -53,7 +53,7 @@ type containerNode struct {
 	done   chan error
 }
 
-func buildInit(t *testing.T) string {
+func buildInit(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "init")
 	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
@@ -65,7 +65,7 @@ func buildInit(t *testing.T) string {
 }
 
 // newChroot lays out the root an OS container's init would find.
-func newChroot(t *testing.T, bin string) (dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey) {
+func newChroot(t testing.TB, bin string) (dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey) {
 	t.Helper()
 	dir = t.TempDir()
 	b, _ := os.ReadFile(bin)
@@ -87,7 +87,7 @@ func newChroot(t *testing.T, bin string) (dir string, port int, client ed25519.P
 	return dir, port, client, nodeKey.Public().(ed25519.PublicKey)
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func startContainerNode(t *testing.T, dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey) *containerNode {
+func startContainerNode(t testing.TB, dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey) *containerNode {
 	t.Helper()
 	c := &containerNode{t: t, dir: dir, port: port, client: client, node: node, logs: &syncBuffer{}, done: make(chan error, 1)}
 	c.cmd = exec.Command("unshare", "--pid", "--mount", "--fork", "--propagation", "private",

@@ -71,6 +71,7 @@ func pid1(args []string) {
 	safely(log, "boot", func() { n.boot(args, upNetwork(log)) })
 	safely(log, "apps", n.startApps)
 	safely(log, "api", n.serveAPI)
+	goSafe(log, "restore", n.restoreApps)
 	goSafe(log, "late boot", n.lateBoot)
 	log.Info(bootMarker, "name", n.cfg.Name, "environment", n.environment(), "persistent", n.data.Persistent, "boot", n.bootCount)
 	for {

@@ -38,8 +38,17 @@ func (n *node) startApps() {
 	a.sup = supervisor.New(supervisor.Options{Starter: n.reaper, OnEvent: hub.onSupervisor, Log: n.log})
 	n.linkContainers(data)
 	n.apps, n.Apps = a, a
-	n.restore(a)
-	a.collect()
+}
+
+// restoreApps hands the recorded containers back to the supervisor. It
+// runs after the API is up (DESIGN.md: serve, then restore), because
+// preparing a root can take long where it has to be a copy.
+func (n *node) restoreApps() {
+	if n.apps == nil {
+		return
+	}
+	n.restore(n.apps)
+	n.apps.collect()
 }
 
 // linkContainers makes /containers point at the containers' roots.
