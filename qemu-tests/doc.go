@@ -18,13 +18,32 @@
 //   - TestBootWithoutDataDisk, built with --no-data: it serves, says
 //     persistent false with a warning, and cloud info shows persistence
 //     OFF.
+//   - TestApps, one appliance with a data disk and a port forwarded to a
+//     container (mkimage qemu --forward), in steps that share it: a
+//     busybox httpd image made by mkimage pack in the test is pushed by
+//     cloud start and answers net/http through the forwarded port, and
+//     cloud logs shows its output; cloud kill brings it back under a new
+//     pid with one restart, and cloud events shows start, exit and
+//     restart_scheduled; after cloud reboot it runs again and serves;
+//     cloud stop keeps it stopped across a reboot, and cloud start of
+//     the same file starts it without sending it again; a hard reset
+//     (QEMU's system_reset) in the middle of an upload keeps what the
+//     node had synced, lists no half image, and a later cloud start
+//     resumes and runs it (cloud rm and rmi remove it); a hard reset in
+//     the middle of an unpack of many small files likewise leaves no
+//     half image, and pushing it again works; hostile archives (a ".."
+//     entry, an escaping symlink, a write through a symlink) are refused
+//     by cloud start naming the entry, while the httpd keeps serving.
+//     Where a reset must land is found by polling the node's upload
+//     offset (HEAD) with the test's own API client.
 //   - BenchmarkBoot: what Allium adds over a bare kernel reaching /init
 //     (internal/bareinit), in seconds to ready and in memory, with the
 //     initramfs and init sizes. `make bench` runs it and prints a table.
 //
-// It does not cover tor, containers or kexec, and asserts no timing:
-// deadlines are generous (90 s to a first answer) because TCG on a
-// shared 2-core runner is slow and noisy. Timings live in the benchmark.
+// It does not cover tor or kexec, and asserts no timing: deadlines are
+// generous (90 s to a first answer, 60 s for a container or the httpd)
+// because TCG on a shared 2-core runner is slow and noisy. Timings live
+// in the benchmark.
 //
 // # Running it
 //
@@ -42,7 +61,7 @@
 // without it they build them once per run with CGO_ENABLED=0 go build
 // -trimpath. The tests run in parallel, each VM on its own free port, with
 // its own client config (mkimage appliance --config) in a temporary
-// directory. The boots use TCG, mkimage qemu's default.
+// directory. TestApps needs busybox-static (/bin/busybox) for its images. The boots use TCG, mkimage qemu's default.
 //
 // # Replaying a failure
 //

@@ -41,6 +41,9 @@ type appliance struct {
 	config string // --config, the client side
 	port   int    // the node's API port, forwarded from the same host port
 	noData bool
+	// forwards are mkimage qemu's --forward HOST:GUEST, which reach a
+	// container's port; add them with forward before boot.
+	forwards []string
 }
 
 type buildOpts struct {
@@ -91,6 +94,40 @@ func (a *appliance) dataImage() string { return filepath.Join(a.dir, "data.img")
 
 func (a *appliance) addr() string { return "127.0.0.1:" + strconv.Itoa(a.port) }
 
+// forward makes the next boots forward a free loopback port to the
+// node's port guest, and returns that host port.
+func (a *appliance) forward(tb testing.TB, guest int) int {
+	tb.Helper()
+	host := freePort(tb)
+	a.forwards = append(a.forwards, fmt.Sprintf("%d:%d", host, guest))
+	return host
+}
+
+// client is an API client with a's client key, pinning the node key of
+// its alias: for what the cloud binary does not show, such as how much
+// of an upload the node has kept.
+func (a *appliance) client(tb testing.TB) *api.Client {
+	tb.Helper()
+	cfg := api.Config{Dir: a.config}
+	key, err := cfg.ClientKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	alias, err := cfg.Alias(a.name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	node, err := api.ParseKey(alias.NodeKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := api.NewClient(alias.Address, key, node)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
 // freePort is a loopback TCP port nothing listens on right now.
 func freePort(tb testing.TB) int {
 	tb.Helper()
@@ -130,6 +167,9 @@ func (a *appliance) boot(tb testing.TB, label string) *vm {
 	args := []string{"qemu", a.dir, "--port", strconv.Itoa(a.port), "--serial", v.serial, "--monitor", v.monitor}
 	if a.noData {
 		args = append(args, "--no-data")
+	}
+	for _, f := range a.forwards {
+		args = append(args, "--forward", f)
 	}
 	line, err := exec.Command(a.mkimage, append(args, "--dry-run")...).Output()
 	if err != nil {
@@ -244,8 +284,10 @@ func (a *appliance) cloud(tb testing.TB, args ...string) result {
 // cloudAs runs cloud with another config directory.
 func (a *appliance) cloudAs(tb testing.TB, config string, args ...string) result {
 	tb.Helper()
+	start := time.Now()
 	r := a.runCloud(tb, config, args...)
-	tb.Logf("cloud --config %s %s: exit %d\nstdout: %s\nstderr: %s", config, strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	tb.Logf("cloud --config %s %s: exit %d after %.1f s\nstdout: %s\nstderr: %s", config, strings.Join(args, " "), r.code,
+		time.Since(start).Seconds(), r.stdout, r.stderr)
 	return r
 }
 
@@ -343,6 +385,27 @@ func (v *vm) waitNode(tb testing.TB, what string, ok func(api.Node) bool) (api.N
 }
 
 func anyNode(api.Node) bool { return true }
+
+// waitConsole waits until the serial console holds marker at least n
+// times (a reboot or a reset keeps appending to the same file); it fails
+// tb if QEMU exits or the deadline passes.
+func (v *vm) waitConsole(tb testing.TB, marker string, n int) {
+	tb.Helper()
+	deadline := time.Now().Add(firstAnswer)
+	for {
+		if strings.Count(readFile(v.serial), marker) >= n {
+			return
+		}
+		if v.exited() {
+			tb.Fatalf("%s %s: waiting for %q (%d times) on the console, QEMU exited (%v)", v.a.name, v.label, marker, n, v.err)
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s %s: %q is on the console %d times after %v, want %d", v.a.name, v.label, marker,
+				strings.Count(readFile(v.serial), marker), firstAnswer, n)
+		}
+		time.Sleep(pollEvery)
+	}
+}
 
 // hmp sends one command to QEMU's human monitor and waits for the next
 // prompt, so the command was read before the connection closes.
