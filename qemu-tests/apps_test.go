@@ -111,6 +111,25 @@ func stepRebootRunsAgain(t *testing.T, n *appNode) {
 	n.waitLogs(t, "httpd", "three start lines (start, kill, reboot)", func(log string) bool {
 		return strings.Count(log, " stdout started") >= 3
 	})
+	// Regression: overlay.ko loaded after the containers were restored,
+	// so every boot after the first fell back to a copy of the image and
+	// lost what the container had written to its root.
+	console := readFile(n.v.serial)
+	if strings.Contains(console, `msg="apps: root ready" container=httpd mode=copy`) ||
+		!strings.Contains(console, `msg="apps: root ready" container=httpd mode=overlay`) {
+		t.Errorf("serial console: httpd's root after the reboot is not an overlay:\n%s", grepLines(console, "root ready"))
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // stepStopStaysStopped: cloud stop, named by the image file, stops it;
