@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -118,6 +119,45 @@ var shimSteps = []struct {
 	{ExitShimPrivileges, dropBoundingSet},
 	{ExitShimPrivileges, setCredentials},
 	{ExitShimPrivileges, clearInheritable},
+	{ExitShimPrivileges, resetIgnoredSignals},
+}
+
+// resetIgnoredSignals gives the workload default signal dispositions:
+// execve keeps an ignored signal ignored, and whatever started the node
+// (or a test runner) may have ignored some. Handled signals are reset by
+// execve itself. Only signals ignored now are touched, so the Go runtime
+// of the shim, which handles its own, is not disturbed before the exec.
+func resetIgnoredSignals(*shimConfig) error {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil // no /proc at this rung: nothing to go by
+	}
+	mask, ok := statusMask(string(b), "SigIgn:")
+	if !ok {
+		return nil
+	}
+	var dfl [4]uintptr // struct sigaction: handler SIG_DFL, flags, restorer, mask
+	for sig := 1; sig <= 64; sig++ {
+		if mask&(1<<(sig-1)) == 0 || sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+			continue
+		}
+		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0); e != 0 {
+			return fmt.Errorf("reset signal %d: %w", sig, e)
+		}
+	}
+	return nil
+}
+
+// statusMask reads a hex mask line ("SigIgn:\t0000000080000000") of
+// /proc/PID/status.
+func statusMask(status, key string) (uint64, bool) {
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, key); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return m, err == nil
+		}
+	}
+	return 0, false
 }
 
 // shimStatus opens the status pipe and marks it close-on-exec, so that
