@@ -112,6 +112,7 @@ var shimSteps = []struct {
 	code int
 	f    func(*shimConfig) error
 }{
+	{ExitShimPrivileges, resetIgnoredSignals}, // first: it reads /proc, which the root lacks
 	{ExitShimRoot, enterRoot},
 	{ExitShimRoot, makeDev},
 	{ExitShimPrivileges, setRlimits},
@@ -119,7 +120,6 @@ var shimSteps = []struct {
 	{ExitShimPrivileges, dropBoundingSet},
 	{ExitShimPrivileges, setCredentials},
 	{ExitShimPrivileges, clearInheritable},
-	{ExitShimPrivileges, resetIgnoredSignals},
 }
 
 // resetIgnoredSignals gives the workload default signal dispositions:
@@ -130,7 +130,7 @@ var shimSteps = []struct {
 func resetIgnoredSignals(*shimConfig) error {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return nil // no /proc at this rung: nothing to go by
+		return nil // no /proc on the node: nothing to go by
 	}
 	mask, ok := statusMask(string(b), "SigIgn:")
 	if !ok {
