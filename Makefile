@@ -31,8 +31,10 @@ unit:
 demo: deps build
 	tools/demo.sh
 
+# -p 1: one package's benchmarks at a time, so that none measures
+# another's load. ALLIUM_BENCH_BIG=1 adds the ~200 MB rootfs unpack.
 bench: deps build
-	$(TIERS) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 40m ./...
+	$(TIERS) $(GO) test -p 1 -count=1 -run '^$$' -bench . -benchtime 1x -timeout 40m ./...
 
 clean:
 	rm -rf $(OUT)

@@ -27,7 +27,7 @@ import (
 // 256 KiB-1 MiB; ~200 MB), text for docs and scripts and
 // binary-like data for libraries, 1,200 symlinks (relative and
 // absolute), 30 hard links. It compresses about like a real rootfs:
-// xz -6 3.2:1, zstd -3 and gzip -6 2.8:1 (a Debian rootfs of the same
+// xz -6 3.3:1, zstd -3 and gzip -6 2.8:1 (a Debian rootfs of the same
 // size: 3.7, 2.7 and 2.6).
 const (
 	treePackages = 300
