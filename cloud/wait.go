@@ -12,7 +12,7 @@ import (
 
 // Polling a container's state starts fast and slows down.
 var (
-	pollFirst = 100 * time.Millisecond
+	pollFirst = 20 * time.Millisecond // doubling: a start seldom takes more than a few polls
 	pollMax   = time.Second
 )
 
