@@ -30,7 +30,7 @@ var Modules = []Module{
 	{Name: "virtio_rng", Late: true},
 	{Name: "evdev", Late: true},  // the ACPI power button is read through evdev
 	{Name: "button", Late: true}, // ACPI power button
-	{Name: "overlay"}, // container roots, restored at boot
+	{Name: "overlay"},            // container roots, restored at boot
 	{Name: "veth", Late: true},
 	{Name: "bridge", Late: true},
 	{Name: "xen_blkfront", XenOnly: true},
