@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"allium/internal/testbin"
 )
 
 // BenchmarkUnpackThroughput is issue 3's unpack benchmark: MB/s and
@@ -93,7 +95,7 @@ func benchUnpackSet(b *testing.B, name string, defRounds int, gen func(testing.T
 		b.Skip("bsdtar not found, and it is the peer (apt-get install -y libarchive-tools)")
 	}
 	rounds := benchEnvInt(b, "ALLIUM_BENCH_ROUNDS", defRounds)
-	mkimage := benchBinary(b, "mkimage")
+	mkimage := testbin.Path(b, "mkimage")
 	start := time.Now()
 	set := makeBenchArchives(b, name, mkimage, gen)
 	b.Logf("%s: archives ready in %v", name, time.Since(start).Round(time.Millisecond))

@@ -186,25 +186,6 @@ func countEntries(r io.Reader) (int, error) {
 	}
 }
 
-// benchBinary is $ALLIUM_BIN/name when ALLIUM_BIN is set (make bench
-// sets it), else name built from this module.
-func benchBinary(b *testing.B, name string) string {
-	if dir := os.Getenv("ALLIUM_BIN"); dir != "" {
-		p := filepath.Join(dir, name)
-		if _, err := os.Stat(p); err != nil {
-			b.Fatalf("ALLIUM_BIN=%s: %v (run make build)", dir, err)
-		}
-		return p
-	}
-	p := filepath.Join(b.TempDir(), name)
-	cmd := exec.Command("go", "build", "-trimpath", "-o", p, "allium/"+name)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("go build allium/%s: %v\n%s", name, err, out)
-	}
-	return p
-}
-
 // benchSet is one tree's archives.
 type benchSet struct {
 	tarBytes int64

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"allium/api"
+	"allium/internal/testbin"
 )
 
 // Issue 3's benchmarks of running apps, on the real init as PID 1 of an
@@ -31,25 +32,6 @@ import (
 // scans the inodes deleted in the last ~30-60 s (ext4's
 // recently_deleted), which makes creation 10-20x slower after any
 // removal, anyone's.
-
-// benchBin is $ALLIUM_BIN/name when ALLIUM_BIN is set (make bench sets
-// it), else name built from this module.
-func benchBin(b *testing.B, name string) string {
-	if dir := os.Getenv("ALLIUM_BIN"); dir != "" {
-		p := filepath.Join(dir, name)
-		if _, err := os.Stat(p); err != nil {
-			b.Fatalf("ALLIUM_BIN=%s: %v (run make build)", dir, err)
-		}
-		return p
-	}
-	p := filepath.Join(b.TempDir(), name)
-	cmd := exec.Command("go", "build", "-trimpath", "-o", p, "allium/"+name)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("go build allium/%s: %v\n%s", name, err, out)
-	}
-	return p
-}
 
 func benchRun(b *testing.B, name string, args ...string) {
 	b.Helper()
@@ -103,7 +85,7 @@ type benchNode struct {
 }
 
 func startBenchNode(b *testing.B, disk string) *benchNode {
-	bin := benchBin(b, "init")
+	bin := testbin.Path(b, "init")
 	dir, port, client, node := newChroot(b, bin)
 	data, src := filepath.Join(dir, "var/lib/allium"), filepath.Join(disk, "allium")
 	for _, d := range []string{data, src} {
@@ -118,7 +100,7 @@ func startBenchNode(b *testing.B, disk string) *benchNode {
 	c.waitUp()
 	c.waitLog(`api: listening" network=tcp`)
 
-	n := &benchNode{containerNode: c, cloud: benchBin(b, "cloud"), config: filepath.Join(b.TempDir(), "cloud")}
+	n := &benchNode{containerNode: c, cloud: testbin.Path(b, "cloud"), config: filepath.Join(b.TempDir(), "cloud")}
 	pem, err := api.MarshalPrivateKey(client)
 	if err == nil {
 		err = api.WriteFileAtomic(api.Config{Dir: n.config}.KeyPath(), pem, 0o600)

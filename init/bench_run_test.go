@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"allium/api"
+	"allium/internal/testbin"
 )
 
 // BenchmarkPushToRunning is issue 3's push-to-running latency: a ~5 MB
@@ -49,7 +50,7 @@ func BenchmarkPushToRunning(b *testing.B) {
 	if _, err := exec.LookPath("crun"); err != nil {
 		b.Skip("crun not found, and it is the peer (apt-get install -y crun)")
 	}
-	mkimage := benchBin(b, "mkimage")
+	mkimage := testbin.Path(b, "mkimage")
 	tree := busyboxTree(b, 3<<20)
 	disk := benchDisk(b, 2<<30)
 	cr := newCrun(b) // after the mount: its namespace is a copy
@@ -232,7 +233,7 @@ func benchFileSize(path string) int64 {
 func BenchmarkCrashLoop(b *testing.B) {
 	requireRoot(b)
 	window := benchWindow(b)
-	mkimage := benchBin(b, "mkimage")
+	mkimage := testbin.Path(b, "mkimage")
 	img := filepath.Join(b.TempDir(), "crash.txz")
 	benchPack(b, mkimage, busyboxTree(b, 0), img, "--cmd", "/bin/false", "--name", "crash")
 	n := startBenchNode(b, benchDisk(b, 512<<20))
