@@ -432,7 +432,10 @@ func childDHCPRenew(t *testing.T) {
 	if !waitFor(8*time.Second, func() bool { return slices.Equal(addrs(t, "vc0"), want) }) {
 		t.Errorf("addresses on vc0 after a NAK = %v, want %v (server saw %q)", addrs(t, "vc0"), want, s.Seen())
 	}
-	if gw, _ := defaultGateway(t, "vc0"); gw != ip("10.99.0.1") {
+	// The route follows the address: wait for it too, the two are not
+	// applied at the same instant.
+	if !waitFor(5*time.Second, func() bool { gw, _ := defaultGateway(t, "vc0"); return gw == ip("10.99.0.1") }) {
+		gw, _ := defaultGateway(t, "vc0")
 		t.Errorf("default route on vc0 after the new address = via %v, want via 10.99.0.1", gw)
 	}
 }
