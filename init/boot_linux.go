@@ -51,6 +51,19 @@ func (n *node) lateBoot() {
 	}
 	n.loadModules(true)
 	n.watchPowerButtons(n.root)
+	n.freeModules()
+}
+
+// freeModules deletes the module files once they are loaded: in an
+// initramfs they are RAM (about 2 MB), and nothing loads them again.
+func (n *node) freeModules() {
+	dir := filepath.Join(n.root, "lib/modules")
+	if !isVolatile(dir) {
+		return // a real disk: leave the operator's files alone
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		n.log.Warn("modules: could not free the module files", "err", err)
+	}
 }
 
 func (n *node) loadModules(late bool) {

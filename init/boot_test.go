@@ -112,9 +112,16 @@ func TestBootVM(t *testing.T) {
 	if slices.Contains(calls, late) {
 		t.Errorf("boot: loaded a late module before the API: %q", calls)
 	}
+	r.write("lib/modules/x.ko", "module")
+	volatile := isVolatile(filepath.Join(r.dir, "lib/modules"))
 	n.lateBoot()
 	if !slices.Contains(k.log(), late) {
 		t.Errorf("lateBoot: did not load the late module: %q", k.log())
+	}
+	// In RAM the module files are freed; on a disk they stay.
+	_, err := os.Stat(filepath.Join(r.dir, "lib/modules/x.ko"))
+	if gone := os.IsNotExist(err); gone != volatile {
+		t.Errorf("lateBoot: module files gone = %v, want %v (root in RAM: %v)", gone, volatile, volatile)
 	}
 	select {
 	case cfg := <-nets:
