@@ -7,12 +7,13 @@ import (
 	"log/slog"
 	"net/textproto"
 	"os/exec"
-	"runtime/debug"
 	"syscall"
 	"time"
 
 	"github.com/cretz/bine/control"
 	"golang.org/x/sys/unix"
+
+	"allium/internal/safe"
 )
 
 // Timings of the supervisor.
@@ -137,7 +138,7 @@ func (m *machine) start() phase {
 func newTorRun(ctx context.Context, cmd *exec.Cmd, ch <-chan unix.WaitStatus, log *slog.Logger) *torRun {
 	t := &torRun{cmd: cmd, started: time.Now(), exited: make(chan struct{})}
 	t.ctx, t.cancel = context.WithCancel(ctx)
-	goSafe(log, "tor exit waiter", func() {
+	safe.Go(log, "tor exit waiter", func() {
 		defer t.cancel()
 		if ws, ok := <-ch; ok {
 			t.status = ws
@@ -374,17 +375,4 @@ func (t *torRun) wait(d time.Duration) bool {
 	case <-timer.C:
 		return false
 	}
-}
-
-// goSafe runs f on a goroutine that logs a panic instead of taking the
-// process (PID 1) down.
-func goSafe(log *slog.Logger, name string, f func()) {
-	go func() {
-		defer func() {
-			if v := recover(); v != nil {
-				log.Error("recovered a panic", "in", name, "panic", v, "stack", string(debug.Stack()))
-			}
-		}()
-		f()
-	}()
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"allium/api"
+	"allium/internal/testbin"
 )
 
 // The root tier, images and containers end to end through the real init
@@ -78,7 +79,7 @@ func waitContainer(t *testing.T, c *api.Client, name string, ok func(api.Contain
 
 func TestAppsInOSContainer(t *testing.T) {
 	requireRoot(t)
-	bin := buildInit(t)
+	bin := testbin.Path(t, "init")
 	dir, port, client, node := newChroot(t, bin)
 	n := startContainerNode(t, dir, port, client, node)
 	n.waitUp()

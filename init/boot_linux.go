@@ -10,6 +10,7 @@ import (
 
 	"allium/api"
 	"allium/init/netup"
+	"allium/internal/safe"
 	"allium/rootfs"
 	"allium/state"
 
@@ -143,7 +144,7 @@ func (n *node) startNetwork(netUp netUpFunc) {
 			cfg = c
 		}
 	}
-	goSafe(n.log, "network", func() {
+	safe.Go(n.log, "network", func() {
 		st, err := netUp(context.Background(), cfg, filepath.Join(n.root, rootfs.ResolvConf))
 		if errors.Is(err, netup.ErrNoLease) {
 			// netup keeps asking in the background and applies a late lease.

@@ -5,7 +5,7 @@
 // child and orphan, catches every signal, and shuts down in order.
 //
 // PID 1 must never exit and never panic (the kernel panics if it does):
-// every goroutine runs under goSafe, a panicking API handler costs one
+// every goroutine runs under safe.Go, a panicking API handler costs one
 // request, and after boot errors are logged, never fatal.
 //
 // The same binary plays other roles when invoked under another name or

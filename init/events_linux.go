@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"allium/api"
+	"allium/internal/safe"
 	"allium/state"
 	"allium/supervisor"
 )
@@ -32,7 +33,7 @@ type eventHub struct {
 
 func newEventHub(log *slog.Logger, db *state.DB) *eventHub {
 	h := &eventHub{log: log, db: db, in: make(chan supervisor.Event, 1024), followers: map[chan api.Event]struct{}{}}
-	goSafe(log, "events", h.loop)
+	safe.Go(log, "events", h.loop)
 	return h
 }
 

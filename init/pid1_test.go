@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"allium/api"
+	"allium/internal/testbin"
 	"allium/rootfs"
 )
 
@@ -51,17 +52,6 @@ type containerNode struct {
 	node   ed25519.PublicKey
 	logs   *syncBuffer
 	done   chan error
-}
-
-func buildInit(t testing.TB) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "init")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // newChroot lays out the root an OS container's init would find.
@@ -183,7 +173,7 @@ func (c *containerNode) waitLog(re string) string {
 
 func TestPID1InOSContainer(t *testing.T) {
 	requireRoot(t)
-	bin := buildInit(t)
+	bin := testbin.Path(t, "init")
 	dir, port, client, node := newChroot(t, bin)
 	c := startContainerNode(t, dir, port, client, node)
 	ctx := context.Background()

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"allium/internal/safe"
 )
 
 // An ACPI power button press (a VPS panel's "shut down", QEMU's
@@ -29,7 +31,7 @@ func (n *node) watchPowerButtons(root string) {
 		ev := filepath.Base(filepath.Dir(filepath.Dir(m)))
 		dev := filepath.Join(root, "dev/input", ev)
 		n.log.Info("power button", "device", dev, "name", strings.TrimSpace(string(b)))
-		goSafe(n.log, "power button "+ev, func() { n.readPowerButton(dev) })
+		safe.Go(n.log, "power button "+ev, func() { n.readPowerButton(dev) })
 	}
 }
 

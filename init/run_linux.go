@@ -12,6 +12,7 @@ import (
 
 	"allium/imagestore"
 	"allium/init/netup"
+	"allium/internal/safe"
 	"allium/supervisor"
 
 	"golang.org/x/sys/unix"
@@ -67,23 +68,17 @@ func pid1(args []string) {
 	log, console := newConsoleLogger()
 	n := newNode(log, sysKernel{}, "/")
 	n.console = console
-	goSafe(log, "signals", func() { n.handleSignals(sigs) })
-	safely(log, "boot", func() { n.boot(args, upNetwork(log)) })
-	safely(log, "apps", n.startApps)
-	safely(log, "api", n.serveAPI)
-	goSafe(log, "restore", n.restoreApps)
-	goSafe(log, "late boot", n.lateBoot)
+	safe.Go(log, "signals", func() { n.handleSignals(sigs) })
+	safe.Run(log, "boot", func() { n.boot(args, upNetwork(log)) })
+	safe.Run(log, "apps", n.startApps)
+	safe.Run(log, "api", n.serveAPI)
+	safe.Go(log, "restore", n.restoreApps)
+	safe.Go(log, "late boot", n.lateBoot)
 	log.Info(bootMarker, "name", n.cfg.Name, "environment", n.environment(), "persistent", n.data.Persistent, "boot", n.bootCount)
 	for {
 		cmd := <-n.power
-		safely(log, "shutdown", func() { n.shutdown(cmd) })
+		safe.Run(log, "shutdown", func() { n.shutdown(cmd) })
 	}
-}
-
-// safely runs f on this goroutine, recovering a panic.
-func safely(log *slog.Logger, name string, f func()) {
-	defer recoverLog(log, name)
-	f()
 }
 
 func upNetwork(log *slog.Logger) netUpFunc {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"allium/api"
+	"allium/internal/safe"
 	"allium/rootfs"
 )
 
@@ -30,10 +31,10 @@ func (n *node) serveAPI() {
 	n.api = srv
 	n.log.Info("api: node key", "fingerprint", api.Fingerprint(key.Public().(ed25519.PublicKey)))
 	sock := filepath.Join(n.root, rootfs.Socket)
-	goSafe(n.log, "api unix", func() { n.listen("unix", sock, srv.ServeUnix) })
+	safe.Go(n.log, "api unix", func() { n.listen("unix", sock, srv.ServeUnix) })
 	if port := n.cfg.ListenPort(); port != 0 {
 		addr := fmt.Sprintf(":%d", port)
-		goSafe(n.log, "api tcp", func() { n.listen("tcp", addr, srv.ServeTLS) })
+		safe.Go(n.log, "api tcp", func() { n.listen("tcp", addr, srv.ServeTLS) })
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"allium/internal/safe"
 )
 
 // A container is supervised by one goroutine, its loop, which alone
@@ -433,8 +435,7 @@ func (c *container) emit(ev Event) {
 	ev.Time, ev.Container, ev.State, ev.History = time.Now(), c.spec.Name, c.state, c.hist.clone()
 	c.publish()
 	if f := c.sup.opts.OnEvent; f != nil {
-		defer recoverLog(c.sup.opts.Log, "supervisor: OnEvent")
-		f(ev)
+		safe.Run(c.sup.opts.Log, "supervisor: OnEvent", func() { f(ev) })
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"allium/internal/safe"
 )
 
 // FollowInterval is how often Follow looks for new lines. Follow polls
@@ -24,7 +26,7 @@ const FollowInterval = 250 * time.Millisecond
 // `tail -F` does.
 func Follow(ctx context.Context, dir string, tail int) <-chan string {
 	out := make(chan string, 64)
-	goSafe(slog.Default(), "supervisor: follow "+dir, func() {
+	safe.Go(slog.Default(), "supervisor: follow "+dir, func() {
 		defer close(out)
 		fl := follower{ctx: ctx, path: filepath.Join(dir, LogFile), out: out}
 		fl.run(dir, tail)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"allium/internal/safe"
 )
 
 // run is one start of a container's workload, from fork to exit.
@@ -81,10 +83,10 @@ func (c *container) start(gen uint64) (*run, error) {
 	log, name := c.sup.opts.Log, "supervisor: "+c.spec.Name
 	if lw := c.logs; outR != nil {
 		lw.acquire(2)
-		goSafe(log, name+" stdout", func() { defer lw.release(); copyLines(outR, "stdout", lw) })
-		goSafe(log, name+" stderr", func() { defer lw.release(); copyLines(errR, "stderr", lw) })
+		safe.Go(log, name+" stdout", func() { defer lw.release(); copyLines(outR, "stdout", lw) })
+		safe.Go(log, name+" stderr", func() { defer lw.release(); copyLines(errR, "stderr", lw) })
 	}
-	goSafe(log, name+" wait", func() { c.wait(gen, statusR, ch) })
+	safe.Go(log, name+" wait", func() { c.wait(gen, statusR, ch) })
 	return r, nil
 }
 
@@ -140,7 +142,7 @@ func (c *container) watchReady() {
 	if fd != 0 {
 		wait = func() error { return waitReadyFD(ctx, readyR, fd, timeout) }
 	}
-	goSafe(c.sup.opts.Log, "supervisor: "+c.spec.Name+" ready", func() {
+	safe.Go(c.sup.opts.Log, "supervisor: "+c.spec.Name+" ready", func() {
 		err := wait()
 		switch {
 		case ctx.Err() != nil: // the run ended or is being stopped

@@ -8,12 +8,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os/exec"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"allium/internal/safe"
 )
 
 // Starter starts a command and delivers its wait status once. PID 1
@@ -41,7 +42,7 @@ func (WaitStarter) Start(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
 		return nil, err
 	}
 	ch := make(chan unix.WaitStatus, 1)
-	goSafe(slog.Default(), "supervisor: wait", func() {
+	safe.Go(slog.Default(), "supervisor: wait", func() {
 		cmd.Wait()
 		ws := unix.WaitStatus(255 << 8) // exit 255 if Wait says nothing better
 		if st, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
@@ -125,7 +126,7 @@ func (s *Supervisor) Add(spec Spec, hist History, desiredRunning bool) error {
 	}
 	c := newContainer(s, spec, hist.clone())
 	s.containers[spec.Name] = c
-	goSafe(s.opts.Log, "supervisor: "+spec.Name, func() { c.loop(desiredRunning) })
+	safe.Go(s.opts.Log, "supervisor: "+spec.Name, func() { c.loop(desiredRunning) })
 	return nil
 }
 
@@ -200,7 +201,7 @@ func (s *Supervisor) StopAll(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i, n := range names {
 		wg.Add(1)
-		goSafe(s.opts.Log, "supervisor: stop "+n, func() {
+		safe.Go(s.opts.Log, "supervisor: stop "+n, func() {
 			defer wg.Done()
 			if err := s.Stop(ctx, n); err != nil && !errors.Is(err, ErrNotFound) {
 				errs[i] = err
@@ -260,21 +261,5 @@ func (s *Supervisor) call(ctx context.Context, name string, ev event) error {
 		}
 	case <-ctx.Done():
 		return fmt.Errorf("supervisor: %s: %w", name, ctx.Err())
-	}
-}
-
-// goSafe runs f in a goroutine that recovers and logs a panic: PID 1
-// must never die. Every goroutine of this package starts here.
-func goSafe(log *slog.Logger, name string, f func()) {
-	go func() {
-		defer recoverLog(log, name)
-		f()
-	}()
-}
-
-// recoverLog logs a recovered panic; use it deferred.
-func recoverLog(log *slog.Logger, name string) {
-	if v := recover(); v != nil {
-		log.Error("recovered a panic", "in", name, "panic", v, "stack", string(debug.Stack()))
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"allium/internal/safe"
 )
 
 // dhcpClient is the seam over nclient4: one DHCP exchange per call. A NAK
@@ -90,7 +92,7 @@ func newLeaser(u *upper, dev string, cfg Config) *leaser {
 func (d *leaser) supervise(ctx context.Context) {
 	defer d.closeClient()
 	for ctx.Err() == nil {
-		if !protect(d.log, "netup dhcp "+d.dev, func() { d.run(ctx) }) {
+		if !safe.Run(d.log, "netup dhcp "+d.dev, func() { d.run(ctx) }) {
 			return
 		}
 		d.closeClient()

@@ -57,7 +57,7 @@
 //
 // # Goroutines
 //
-// Up starts one goroutine in DHCP mode, through goSafe, which recovers and
+// Up starts one goroutine in DHCP mode, through safe.Go, which recovers and
 // logs panics: PID 1 must never die. If the lease loop itself panics, it is
 // restarted after a pause. nclient4 runs one receive goroutine of its own per
 // client, which this package cannot guard.

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"allium/internal/safe"
 )
 
 // timings are the waits and retries of Up and of the lease loop. Tests
@@ -226,7 +228,7 @@ func (u *upper) static(dev string, cfg Config) (State, error) {
 // dhcp starts the lease loop on dev and waits for its first lease.
 func (u *upper) dhcp(ctx context.Context, dev string, cfg Config) (State, error) {
 	d := newLeaser(u, dev, cfg)
-	goSafe(u.log, "netup dhcp "+dev, func() { d.supervise(ctx) })
+	safe.Go(u.log, "netup dhcp "+dev, func() { d.supervise(ctx) })
 	t := time.NewTimer(u.t.firstLease)
 	defer t.Stop()
 	select {

@@ -1,0 +1,28 @@
+// Package safe is PID 1's one way to run code that must not take the
+// process down: a panic in PID 1 panics the kernel. Every goroutine that
+// init, the supervisor, netup and hiddenservice start goes through Go.
+package safe
+
+import (
+	"log/slog"
+	"runtime/debug"
+)
+
+// Go runs f in a new goroutine that recovers a panic and logs it, with
+// the stack, under name.
+func Go(log *slog.Logger, name string, f func()) {
+	go Run(log, name, f)
+}
+
+// Run runs f on this goroutine, turning a panic into a log record. It
+// reports whether f panicked.
+func Run(log *slog.Logger, name string, f func()) (panicked bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			panicked = true
+			log.Error("recovered a panic", "in", name, "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	f()
+	return false
+}
