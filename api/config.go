@@ -16,6 +16,8 @@ import (
 // Config is the client's configuration directory:
 //
 //	DIR/client.key        the client's ed25519 key (PKCS#8 PEM, 0600)
+//	DIR/client.onion      the client's x25519 key for onion client
+//	                      authorization (base32, as tor spells it; 0600)
 //	DIR/nodes/NAME.json   one Alias per node
 type Config struct {
 	Dir string
@@ -41,8 +43,13 @@ func ConfigDir(flag string) (string, error) {
 // Alias names a node: where it is and which key it must present.
 type Alias struct {
 	Name string `json:"name"`
-	// Address is HOST:PORT.
-	Address string `json:"address"`
+	// Address is HOST:PORT of the node's TLS port; it may be a
+	// .onion address too. Empty when the node is only reachable
+	// through its onion.
+	Address string `json:"address,omitempty"`
+	// Onion is the node's onion service, ID.onion:PORT; empty for a
+	// node without one.
+	Onion string `json:"onion,omitempty"`
 	// NodeKey is the node's TLS key as FormatKey renders it.
 	NodeKey string `json:"node_key"`
 }
@@ -62,6 +69,10 @@ func ValidName(name string) error {
 
 // KeyPath is where the client's key lives: DIR/client.key.
 func (c Config) KeyPath() string { return filepath.Join(c.Dir, "client.key") }
+
+// OnionKeyPath is where the client's x25519 onion client-authorization
+// key lives: DIR/client.onion.
+func (c Config) OnionKeyPath() string { return filepath.Join(c.Dir, "client.onion") }
 
 func (c Config) aliasPath(name string) string {
 	return filepath.Join(c.Dir, "nodes", name+".json")

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
@@ -143,14 +144,49 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	return os.Rename(f.Name(), path)
 }
 
-// AuthorizedKey is a client key the node accepts, with a name for people.
+// AuthorizedKey is a client the node accepts: its TLS key, the x25519
+// key tor's client authorization needs to reach the onion (nil when the
+// client only uses TCP), and a name for people.
 type AuthorizedKey struct {
-	Key  ed25519.PublicKey
-	Name string
+	Key   ed25519.PublicKey
+	Onion []byte // raw x25519 public key, OnionKeySize bytes, or nil
+	Name  string
 }
 
-// ParseAuthorizedKeys reads lines of "ed25519:BASE64 NAME"; blank lines
-// and lines starting with # are skipped.
+const onionKeyPrefix = "x25519:"
+
+// OnionKeySize is the size of a raw x25519 public key.
+const OnionKeySize = 32
+
+// onionB32 is tor's spelling of x25519 keys: RFC 4648 base32 without
+// padding (52 characters for 32 bytes).
+var onionB32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// FormatOnionKey renders a raw x25519 public key as "x25519:BASE32", the
+// form used in authorized_keys and flags. BASE32 is what tor's
+// ClientAuthV3 takes.
+func FormatOnionKey(pub []byte) string {
+	return onionKeyPrefix + onionB32.EncodeToString(pub)
+}
+
+// ParseOnionKey parses what FormatOnionKey wrote (BASE32 in either case).
+func ParseOnionKey(s string) ([]byte, error) {
+	b32, ok := strings.CutPrefix(strings.TrimSpace(s), onionKeyPrefix)
+	if !ok {
+		return nil, fmt.Errorf("onion key %q: want \"x25519:BASE32\"", s)
+	}
+	b, err := onionB32.DecodeString(strings.ToUpper(b32))
+	if err != nil {
+		return nil, fmt.Errorf("onion key %q: %w", s, err)
+	}
+	if len(b) != OnionKeySize {
+		return nil, fmt.Errorf("onion key %q: %d bytes, want %d", s, len(b), OnionKeySize)
+	}
+	return b, nil
+}
+
+// ParseAuthorizedKeys reads lines of "ed25519:BASE64 [x25519:BASE32]
+// NAME"; blank lines and lines starting with # are skipped.
 func ParseAuthorizedKeys(r io.Reader) ([]AuthorizedKey, error) {
 	var keys []AuthorizedKey
 	sc := bufio.NewScanner(r)
@@ -159,12 +195,22 @@ func ParseAuthorizedKeys(r io.Reader) ([]AuthorizedKey, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		k, name, _ := strings.Cut(line, " ")
+		k, rest, _ := strings.Cut(line, " ")
 		pub, err := ParseKey(k)
 		if err != nil {
 			return nil, fmt.Errorf("authorized_keys:%d: %w", n, err)
 		}
-		keys = append(keys, AuthorizedKey{Key: pub, Name: strings.TrimSpace(name)})
+		ak := AuthorizedKey{Key: pub}
+		rest = strings.TrimSpace(rest)
+		if strings.HasPrefix(rest, onionKeyPrefix) {
+			var ok string
+			ok, rest, _ = strings.Cut(rest, " ")
+			if ak.Onion, err = ParseOnionKey(ok); err != nil {
+				return nil, fmt.Errorf("authorized_keys:%d: %w", n, err)
+			}
+		}
+		ak.Name = strings.TrimSpace(rest)
+		keys = append(keys, ak)
 	}
 	return keys, sc.Err()
 }
@@ -173,7 +219,11 @@ func ParseAuthorizedKeys(r io.Reader) ([]AuthorizedKey, error) {
 func FormatAuthorizedKeys(keys []AuthorizedKey) []byte {
 	var b strings.Builder
 	for _, k := range keys {
-		fmt.Fprintf(&b, "%s %s\n", FormatKey(k.Key), k.Name)
+		b.WriteString(FormatKey(k.Key))
+		if k.Onion != nil {
+			b.WriteString(" " + FormatOnionKey(k.Onion))
+		}
+		fmt.Fprintf(&b, " %s\n", k.Name)
 	}
 	return []byte(b.String())
 }

@@ -63,28 +63,48 @@ func TestFingerprint(t *testing.T) {
 
 func TestParseAuthorizedKeys(t *testing.T) {
 	k1, k2 := publicKey(t, 1), publicKey(t, 2)
+	onion := bytes.Repeat([]byte{7}, OnionKeySize)
 	in := "# clients of web1\n\n" +
 		FormatKey(k1) + " alice laptop\n" +
 		"   \t\n" +
 		"  # an indented comment\n" +
 		FormatKey(k2) + "\r\n" +
-		FormatKey(k1) + "   bob  \n"
+		FormatKey(k1) + "   bob  \n" +
+		FormatKey(k2) + " " + FormatOnionKey(onion) + " carol's phone\n"
 	got, err := ParseAuthorizedKeys(strings.NewReader(in))
 	if err != nil {
 		t.Fatalf("ParseAuthorizedKeys() = %v", err)
 	}
-	want := []AuthorizedKey{{k1, "alice laptop"}, {k2, ""}, {k1, "bob"}}
+	want := []AuthorizedKey{{k1, nil, "alice laptop"}, {k2, nil, ""}, {k1, nil, "bob"}, {k2, onion, "carol's phone"}}
 	if len(got) != len(want) {
 		t.Fatalf("ParseAuthorizedKeys() = %d keys, want %d", len(got), len(want))
 	}
 	for i := range want {
-		if !got[i].Key.Equal(want[i].Key) || got[i].Name != want[i].Name {
-			t.Errorf("key %d = %x %q, want %x %q", i, got[i].Key, got[i].Name, want[i].Key, want[i].Name)
+		if !got[i].Key.Equal(want[i].Key) || got[i].Name != want[i].Name || !bytes.Equal(got[i].Onion, want[i].Onion) {
+			t.Errorf("key %d = %x %x %q, want %x %x %q", i, got[i].Key, got[i].Onion, got[i].Name, want[i].Key, want[i].Onion, want[i].Name)
 		}
 	}
 	again, err := ParseAuthorizedKeys(bytes.NewReader(FormatAuthorizedKeys(got)))
-	if err != nil || len(again) != len(got) {
+	if err != nil || len(again) != len(got) || !bytes.Equal(again[3].Onion, onion) {
 		t.Errorf("ParseAuthorizedKeys(FormatAuthorizedKeys()) = %d keys, %v, want %d", len(again), err, len(got))
+	}
+}
+
+func TestOnionKeyForms(t *testing.T) {
+	raw := bytes.Repeat([]byte{0xA5}, OnionKeySize)
+	s := FormatOnionKey(raw)
+	if len(s) != len("x25519:")+52 {
+		t.Errorf("FormatOnionKey() = %q, want x25519: and 52 base32 characters", s)
+	}
+	for _, in := range []string{s, strings.ToLower(s), " " + s + "\n"} {
+		if got, err := ParseOnionKey(in); err != nil || !bytes.Equal(got, raw) {
+			t.Errorf("ParseOnionKey(%q) = %x, %v, want %x", in, got, err, raw)
+		}
+	}
+	for _, bad := range []string{"", "x25519:", "ed25519:" + s[7:], s[:len(s)-4], s + "AAAA", "x25519:!!!!"} {
+		if _, err := ParseOnionKey(bad); err == nil {
+			t.Errorf("ParseOnionKey(%q) = nil error, want one", bad)
+		}
 	}
 }
 

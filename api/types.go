@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // Wire types. Every field is part of the API; add, never rename.
 
 // Environment values of Node.Environment.
@@ -25,8 +27,40 @@ type Node struct {
 	// Data says where the data root lives, e.g. "/dev/vda (LABEL=allium-data)".
 	Data   string `json:"data"`
 	Memory Memory `json:"memory"`
+	// TCP is the address the TLS port listens on, such as ":7707", or
+	// "off".
+	TCP string `json:"tcp,omitempty"`
+	// Tor is the onion service's state; nil when the node runs no tor.
+	Tor *Tor `json:"tor,omitempty"`
 	// Warnings are the things an operator should know about, in words.
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Tor is the state of the node's tor and its onion service.
+type Tor struct {
+	// State is one of starting, connecting, publishing, running,
+	// backoff, crashloop, stopped, or "missing" when there is no tor
+	// binary.
+	State string    `json:"state"`
+	Since time.Time `json:"since"`
+	// Onion is the service's address, ID.onion:PORT.
+	Onion string `json:"onion,omitempty"`
+	// Published is true once the service's descriptor reached the
+	// network.
+	Published   bool      `json:"published"`
+	PublishedAt time.Time `json:"published_at,omitzero"`
+	// Bootstrap is tor's progress joining the network, in percent.
+	Bootstrap        int    `json:"bootstrap"`
+	BootstrapSummary string `json:"bootstrap_summary,omitempty"`
+	PID              int    `json:"pid,omitempty"`
+	// Restarts counts the times tor was started again after it ended.
+	Restarts  int       `json:"restarts"`
+	NextStart time.Time `json:"next_start,omitzero"`
+	LastExit  string    `json:"last_exit,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+	ClockSkew string    `json:"clock_skew,omitempty"`
+	// RSS is tor's resident set, in bytes; 0 when it is not running.
+	RSS uint64 `json:"rss,omitempty"`
 }
 
 // Memory is the node's memory, in bytes.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"allium/api"
 	"allium/init/netup"
@@ -204,7 +205,7 @@ func (n *node) seedKeys() {
 	}
 	var sk []state.Key
 	for _, k := range keys {
-		sk = append(sk, state.Key{Public: k.Key, Name: k.Name})
+		sk = append(sk, state.Key{Public: k.Key, Onion: k.Onion, Name: k.Name, Role: state.RoleAdmin, Added: time.Now()})
 	}
 	if seeded, err := n.db.SeedKeys(sk); err != nil {
 		n.log.Error("keys: seeding", "err", err)

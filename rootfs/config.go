@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // NodeConfig is the configuration mkimage bakes into NodeConfigFile.
@@ -19,6 +20,28 @@ type NodeConfig struct {
 	// means tmpfs in a VM and DataDir on the root filesystem in an OS
 	// container.
 	Data string `json:"data,omitempty"`
+	// Tor configures the onion service.
+	Tor TorConfig `json:"tor,omitzero"`
+	// Built is when mkimage built the image. A node whose clock reads
+	// earlier than this at boot sets it to Built, because tor refuses
+	// to work with a clock that is far off.
+	Built time.Time `json:"built,omitzero"`
+}
+
+// TorConfig is the onion service's part of NodeConfig.
+type TorConfig struct {
+	// Off runs no tor: the node serves only TCP and the unix socket.
+	Off bool `json:"off,omitempty"`
+	// Exe is the tor binary; empty means TorExe.
+	Exe string `json:"exe,omitempty"`
+	// User is who tor runs as; empty means TorUser. It must be in the
+	// node's /etc/passwd.
+	User string `json:"user,omitempty"`
+	// Port is the onion service's virtual port; 0 means DefaultPort.
+	Port int `json:"port,omitempty"`
+	// Torrc lines are appended to the generated torrc, for bridges or
+	// a private test network; nil means none.
+	Torrc []string `json:"torrc,omitempty"`
 }
 
 // ParseNodeConfig decodes and validates a NodeConfig. Unknown fields are
@@ -36,6 +59,14 @@ func ParseNodeConfig(b []byte) (NodeConfig, error) {
 	if c.Port < -1 || c.Port > 65535 {
 		return NodeConfig{}, fmt.Errorf("node config: port %d: out of range (0 = default, -1 = off)", c.Port)
 	}
+	if c.Tor.Port < 0 || c.Tor.Port > 65535 {
+		return NodeConfig{}, fmt.Errorf("node config: tor.port %d: out of range (0 = default)", c.Tor.Port)
+	}
+	for _, l := range c.Tor.Torrc {
+		if strings.ContainsAny(l, "\r\n") {
+			return NodeConfig{}, fmt.Errorf("node config: tor.torrc line %q: a line may not hold a line break", l)
+		}
+	}
 	return c, nil
 }
 
@@ -48,4 +79,25 @@ func (c NodeConfig) ListenPort() int {
 		return 0
 	}
 	return c.Port
+}
+
+// TorExe returns the tor binary to run.
+func (c NodeConfig) TorExe() string { return or(c.Tor.Exe, TorExe) }
+
+// TorUser returns the user tor runs as.
+func (c NodeConfig) TorUser() string { return or(c.Tor.User, TorUser) }
+
+// OnionPort returns the onion service's virtual port.
+func (c NodeConfig) OnionPort() int {
+	if c.Tor.Port == 0 {
+		return DefaultPort
+	}
+	return c.Tor.Port
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }

@@ -1,14 +1,52 @@
 package state
 
 import (
+	"encoding/json"
+	"time"
+
 	bolt "go.etcd.io/bbolt"
 )
 
-// Key is an authorized client key: the raw ed25519 public key and a name
-// for people.
+// Roles of Key.Role.
+const (
+	// RoleAdmin may do everything. The empty role means admin too, so
+	// keys stored before roles existed keep their rights.
+	RoleAdmin = "admin"
+)
+
+// Key is an authorized client: its raw ed25519 TLS public key, the raw
+// x25519 public key tor's client authorization needs (nil for a client
+// that only uses TCP), a name for people, and its role.
 type Key struct {
 	Public []byte
+	Onion  []byte
 	Name   string
+	Role   string
+	Added  time.Time
+}
+
+// keyValue is how a Key is stored, under its Public key. Databases
+// written before onion keys existed hold the bare name instead.
+type keyValue struct {
+	Name  string    `json:"name"`
+	Onion []byte    `json:"onion,omitempty"`
+	Role  string    `json:"role,omitempty"`
+	Added time.Time `json:"added,omitzero"`
+}
+
+func encodeKey(k Key) ([]byte, error) {
+	return json.Marshal(keyValue{Name: k.Name, Onion: k.Onion, Role: k.Role, Added: k.Added})
+}
+
+func decodeKey(pub, v []byte) Key {
+	k := Key{Public: append([]byte(nil), pub...)}
+	var kv keyValue
+	if len(v) > 0 && v[0] == '{' && json.Unmarshal(v, &kv) == nil {
+		k.Name, k.Onion, k.Role, k.Added = kv.Name, kv.Onion, kv.Role, kv.Added
+		return k
+	}
+	k.Name = string(v)
+	return k
 }
 
 // Keys returns the authorized client keys.
@@ -16,7 +54,7 @@ func (db *DB) Keys() ([]Key, error) {
 	var keys []Key
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketKeys).ForEach(func(k, v []byte) error {
-			keys = append(keys, Key{Public: append([]byte(nil), k...), Name: string(v)})
+			keys = append(keys, decodeKey(k, v))
 			return nil
 		})
 	})
@@ -34,7 +72,11 @@ func (db *DB) SeedKeys(keys []Key) (bool, error) {
 			return nil
 		}
 		for _, k := range keys {
-			if err := b.Put(k.Public, []byte(k.Name)); err != nil {
+			v, err := encodeKey(k)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(k.Public, v); err != nil {
 				return err
 			}
 		}
