@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"runtime"
 	"strings"
 	"time"
 
@@ -93,8 +94,11 @@ func (u *unpacker) run(ctx context.Context, archive io.Reader, dst string) (*Man
 }
 
 // openStream identifies the compression and returns the tar stream and
-// a function that releases it.
+// a function that releases it. An .xz file of several blocks whose
+// index can be read from its end (a regular file) is decoded in
+// parallel (xzparallel.go); any other archive, by one decoder.
 func openStream(ctx context.Context, archive io.Reader, lim Limits) (io.Reader, func(), error) {
+	ra, size, seekable := readerAt(archive)
 	in := &countReader{r: archive}
 	format, r, err := archives.Identify(ctx, "", in)
 	var comp archives.Compression
@@ -117,6 +121,13 @@ func openStream(ctx context.Context, archive io.Reader, lim Limits) (io.Reader, 
 		return nil, nil, bad("imagestore: a %s archive: want a tar", format.Extension())
 	}
 	name := strings.TrimPrefix(comp.Extension(), ".")
+	if _, ok := comp.(archives.Xz); ok && seekable {
+		if s := readXZIndex(ra, size); s != nil && len(s.blocks) > 1 {
+			x := startXZParallel(ra, s, runtime.GOMAXPROCS(0))
+			p := startPipe(x, x.in, name, lim.MaxRatio)
+			return p, func() { x.Close(); p.Close() }, nil
+		}
+	}
 	dec, err := decompressor(comp).OpenReader(r)
 	if err != nil {
 		return nil, nil, bad("imagestore: %s data: %v: the archive is truncated or corrupt", name, err)
