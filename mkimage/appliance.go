@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +24,7 @@ const (
 	dataFile     = "data.img"
 	cmdlineFile  = "cmdline"
 	nodeKeyFile  = "node.key"
+	onionKeyFile = "onion.key"
 	nodeJSONFile = "node.json" // a copy of the baked NodeConfig, for `mkimage qemu`
 )
 
@@ -40,6 +42,8 @@ type applianceFlags struct {
 	appendArgs       string
 	config, address  string
 	portSet, addrSet bool
+	tor, torrc       string
+	noTor            bool
 }
 
 func newApplianceCmd() *cobra.Command {
@@ -55,15 +59,22 @@ func newApplianceCmd() *cobra.Command {
   vmlinuz     the kernel (--kernel; default /boot/vmlinuz-$(uname -r), else the
               newest /boot/vmlinuz-* whose modules are in /lib/modules)
   initrd.img  the initramfs: /init, /etc/allium (node.json, node.key,
-              authorized_keys, modules.order) and the kernel modules it needs
+              onion.key, authorized_keys, modules.order), /etc/passwd and
+              /etc/group (root and ` + rootfs.TorUser + `, the user tor runs as), the
+              kernel modules it needs, and tor: the build host's /usr/sbin/tor
+              (or --tor) with its loader and shared libraries at their paths
   data.img    an ext4 data disk labelled ` + rootfs.DataLabel + `, kept when it exists
   cmdline     the kernel command line
   node.key    the node's TLS key, reused on every rebuild so the node keeps
               its identity and the alias stays valid
+  onion.key   the onion service's key, likewise reused, so the .onion
+              address is known before the first boot and never changes
   node.json   a copy of the baked node configuration
 
-and, on the client side, the client key (made on first use) and the alias
-NAME, so that 'cloud info NAME' reaches the node. It needs no root.`,
+and, on the client side, the client's TLS key and x25519 onion key (made on
+first use, shared by all nodes; both go into the node's authorized_keys) and
+the alias NAME with the node's TCP address and .onion address, so that
+'cloud info NAME' reaches the node. It needs no root.`,
 		Example: `  # Build web1 with the running kernel, then boot it:
   mkimage appliance --name web1 -o out/web1
   mkimage qemu out/web1
@@ -73,7 +84,13 @@ NAME, so that 'cloud info NAME' reaches the node. It needs no root.`,
       --compress zstd --data-size 4G --port 8443
 
   # No data disk (state on tmpfs), a client config somewhere else:
-  mkimage appliance --name scratch -o /tmp/scratch --no-data --config /tmp/allium-test`,
+  mkimage appliance --name scratch -o /tmp/scratch --no-data --config /tmp/allium-test
+
+  # Onion only (no TCP listener), a tor built elsewhere, bridges from a file:
+  mkimage appliance --name hidden1 -o out/hidden1 --no-tcp --tor /opt/tor/bin/tor --torrc bridges.conf
+
+  # TCP only, no tor in the image:
+  mkimage appliance --name lan1 -o out/lan1 --no-tor`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			f.portSet = cmd.Flags().Changed("port")
@@ -102,6 +119,9 @@ func (f *applianceFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.appendArgs, "append", "", "more kernel command line")
 	fl.StringVar(&f.config, "config", "", "the client config directory (default $ALLIUM_CONFIG, else ~/.config/allium)")
 	fl.StringVar(&f.address, "address", "", "HOST:PORT the alias points at (default 127.0.0.1:PORT, for mkimage qemu)")
+	fl.StringVar(&f.tor, "tor", "", "the tor binary to bundle, static or dynamic (default "+rootfs.TorExe+" of this machine)")
+	fl.BoolVar(&f.noTor, "no-tor", false, "no tor and no onion service: the node serves TCP only")
+	fl.StringVar(&f.torrc, "torrc", "", "a file of torrc lines the node's tor appends to its own (bridges, a private network)")
 }
 
 // check validates the flags and fills in what follows from them.
@@ -121,8 +141,14 @@ func (f *applianceFlags) check() error {
 	if f.noTCP && f.portSet {
 		return usagef("--no-tcp and --port contradict each other: pass one")
 	}
+	if f.noTCP && f.addrSet {
+		return usagef("--no-tcp and --address contradict each other: a node without a TCP listener has no TCP address")
+	}
 	if f.noData && f.forceData {
 		return usagef("--no-data and --force-data contradict each other: pass one")
+	}
+	if err := f.checkTor(); err != nil {
+		return err
 	}
 	if f.noTCP {
 		f.port = -1
@@ -139,6 +165,10 @@ type build struct {
 	init                    []byte
 	nodeKey, clientKey      ed25519.PrivateKey
 	nodeKeyNew, clientNew   bool
+	onion                   onionKeys
+	tor                     *torBundle // nil with --no-tor
+	torrc                   []string
+	built                   time.Time
 	cfg                     api.Config
 	mods                    moduleSet
 	entries                 int
@@ -150,9 +180,9 @@ func (f *applianceFlags) run(ctx context.Context, stdout, stderr io.Writer) erro
 	if err := f.check(); err != nil {
 		return err
 	}
-	b := &build{f: f, stderr: stderr}
+	b := &build{f: f, stderr: stderr, built: time.Now().UTC().Truncate(time.Second)}
 	steps := []func(context.Context) error{
-		b.findKernel, b.readInit, b.makeDir, b.loadKeys,
+		b.findKernel, b.readInit, b.findTor, b.makeDir, b.loadKeys, b.loadOnionKeys,
 		b.writeInitrd, b.writeKernel, b.writeCmdline, b.writeDataDisk, b.saveAlias,
 	}
 	for _, step := range steps {
@@ -239,10 +269,8 @@ func (b *build) saveAlias(context.Context) error {
 	if !b.f.addrSet && b.f.port >= 0 {
 		addr = "127.0.0.1:" + strconv.Itoa(rootfs.NodeConfig{Port: b.f.port}.ListenPort())
 	}
-	if addr == "" {
-		b.warnf("alias %s has no address (the node's TCP API is off): pass --address HOST:PORT", b.f.name)
-	}
-	b.alias = api.Alias{Name: b.f.name, Address: addr, NodeKey: api.FormatKey(b.nodeKey.Public().(ed25519.PublicKey))}
+	b.alias = api.Alias{Name: b.f.name, Address: addr, Onion: b.onion.address(),
+		NodeKey: api.FormatKey(b.nodeKey.Public().(ed25519.PublicKey))}
 	if err := b.cfg.SaveAlias(b.alias); err != nil {
 		return fmt.Errorf("alias %s in %s: %w", b.f.name, b.cfg.Dir, err)
 	}

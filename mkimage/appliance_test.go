@@ -6,13 +6,16 @@ import (
 	"crypto/ed25519"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 
 	"allium/api"
+	"allium/hiddenservice"
 	"allium/rootfs"
 )
 
@@ -103,10 +106,22 @@ func initrdFiles(t *testing.T, dir string) map[string]cpioFile {
 	return files
 }
 
+// torArgs are the flags of a run that bundles the build host's tor, or
+// --no-tor where it has none.
+func torArgs(t *testing.T) (args []string, ok bool) {
+	if _, err := os.Stat(rootfs.TorExe); err != nil {
+		t.Logf("no tor checks: this machine has no %s (tools/deps.sh installs it)", rootfs.TorExe)
+		return []string{"--no-tor"}, false
+	}
+	return nil, true
+}
+
 func TestApplianceEndToEnd(t *testing.T) {
 	fx := newFixture(t)
 	data, withData := dataArgs(t)
-	code, stdout, stderr := runMkimage(t, fx.args(data...)...)
+	torFlags, withTor := torArgs(t)
+	start := time.Now().Truncate(time.Second)
+	code, stdout, stderr := runMkimage(t, fx.args(append(data, torFlags...)...)...)
 	if code != 0 {
 		t.Fatalf("mkimage appliance = exit %d, want 0\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
@@ -115,9 +130,9 @@ func TestApplianceEndToEnd(t *testing.T) {
 	}
 	files := initrdFiles(t, fx.out)
 	checkInitrdLayout(t, files)
-	checkInitrdConfig(t, fx, files, withData)
+	checkInitrdConfig(t, fx, files, withData, withTor, start)
 	checkInitrdModules(t, fx, files)
-	checkAlias(t, fx)
+	checkAlias(t, fx, "127.0.0.1:7707")
 	for _, name := range []string{kernelFile, nodeKeyFile, cmdlineFile, nodeJSONFile} {
 		if _, err := os.Stat(filepath.Join(fx.out, name)); err != nil {
 			t.Errorf("appliance did not write %s: %v", name, err)
@@ -152,14 +167,18 @@ func checkInitrdLayout(t *testing.T, files map[string]cpioFile) {
 	}
 }
 
-func checkInitrdConfig(t *testing.T, fx fixture, files map[string]cpioFile, withData bool) {
+func checkInitrdConfig(t *testing.T, fx fixture, files map[string]cpioFile, withData, withTor bool, start time.Time) {
 	t.Helper()
 	c, err := rootfs.ParseNodeConfig(files[rootfs.NodeConfigFile].data)
-	want := rootfs.NodeConfig{Name: "t1"}
+	want := rootfs.NodeConfig{Name: "t1", Tor: rootfs.TorConfig{Off: !withTor}}
 	if withData {
 		want.Data = "LABEL=" + rootfs.DataLabel
 	}
-	if err != nil || c != want {
+	if c.Built.Before(start) || c.Built.After(time.Now()) {
+		t.Errorf("node.json built = %v, want the time of the build (after %v)", c.Built, start)
+	}
+	want.Built = c.Built
+	if err != nil || !reflect.DeepEqual(c, want) {
 		t.Errorf("ParseNodeConfig(node.json) = %+v, %v, want %+v", c, err, want)
 	}
 	nodeKey, err := api.ParsePrivateKey(files[rootfs.NodeKeyFile].data)
@@ -190,14 +209,23 @@ func checkInitrdModules(t *testing.T, fx fixture, files map[string]cpioFile) {
 	}
 }
 
-func checkAlias(t *testing.T, fx fixture) {
+// checkAlias checks the alias t1 against the keys in the appliance
+// directory: the node's TLS key and, when it has one, its onion key.
+func checkAlias(t *testing.T, fx fixture, address string) {
 	t.Helper()
 	a, err := api.Config{Dir: fx.config}.Alias("t1")
 	node, kerr := api.ReadPrivateKey(filepath.Join(fx.out, nodeKeyFile))
 	if err != nil || kerr != nil {
 		t.Fatalf("Alias(t1) = %v; node key: %v", err, kerr)
 	}
-	want := api.Alias{Name: "t1", Address: "127.0.0.1:7707", NodeKey: api.FormatKey(node.Public().(ed25519.PublicKey))}
+	want := api.Alias{Name: "t1", Address: address, NodeKey: api.FormatKey(node.Public().(ed25519.PublicKey))}
+	if pem, err := os.ReadFile(filepath.Join(fx.out, onionKeyFile)); err == nil {
+		onion, err := hiddenservice.ParseKey(pem)
+		if err != nil {
+			t.Fatalf("DIR/onion.key: %v", err)
+		}
+		want.Onion = hiddenservice.KeyAddress(onion) + ":7707"
+	}
 	if a != want {
 		t.Errorf("Alias(t1) = %+v, want %+v", a, want)
 	}
@@ -206,6 +234,8 @@ func checkAlias(t *testing.T, fx fixture) {
 func TestApplianceRebuildKeepsIdentity(t *testing.T) {
 	fx := newFixture(t)
 	data, withData := dataArgs(t)
+	torFlags, _ := torArgs(t)
+	data = append(data, torFlags...)
 	if code, _, stderr := runMkimage(t, fx.args(data...)...); code != 0 {
 		t.Fatalf("first run: exit %d: %s", code, stderr)
 	}
@@ -219,7 +249,7 @@ func TestApplianceRebuildKeepsIdentity(t *testing.T) {
 	if len(key1) == 0 || !bytes.Equal(key1, key2) {
 		t.Errorf("second run: node.key changed; want it kept")
 	}
-	checkAlias(t, fx)
+	checkAlias(t, fx, "127.0.0.1:7707")
 	if !withData {
 		return
 	}
@@ -237,14 +267,18 @@ func TestApplianceRebuildKeepsIdentity(t *testing.T) {
 
 func TestApplianceNoDataNoTCP(t *testing.T) {
 	fx := newFixture(t)
+	if _, ok := torArgs(t); !ok {
+		t.Skip("--no-tcp needs tor, for the onion: install tor (apt-get install tor)")
+	}
 	if code, _, stderr := runMkimage(t, fx.args("--no-data", "--no-tcp", "--append", "quiet")...); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	files := initrdFiles(t, fx.out)
 	c, err := rootfs.ParseNodeConfig(files[rootfs.NodeConfigFile].data)
-	if want := (rootfs.NodeConfig{Name: "t1", Port: -1}); err != nil || c != want {
-		t.Errorf("node.json = %+v, %v, want %+v", c, err, want)
+	if err != nil || c.Port != -1 || c.ListenPort() != 0 || c.Data != "" || c.Tor.Off {
+		t.Errorf("node.json = %+v, %v, want port -1, no data and tor on", c, err)
 	}
+	checkAlias(t, fx, "")
 	b, _ := os.ReadFile(filepath.Join(fx.out, cmdlineFile))
 	if got := strings.TrimSpace(string(b)); got != "console=ttyS0 panic=-1 loglevel=4 quiet" {
 		t.Errorf("cmdline = %q, want no allium.data= and the --append text", got)
@@ -266,6 +300,13 @@ func TestApplianceErrors(t *testing.T) {
 		{fx.args("--data-size", "1M"), 2, "--data-size"},
 		{fx.args("--compress", "lz4"), 2, "--compress"},
 		{fx.args("--no-tcp", "--port", "80"), 2, "--port"},
+		{fx.args("--no-tcp", "--address", "10.0.0.1:7707"), 2, "--address"},
+		{fx.args("--no-tor", "--no-tcp"), 2, "--no-tcp"},
+		{fx.args("--no-tor", "--tor", "/usr/sbin/tor"), 2, "--tor"},
+		{fx.args("--no-tor", "--torrc", "/etc/hostname"), 2, "--torrc"},
+		{fx.args("--tor", "/nonexistent"), 1, "install tor (apt-get install tor) or pass --tor PATH or --no-tor"},
+		{fx.args("--tor", fx.init), 1, "not an ELF executable"},
+		{fx.args("--torrc", filepath.Join(fx.dir, "nosuch")), 1, "--torrc"},
 		{[]string{"appliance", "--name", "t1"}, 2, "--output"},
 		{[]string{"appliance", "--name", "bad name", "-o", fx.out}, 2, "--name"},
 		{fx.args("--init", filepath.Join(fx.dir, "nosuch")), 1, "no init binary"},

@@ -100,6 +100,12 @@ func permBits(m fs.FileMode) uint32 {
 	return b
 }
 
+// hasDir reports whether name was added as a directory.
+func (a *archive) hasDir(name string) bool {
+	n, err := cpioName(name)
+	return err == nil && a.entries[n].mode&modeFmt == modeDir
+}
+
 // Dir adds a directory. A parent added implicitly before takes this mode.
 func (a *archive) Dir(name string, perm fs.FileMode) error {
 	return a.add(name, cpioEntry{mode: modeDir | permBits(perm)})

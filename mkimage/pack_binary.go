@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"slices"
 )
 
 // Made-up /etc files: root, and nobody for --user nobody.
@@ -41,24 +42,45 @@ type layout struct {
 // binaryNodes lays out the rootfs for prog (an absolute path) and what
 // it needs.
 func binaryNodes(root, prog string, deps elfDeps, p *entryPolicy) ([]node, error) {
-	l := &layout{root: root, policy: p, nodes: map[string]node{}}
-	files := append([]string{prog}, deps.libs...)
-	if deps.interp != "" {
-		files = append(files, deps.interp)
+	l, err := pathLayout(root, append([]string{prog}, deps.files()...), p)
+	if err != nil {
+		return nil, err
 	}
-	for _, f := range files {
+	l.addMade()
+	nodes := l.sorted()
+	linkHardLinks(nodes)
+	return nodes, nil
+}
+
+// files are the libraries and the loader.
+func (d elfDeps) files() []string {
+	files := slices.Clone(d.libs)
+	if d.interp != "" {
+		files = append(files, d.interp)
+	}
+	return files
+}
+
+// pathLayout lays out the files at paths (absolute, below root) and
+// every directory and symlink on the way to each.
+func pathLayout(root string, paths []string, p *entryPolicy) (*layout, error) {
+	l := &layout{root: root, policy: p, nodes: map[string]node{}}
+	for _, f := range paths {
 		if _, err := resolvePath(root, f, l.add); err != nil {
 			return nil, err
 		}
 	}
-	l.addMade()
+	return l, nil
+}
+
+// sorted are the nodes, parents first.
+func (l *layout) sorted() []node {
 	nodes := make([]node, 0, len(l.nodes))
 	for _, n := range l.nodes {
 		nodes = append(nodes, n)
 	}
 	sortNodes(nodes)
-	linkHardLinks(nodes)
-	return nodes, nil
+	return nodes
 }
 
 // add adds one step of a path's resolution: a directory, a symlink or

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"allium/api"
+	"allium/hiddenservice"
 	"allium/rootfs"
 )
 
@@ -28,8 +29,14 @@ func (b *build) summary(w io.Writer) error {
 	}
 	pub := b.nodeKey.Public().(ed25519.PublicKey)
 	fmt.Fprintf(w, "node key:   %s\n", api.Fingerprint(pub))
-	fmt.Fprintf(w, "alias:      %s -> %s, in %s\n", b.alias.Name, orNone(b.alias.Address), b.cfg.Dir)
+	fmt.Fprintf(w, "onion:      %s\n", b.onionLine())
+	fmt.Fprintf(w, "tor:        %s\n", b.torLine())
+	fmt.Fprintf(w, "alias:      %s -> %s, in %s\n", b.alias.Name, b.aliasTargets(), b.cfg.Dir)
 	fmt.Fprintf(w, "client key: %s\n", api.Fingerprint(b.clientKey.Public().(ed25519.PublicKey))+newOrKept(b.clientNew))
+	if b.onion.client != nil {
+		fmt.Fprintf(w, "client onion key: x25519 %s%s, in %s\n", hiddenservice.FormatClientPublicKey(b.onion.client.PublicKey()),
+			newOrKept(b.onion.clientNew), b.cfg.OnionKeyPath())
+	}
 	fmt.Fprintf(w, "next:\n  mkimage qemu %s\n  %scloud info %s\n", shellQuote(b.f.out), b.configEnv(), b.f.name)
 	return nil
 }
@@ -48,11 +55,47 @@ func (b *build) fileRows() [][2]string {
 		}
 		rows = append(rows, [2]string{dataFile, note})
 	}
-	return append(rows,
+	rows = append(rows,
 		[2]string{cmdlineFile, cmdline(b.f.noData, b.f.appendArgs)},
 		[2]string{nodeJSONFile, "the baked node configuration"},
 		[2]string{nodeKeyFile, "the node's TLS key" + newOrKept(b.nodeKeyNew)},
 	)
+	if b.onion.service != nil {
+		rows = append(rows, [2]string{onionKeyFile, "the onion service's key" + newOrKept(b.onion.serviceNew)})
+	}
+	return rows
+}
+
+// onionLine says where the node's onion service is.
+func (b *build) onionLine() string {
+	if b.onion.service == nil {
+		return "none (--no-tor): the API is on TCP only"
+	}
+	return b.onion.address() + newOrKept(b.onion.serviceNew)
+}
+
+// torLine says which tor went in and how much of the initramfs it is.
+func (b *build) torLine() string {
+	t := b.tor
+	if t == nil {
+		return "not in the image (--no-tor)"
+	}
+	return fmt.Sprintf("%s and %d libraries: %s of files, %s %s of %s",
+		t.exe, t.libs, humanSize(t.bytes), humanSize(int64(t.zsize)), b.f.compress.value, initrdFile)
+}
+
+// aliasTargets are the alias's addresses.
+func (b *build) aliasTargets() string {
+	var to []string
+	for _, a := range []string{b.alias.Address, b.alias.Onion} {
+		if a != "" {
+			to = append(to, a)
+		}
+	}
+	if len(to) == 0 {
+		return "(no address)"
+	}
+	return strings.Join(to, " and ")
 }
 
 func newOrKept(created bool) string {
@@ -60,13 +103,6 @@ func newOrKept(created bool) string {
 		return " (new)"
 	}
 	return " (kept)"
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(no address)"
-	}
-	return s
 }
 
 // configEnv is what `cloud` needs to find a config directory that is not
