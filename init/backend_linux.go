@@ -31,6 +31,8 @@ func (n *node) Node(ctx context.Context) (api.Node, error) {
 		Persistent:    n.data.Persistent,
 		Data:          n.data.Desc,
 		Memory:        n.memory(),
+		TCP:           n.tcpAddr(),
+		Tor:           n.torStatus(),
 		Warnings:      n.currentWarnings(),
 	}, nil
 }

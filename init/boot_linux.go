@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,6 +36,7 @@ func (n *node) boot(args []string, netUp netUpFunc) {
 			n.console.enableKmsg()
 		}
 		n.k.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF) // ctrl-alt-del becomes SIGINT
+		n.setClock(time.Now())
 		n.loadModules(false)
 		n.startNetwork(netUp)
 	}
@@ -43,6 +45,25 @@ func (n *node) boot(args []string, netUp netUpFunc) {
 		n.warn(n.data.Warning)
 	}
 	n.openState()
+}
+
+// setClock moves a clock that reads earlier than the image's build time
+// forward to it (boot step 6): a VPS without a battery-backed clock
+// can start in 1970, and tor will not join the network with a clock
+// that is far off. A clock that is merely late is tor's to report.
+func (n *node) setClock(now time.Time) {
+	if n.cfg.Built.IsZero() || !now.Before(n.cfg.Built) {
+		return
+	}
+	if err := n.k.SetClock(n.cfg.Built); err != nil {
+		n.log.Error("clock: cannot set it", "now", now, "err", err)
+		n.warn(fmt.Sprintf("the clock reads %s, before this image was built (%s), and setting it failed: %v; tor needs a correct clock",
+			now.UTC().Format(time.RFC3339), n.cfg.Built.UTC().Format(time.RFC3339), err))
+		return
+	}
+	n.log.Warn("clock: it read earlier than the image's build time; set it to the build time", "was", now.UTC(), "now", n.cfg.Built.UTC())
+	n.warn(fmt.Sprintf("the clock read %s at boot, before this image was built; it was set to %s: tor needs a correct clock, so check the host's",
+		now.UTC().Format(time.RFC3339), n.cfg.Built.UTC().Format(time.RFC3339)))
 }
 
 // lateBoot finishes what the API need not wait for: the modules marked

@@ -279,3 +279,34 @@ func mustFirstKey(t *testing.T, authorized string) ed25519.PublicKey {
 	}
 	return keys[0].Key
 }
+
+func TestBootSetsAClockEarlierThanTheBuild(t *testing.T) {
+	for _, tc := range []struct {
+		name, built string
+		args        []string
+		want        bool
+	}{
+		{"clock before the build", "2999-01-02T03:04:05Z", nil, true},
+		{"clock after the build", "2001-01-01T00:00:00Z", nil, false},
+		{"no build time", "", nil, false},
+		{"OS container: not ours to set", "2999-01-02T03:04:05Z", []string{"-z"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestRoot(t, "console=ttyS0\n")
+			cfg := `{"name":"web1"}`
+			if tc.built != "" {
+				cfg = `{"name":"web1","built":"` + tc.built + `"}`
+			}
+			r.write(rootfs.NodeConfigFile, cfg)
+			n, k, _, logs := bootNode(t, r, tc.args)
+			set := slices.Contains(k.log(), "setclock "+tc.built)
+			if set != tc.want {
+				t.Errorf("boot: set the clock to %q = %v, want %v; calls %q\nlogs:\n%s", tc.built, set, tc.want, k.log(), logs)
+			}
+			warned := slices.ContainsFunc(n.currentWarnings(), func(w string) bool { return strings.Contains(w, "tor needs a correct clock") })
+			if warned != tc.want {
+				t.Errorf("boot: warnings %q; want a clock warning: %v", n.currentWarnings(), tc.want)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -71,6 +72,11 @@ func (f *fakeKernel) Processes() int {
 }
 
 func (f *fakeKernel) Sync() { f.record("sync") }
+
+func (f *fakeKernel) SetClock(t time.Time) error {
+	f.record("setclock %s", t.UTC().Format(time.RFC3339))
+	return nil
+}
 
 func (f *fakeKernel) Reboot(cmd int) error {
 	f.record("reboot %#x", cmd)

@@ -1,6 +1,10 @@
 package main
 
-import "golang.org/x/sys/unix"
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
 
 // kernel is the seam between PID 1's sequences (boot, shutdown) and the
 // system calls that change the machine. The real one is sysKernel; tests
@@ -16,4 +20,6 @@ type kernel interface {
 	Processes() int
 	Sync()
 	Reboot(cmd int) error
+	// SetClock sets the system clock (settimeofday).
+	SetClock(t time.Time) error
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -88,6 +89,11 @@ func procFlags(pid int) (uint64, bool) {
 }
 
 func (sysKernel) Sync() { unix.Sync() }
+
+func (sysKernel) SetClock(t time.Time) error {
+	tv := unix.NsecToTimeval(t.UnixNano())
+	return os.NewSyscallError("settimeofday", unix.Settimeofday(&tv))
+}
 
 func (sysKernel) Reboot(cmd int) error {
 	return os.NewSyscallError("reboot", unix.Reboot(cmd))

@@ -34,6 +34,8 @@ type node struct {
 	reaper    *reaper
 	api       *api.Server
 	apps      *apps
+	tor       torState
+	tcp       tcpSwitch
 
 	// afterReboot, when set (by tests), is called instead of exiting or
 	// halting after reboot(2) returns.

@@ -87,10 +87,25 @@ func freePort(t testing.TB) int {
 }
 
 func startContainerNode(t testing.TB, dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey) *containerNode {
+	return startContainerNodeWith(t, dir, port, client, node, nil)
+}
+
+// startContainerNodeWith starts init as startContainerNode does, with
+// the host's directories binds (such as /usr, for tor and its
+// libraries) bound at the same paths in its root, in its own mount
+// namespace.
+func startContainerNodeWith(t testing.TB, dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey, binds []string) *containerNode {
 	t.Helper()
 	c := &containerNode{t: t, dir: dir, port: port, client: client, node: node, logs: &syncBuffer{}, done: make(chan error, 1)}
-	c.cmd = exec.Command("unshare", "--pid", "--mount", "--fork", "--propagation", "private",
-		"chroot", dir, "/init", "-z")
+	args := []string{"--pid", "--mount", "--fork", "--propagation", "private"}
+	if len(binds) == 0 {
+		args = append(args, "chroot", dir, "/init", "-z")
+	} else {
+		// sh execs chroot, which execs init: PID 1 all along.
+		const script = `root=$1; shift; for d; do mkdir -p "$root$d" && mount --bind "$d" "$root$d" || exit 1; done; exec chroot "$root" /init -z`
+		args = append(append(args, "sh", "-c", script, "sh", dir), binds...)
+	}
+	c.cmd = exec.Command("unshare", args...)
 	c.cmd.Env = []string{"container=allium-test", "PATH=/sbin:/bin"}
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

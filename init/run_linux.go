@@ -72,6 +72,7 @@ func pid1(args []string) {
 	safe.Run(log, "boot", func() { n.boot(args, upNetwork(log)) })
 	safe.Run(log, "apps", n.startApps)
 	safe.Run(log, "api", n.serveAPI)
+	safe.Run(log, "tor", n.startTor)
 	safe.Go(log, "restore", n.restoreApps)
 	safe.Go(log, "late boot", n.lateBoot)
 	log.Info(bootMarker, "name", n.cfg.Name, "environment", n.environment(), "persistent", n.data.Persistent, "boot", n.bootCount)

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"allium/api"
@@ -31,31 +34,100 @@ func (n *node) serveAPI() {
 	n.api = srv
 	n.log.Info("api: node key", "fingerprint", api.Fingerprint(key.Public().(ed25519.PublicKey)))
 	sock := filepath.Join(n.root, rootfs.Socket)
-	safe.Go(n.log, "api unix", func() { n.listen("unix", sock, srv.ServeUnix) })
-	if port := n.cfg.ListenPort(); port != 0 {
-		addr := fmt.Sprintf(":%d", port)
-		safe.Go(n.log, "api tcp", func() { n.listen("tcp", addr, srv.ServeTLS) })
+	safe.Go(n.log, "api unix", func() { n.listen(context.Background(), "unix", sock, srv.ServeUnix) })
+	on := n.cfg.ListenPort() != 0
+	if n.db != nil {
+		if choice, set, err := n.db.TCP(); err == nil && set {
+			on = choice
+			n.log.Info("api: TCP listener switched at run time", "on", on)
+		}
+	}
+	n.switchTCP(on)
+}
+
+// tcpSwitch is the TCP listener, which the operator can switch off and
+// on at run time (PUT /v1/node/tcp).
+type tcpSwitch struct {
+	mu   sync.Mutex
+	stop context.CancelFunc // nil when off
+	addr string
+}
+
+// tcpPort is the port the TCP listener uses when on: node.json's, or
+// the default when node.json switched it off.
+func (n *node) tcpPort() int {
+	if p := n.cfg.ListenPort(); p != 0 {
+		return p
+	}
+	return rootfs.DefaultPort
+}
+
+// switchTCP starts or stops the TCP listener.
+func (n *node) switchTCP(on bool) {
+	t := &n.tcp
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case on && t.stop == nil && n.api != nil:
+		ctx, cancel := context.WithCancel(context.Background())
+		t.stop, t.addr = cancel, fmt.Sprintf(":%d", n.tcpPort())
+		addr, srv := t.addr, n.api
+		safe.Go(n.log, "api tcp", func() { n.listen(ctx, "tcp", addr, srv.ServeTLS) })
+	case !on && t.stop != nil:
+		t.stop()
+		t.stop, t.addr = nil, ""
+		n.log.Info("api: TCP listener off; the API is on the onion and the unix socket")
 	}
 }
 
-// listen binds addr and serves on it, retrying while it cannot bind.
-func (n *node) listen(network, addr string, serve func(net.Listener) error) {
-	for attempt := 0; ; attempt++ {
+// tcpAddr is the TCP listener's address, or "off".
+func (n *node) tcpAddr() string {
+	n.tcp.mu.Lock()
+	defer n.tcp.mu.Unlock()
+	if n.tcp.stop == nil {
+		return "off"
+	}
+	return n.tcp.addr
+}
+
+// SetTCP switches the TCP listener and records the choice, which holds
+// across reboots until the next one.
+func (n *node) SetTCP(on bool) error {
+	if n.db == nil {
+		return errors.New("no state database: the choice could not be kept")
+	}
+	if err := n.db.SetTCP(on); err != nil {
+		return fmt.Errorf("recording the choice: %w", err)
+	}
+	n.switchTCP(on)
+	return nil
+}
+
+// listen binds addr and serves on it, retrying while it cannot bind,
+// until ctx is done.
+func (n *node) listen(ctx context.Context, network, addr string, serve func(net.Listener) error) {
+	for attempt := 0; ctx.Err() == nil; attempt++ {
 		ln, err := bind(network, addr)
 		if err != nil {
 			if attempt == 0 {
 				n.log.Error("api: cannot listen; retrying", "network", network, "addr", addr, "err", err)
 			}
-			time.Sleep(2 * time.Second)
+			select {
+			case <-ctx.Done():
+			case <-time.After(2 * time.Second):
+			}
 			continue
 		}
 		n.log.Info("api: listening", "network", network, "addr", addr)
-		if err := serve(ln); err != nil {
+		stop := context.AfterFunc(ctx, func() { ln.Close() })
+		err = serve(ln)
+		stop()
+		if err != nil && ctx.Err() == nil {
 			n.log.Error("api: listener stopped", "addr", addr, "err", err)
 			time.Sleep(time.Second)
 			continue
 		}
-		return // shut down
+		return // shut down, or switched off
 	}
 }
 

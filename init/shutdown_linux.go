@@ -29,7 +29,7 @@ func (n *node) requestPower(cmd int) {
 
 // shutdown stops everything in order and calls reboot(2):
 //
-//	API listeners -> processes (SIGTERM, grace, SIGKILL) -> state.db
+//	API listeners -> containers -> tor -> processes (SIGTERM, grace, SIGKILL) -> state.db
 //	-> sync -> unmount (data first, then the early mounts in reverse)
 //	-> reboot(cmd)
 func (n *node) shutdown(cmd int) {
@@ -48,6 +48,7 @@ func (n *node) shutdown(cmd int) {
 		cancel()
 		n.apps.events.drain(5 * time.Second)
 	}
+	n.stopTor()
 	n.log.Info("shutdown: stopping processes")
 	n.stopProcesses()
 	if n.db != nil {

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"allium/hiddenservice/tornet"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if tor.net != nil {
+		tor.net.Close()
+	}
+	os.Exit(code)
+}
+
+// tor is the private Tor network the onion tests share, started by the
+// first test that needs it (about 12 s) and closed by TestMain.
+var tor struct {
+	once sync.Once
+	net  *tornet.Network
+	err  error
+}
+
+// torNetwork returns the shared private network, or skips the test
+// outside the tor tier.
+func torNetwork(t testing.TB) *tornet.Network {
+	t.Helper()
+	if os.Getenv("ALLIUM_TOR_TESTS") != "1" {
+		t.Skip("tor tier: runs a private Tor network on 127.0.0.1; set ALLIUM_TOR_TESTS=1 (needs tor and tor-gencert: apt-get install tor); `make test` does")
+	}
+	tor.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		start := time.Now()
+		keep := os.Getenv("ALLIUM_TORNET_DIR") // keeps the network's files, with info logs
+		tor.net, tor.err = tornet.Start(ctx, tornet.Options{Dir: keep, DebugLog: keep != "", Log: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+		if tor.err == nil {
+			fmt.Fprintf(os.Stderr, "tornet: network up in %s\n", time.Since(start).Round(time.Millisecond))
+		}
+	})
+	if tor.err != nil {
+		t.Fatalf("private tor network: %v", tor.err)
+	}
+	return tor.net
+}
