@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,14 +22,35 @@ type Client struct {
 // NewClient makes a client for the node at addr (HOST:PORT) whose key is
 // node, authenticating with key.
 func NewClient(addr string, key ed25519.PrivateKey, node ed25519.PublicKey) (*Client, error) {
+	d := &net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}
+	return newTLSClient(addr, key, node, d.DialContext, 15*time.Second)
+}
+
+// DialFunc opens a connection to addr, as net.Dialer.DialContext does.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// NewClientDialer is NewClient with the connections made by dial, such
+// as a tor SOCKS dialer for a node at ID.onion:PORT: addr is handed to
+// dial as it is, unresolved. The key pinning is the same; the TLS
+// handshake may take up to a minute, as it can over a fresh onion
+// circuit. dial bounds its own connection attempts (and ctx bounds the
+// whole request).
+func NewClientDialer(addr string, key ed25519.PrivateKey, node ed25519.PublicKey, dial DialFunc) (*Client, error) {
+	if dial == nil {
+		return nil, errors.New("api: NewClientDialer: no dial function")
+	}
+	return newTLSClient(addr, key, node, dial, time.Minute)
+}
+
+func newTLSClient(addr string, key ed25519.PrivateKey, node ed25519.PublicKey, dial DialFunc, handshake time.Duration) (*Client, error) {
 	cfg, err := ClientTLS(key, node)
 	if err != nil {
 		return nil, err
 	}
 	tr := &http.Transport{
 		TLSClientConfig:     cfg,
-		DialContext:         (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout: 15 * time.Second,
+		DialContext:         dial,
+		TLSHandshakeTimeout: handshake,
 		ForceAttemptHTTP2:   false,
 	}
 	return &Client{base: "https://" + addr, hc: &http.Client{Transport: tr}}, nil

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -52,6 +54,44 @@ type Alias struct {
 	Onion string `json:"onion,omitempty"`
 	// NodeKey is the node's TLS key as FormatKey renders it.
 	NodeKey string `json:"node_key"`
+}
+
+// onionHost is a v3 onion address: 56 characters of base32 and
+// ".onion".
+var onionHost = regexp.MustCompile(`^[a-z2-7]{56}\.onion$`)
+
+// check says what is wrong with an alias's fields, naming the field.
+func (a Alias) check() error {
+	if _, err := ParseKey(a.NodeKey); err != nil {
+		return fmt.Errorf("node_key: %w", err)
+	}
+	if a.Address == "" && a.Onion == "" {
+		return errors.New("neither address nor onion is set: nothing says where the node is")
+	}
+	if a.Address != "" {
+		if err := checkHostPort(a.Address); err != nil {
+			return fmt.Errorf("address %q: %w", a.Address, err)
+		}
+	}
+	if a.Onion != "" {
+		host, _, _ := strings.Cut(a.Onion, ":")
+		if err := checkHostPort(a.Onion); err != nil || !onionHost.MatchString(strings.ToLower(host)) {
+			return fmt.Errorf("onion %q: want ID.onion:PORT, with the 56-character v3 ID", a.Onion)
+		}
+	}
+	return nil
+}
+
+// checkHostPort checks a HOST:PORT with a port from 1 to 65535.
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("want HOST:PORT")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 || host == "" {
+		return errors.New("want HOST:PORT with a port from 1 to 65535")
+	}
+	return nil
 }
 
 // ErrNoAlias means there is no alias of that name.
@@ -108,8 +148,8 @@ func (c Config) Alias(name string) (Alias, error) {
 	if err := json.Unmarshal(b, &a); err != nil {
 		return Alias{}, fmt.Errorf("%s: %w", c.aliasPath(name), err)
 	}
-	if _, err := ParseKey(a.NodeKey); err != nil {
-		return Alias{}, fmt.Errorf("%s: node_key: %w", c.aliasPath(name), err)
+	if err := a.check(); err != nil {
+		return Alias{}, fmt.Errorf("%s: %w", c.aliasPath(name), err)
 	}
 	return a, nil
 }
@@ -119,8 +159,8 @@ func (c Config) SaveAlias(a Alias) error {
 	if err := ValidName(a.Name); err != nil {
 		return err
 	}
-	if _, err := ParseKey(a.NodeKey); err != nil {
-		return fmt.Errorf("alias %s: node_key: %w", a.Name, err)
+	if err := a.check(); err != nil {
+		return fmt.Errorf("alias %s: %w", a.Name, err)
 	}
 	b, err := json.MarshalIndent(a, "", "  ")
 	if err != nil {
