@@ -23,10 +23,15 @@ type Backend interface {
 	// the server answers before the shutdown takes the listeners away.
 	Reboot() error
 	Poweroff() error
-	// Authorized reports whether a client key may use the API.
-	Authorized(key ed25519.PublicKey) bool
+	// Authorize returns the role of a client key (RoleAdmin,
+	// RoleViewer), and false when the key may not use the API. It is
+	// asked on every request, so a removed key is refused from the
+	// next request on, even on a connection that is already open.
+	Authorize(key ed25519.PublicKey) (role string, ok bool)
 	// Apps is the node's images and containers.
 	Apps
+	// KeyStore is the node's authorized client keys.
+	KeyStore
 }
 
 // Server serves one handler set on any number of listeners.
@@ -56,6 +61,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/node/reboot", s.action("rebooting", s.backend.Reboot))
 	s.mux.HandleFunc("POST /v1/node/poweroff", s.action("powering off", s.backend.Poweroff))
 	s.appRoutes()
+	s.keyRoutes()
 	s.mux.HandleFunc("/", s.notFound)
 }
 
@@ -170,13 +176,23 @@ func (s *Server) requireKey(h http.Handler) http.Handler {
 			return
 		}
 		pub, ok := r.TLS.PeerCertificates[0].PublicKey.(ed25519.PublicKey)
-		if !ok || !s.backend.Authorized(pub) {
+		var role string
+		if ok {
+			role, ok = s.backend.Authorize(pub)
+		}
+		if !ok {
 			s.log.Warn("api: refused an unknown client key", "remote", r.RemoteAddr, "key", fmt.Sprint(fingerprintOf(pub)))
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized,
 				fmt.Sprintf("client key %s is not authorized on this node", fingerprintOf(pub)))
 			return
 		}
-		h.ServeHTTP(w, r)
+		c := caller{key: pub, role: role}
+		if !mayDo(role, r.Method) {
+			e := forbidden(c, r)
+			writeError(w, e.Status, e.Code, e.Message)
+			return
+		}
+		h.ServeHTTP(w, withCaller(r, c))
 	})
 }
 

@@ -18,6 +18,7 @@ import (
 // fakeBackend counts what the server asked of it.
 type fakeBackend struct {
 	UnimplementedApps
+	UnimplementedKeys
 	node       Node
 	authorized ed25519.PublicKey
 	panicOnce  atomic.Bool // Node panics once when set
@@ -36,9 +37,9 @@ func (b *fakeBackend) Node(context.Context) (Node, error) {
 func (b *fakeBackend) Reboot() error   { b.reboots.Add(1); return nil }
 func (b *fakeBackend) Poweroff() error { b.poweroffs.Add(1); return nil }
 
-func (b *fakeBackend) Authorized(key ed25519.PublicKey) bool {
+func (b *fakeBackend) Authorize(key ed25519.PublicKey) (string, bool) {
 	b.auths.Add(1)
-	return key.Equal(b.authorized)
+	return RoleAdmin, key.Equal(b.authorized)
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -198,7 +199,7 @@ func TestWrongPinnedNodeKey(t *testing.T) {
 	// The handshake fails before the server sees a request: not even the
 	// key check ran.
 	if a, r := n.backend.auths.Load(), n.backend.reboots.Load(); a != 0 || r != 0 {
-		t.Errorf("the request was sent anyway: %d Authorized, %d Reboot calls", a, r)
+		t.Errorf("the request was sent anyway: %d Authorize, %d Reboot calls", a, r)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 // containers in memory.
 type fakeBackend struct {
 	*fakeApps
+	api.UnimplementedKeys
 	node       api.Node
 	authorized ed25519.PublicKey
 
@@ -28,9 +29,9 @@ type fakeBackend struct {
 func (b *fakeBackend) Node(context.Context) (api.Node, error) { return b.node, nil }
 func (b *fakeBackend) Reboot() error                          { b.reboots.Add(1); return nil }
 func (b *fakeBackend) Poweroff() error                        { b.poweroffs.Add(1); return nil }
-func (b *fakeBackend) Authorized(k ed25519.PublicKey) bool {
+func (b *fakeBackend) Authorize(k ed25519.PublicKey) (string, bool) {
 	b.requests.Add(1)
-	return k.Equal(b.authorized)
+	return api.RoleAdmin, k.Equal(b.authorized)
 }
 
 // fleet is a config dir whose client key a real api.Server on a

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/ed25519"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -73,21 +71,3 @@ func parseKB(s string) map[string]uint64 {
 
 func (n *node) Reboot() error   { n.requestPower(restart); return nil }
 func (n *node) Poweroff() error { n.requestPower(powerOff); return nil }
-
-// Authorized reports whether key is in state.db's authorized keys.
-func (n *node) Authorized(key ed25519.PublicKey) bool {
-	if n.db == nil {
-		return false
-	}
-	keys, err := n.db.Keys()
-	if err != nil {
-		n.log.Error("keys: reading", "err", err)
-		return false
-	}
-	for _, k := range keys {
-		if bytes.Equal(k.Public, key) {
-			return true
-		}
-	}
-	return false
-}

@@ -137,7 +137,7 @@ func TestBootVM(t *testing.T) {
 	if n.environment() != api.EnvVM {
 		t.Errorf("boot: environment = %s, want vm", n.environment())
 	}
-	if !n.Authorized(mustFirstKey(t, r.keys)) {
+	if _, ok := n.Authorize(mustFirstKey(t, r.keys)); !ok {
 		t.Errorf("boot: the baked client key is not authorized; logs:\n%s", logs)
 	}
 }
