@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -38,7 +40,7 @@ var deviceWait = 10 * time.Second
 // OS container uses the directory on its own root filesystem.
 func mountData(k kernel, log *slog.Logger, root, spec string, container bool) dataRoot {
 	dir := filepath.Join(root, rootfs.DataDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirPrivate(dir); err != nil {
 		log.Error("data: cannot make the data directory", "dir", dir, "err", err)
 	}
 	if spec == "" && container {
@@ -61,6 +63,20 @@ func mountData(k kernel, log *slog.Logger, root, spec string, container bool) da
 	return dataRoot{Persistent: true, Desc: fmt.Sprintf("%s (%s)", filepath.Join("/", strings.TrimPrefix(dev, root)), spec), Mounted: dir}
 }
 
+// mkdirPrivate makes dir (0700) and any missing parents with the usual
+// 0755, so that a parent it makes (/var, /var/lib on a bare root) does
+// not lock out the unprivileged users, tor among them, that need to
+// pass through it.
+func mkdirPrivate(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
+}
+
 func onRootFS(dir, what string) dataRoot {
 	return dataRoot{Persistent: !isVolatile(dir), Desc: rootfs.DataDir + " on " + what}
 }
@@ -72,7 +88,7 @@ func dataDirectory(k kernel, log *slog.Logger, root, dir, spec string) dataRoot 
 	if filepath.Clean(spec) == rootfs.DataDir {
 		return onRootFS(dir, "the root filesystem")
 	}
-	if err := os.MkdirAll(src, 0o700); err != nil {
+	if err := mkdirPrivate(src); err != nil {
 		return dataTmpfs(k, log, dir, fmt.Sprintf("data directory %s: %v", spec, err))
 	}
 	if err := k.Mount(src, dir, "", unix.MS_BIND, ""); err != nil {
