@@ -240,6 +240,12 @@ func TestApplianceRebuildKeepsIdentity(t *testing.T) {
 		t.Fatalf("first run: exit %d: %s", code, stderr)
 	}
 	key1, _ := os.ReadFile(filepath.Join(fx.out, nodeKeyFile))
+	onion1 := api.Config{Dir: fx.config}.OnionKeyPath()
+	keep := []string{filepath.Join(fx.out, onionKeyFile), onion1}
+	kept := map[string][]byte{}
+	for _, p := range keep {
+		kept[p], _ = os.ReadFile(p)
+	}
 	disk1, _ := os.Stat(filepath.Join(fx.out, dataFile))
 	code, stdout, stderr := runMkimage(t, fx.args(data...)...)
 	if code != 0 {
@@ -248,6 +254,11 @@ func TestApplianceRebuildKeepsIdentity(t *testing.T) {
 	key2, _ := os.ReadFile(filepath.Join(fx.out, nodeKeyFile))
 	if len(key1) == 0 || !bytes.Equal(key1, key2) {
 		t.Errorf("second run: node.key changed; want it kept")
+	}
+	for _, p := range keep {
+		if b, _ := os.ReadFile(p); !bytes.Equal(b, kept[p]) {
+			t.Errorf("second run: %s changed; want it kept, so the .onion address and client stay", p)
+		}
 	}
 	checkAlias(t, fx, "127.0.0.1:7707")
 	if !withData {

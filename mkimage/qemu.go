@@ -203,6 +203,9 @@ func (f *qemuFlags) run(ctx context.Context, dir string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
+	if spec.GuestPort == 0 {
+		fmt.Fprintf(stderr, "mkimage: note: %s was built with --no-tcp: the node has no TCP API, so nothing is forwarded for it; reach it through its onion (cloud uses the alias's .onion address)\n", dir)
+	}
 	argv := append([]string{qemuBinary}, qemuArgs(spec)...)
 	if f.dryRun {
 		_, err := fmt.Fprintln(stdout, commandLine(argv))
@@ -253,6 +256,9 @@ func (f *qemuFlags) spec(dir string) (qemuSpec, error) {
 		Dir: abs, Cmdline: strings.TrimSpace(string(line)),
 		HostPort: f.port, GuestPort: guest, Data: !f.noData,
 		Serial: f.serial, Monitor: f.monitor, Mem: f.mem, NoReboot: f.noReboot, Accel: f.accel.value,
+	}
+	if guest == 0 && f.port != 0 {
+		return qemuSpec{}, usagef("--port %d: %s was built with --no-tcp, so the node has no TCP API port to forward to", f.port, dir)
 	}
 	if s.HostPort == 0 {
 		s.HostPort = guest

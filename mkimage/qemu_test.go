@@ -103,6 +103,20 @@ func TestQemuDryRun(t *testing.T) {
 	}
 }
 
+// A node built with --no-tcp has no API port: nothing is forwarded for
+// it, and the operator is told why.
+func TestQemuNoTCP(t *testing.T) {
+	dir := applianceDir(t, `{"name":"t1","port":-1}`, false)
+	code, stdout, stderr := runMkimage(t, "qemu", dir, "--dry-run", "--no-data")
+	if code != 0 || strings.Contains(stdout, "hostfwd") || !strings.Contains(stderr, "--no-tcp") {
+		t.Errorf("mkimage qemu (--no-tcp node) = exit %d, stdout %s, stderr %q; want no hostfwd and a note naming --no-tcp", code, stdout, stderr)
+	}
+	code, _, stderr = runMkimage(t, "qemu", dir, "--dry-run", "--no-data", "--port", "17707")
+	if code != 2 || !strings.Contains(stderr, "--no-tcp") {
+		t.Errorf("mkimage qemu --port 17707 (--no-tcp node) = exit %d, %q; want a usage error naming --no-tcp", code, stderr)
+	}
+}
+
 func TestQemuErrors(t *testing.T) {
 	noData := applianceDir(t, `{"name":"t1"}`, false)
 	tests := []struct {
