@@ -10,14 +10,21 @@
 //
 //   - The appliance directory: vmlinuz (a copy of the kernel), initrd.img
 //     (a reproducible newc cpio, written by cpio.go), data.img (an ext4
-//     disk made by mkfs.ext4), cmdline, node.key and node.json.
+//     disk made by mkfs.ext4), cmdline, node.key, onion.key and
+//     node.json.
 //   - The initramfs layout: it executes the tables of package rootfs
-//     (Dirs, Symlinks, Modules) and adds /dev/console, /init and the baked
-//     files under /etc/allium.
-//   - The node's identity at build time: node.key is made once and reused
-//     by every rebuild, so the alias stays valid.
-//   - The client side of a new node: the client key (made on first use)
-//     and the alias, through api.Config.
+//     (Dirs, Symlinks, Modules, Users) and adds /dev/console, /init, the
+//     baked files under /etc/allium, /etc/passwd and /etc/group.
+//   - The tor closure (tor.go): the build host's tor or --tor, its loader
+//     and its libraries, found by the same ELF resolver as pack --binary,
+//     at their host paths, with links where a merged /usr host's /lib
+//     symlink meets the initramfs's real /lib.
+//   - The node's identity at build time: node.key and onion.key are made
+//     once and reused by every rebuild, so the alias and the .onion
+//     address stay valid.
+//   - The client side of a new node: the client's TLS and x25519 keys
+//     (made on first use) and the alias, through api.Config and
+//     hiddenservice's key files.
 //   - The QEMU command line for local boots (qemu.go, a pure function).
 //   - Writing native container images (pack*.go): manifest.json first,
 //     built as an imagestore.Manifest and checked with ParseManifest, then
@@ -40,8 +47,9 @@
 //     the node; pack only promises that ParseManifest accepts its
 //     manifest. Whether setuid bits, device nodes or FIFOs are accepted
 //     is the node's decision.
-//   - Not yet: the PyGrub disk image, the install bundle, the onion key,
-//     and OCI images (from-oci), which DESIGN.md also gives to mkimage.
+//   - Running tor: init does, through hiddenservice, with the baked key.
+//   - Not yet: the PyGrub disk image, the install bundle, and OCI images
+//     (from-oci), which DESIGN.md also gives to mkimage.
 //
 // # Dependencies
 //
