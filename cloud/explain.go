@@ -24,6 +24,9 @@ func (s *session) explain(err error) error {
 	case errors.As(err, &apiErr):
 		return fmt.Errorf("%s answered: %s (HTTP %d, %s)", s.name, apiErr.Message, apiErr.Status, apiErr.Code)
 	}
+	if e := s.explainOnion(err); e != nil {
+		return e
+	}
 	if reason := s.unreachable(err); reason != "" {
 		return fmt.Errorf("cannot reach %s: %s; is the node up and the port forwarded?", s.target, reason)
 	}

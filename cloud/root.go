@@ -18,13 +18,21 @@ type globals struct {
 	config  string        // --config; empty: $ALLIUM_CONFIG, then the user's config dir
 	json    bool          // --json: print the node's JSON answer instead of the human view
 	timeout time.Duration // --timeout for the whole command
-	stdout  io.Writer
-	stderr  io.Writer
+
+	via        string // --via: auto, tcp or onion
+	torSocks   string // --tor-socks: a running tor's SOCKS port, or ""
+	torControl string // --tor-control: its control port, or ""
+	torrc      string // --torrc: extra lines for cloud's own tor, or ""
+	link       *onionLink
+	closers    []func() // run when the command ends: stop tor
+
+	stdout io.Writer
+	stderr io.Writer
 }
 
 const rootLong = `cloud drives Allium nodes: container appliances on cheap VPSes.
 
-HOST is either an alias name or ADDRESS:PORT.
+HOST is an alias name, ADDRESS:PORT, or ID.onion[:PORT] (see Onions).
   An alias (saved by mkimage when it builds an appliance) names the node's
   address and the key it must present; "cloud nodes" lists them.
   With ADDRESS:PORT, give the node's key with --node-key ed25519:BASE64.
@@ -33,6 +41,8 @@ HOST is either an alias name or ADDRESS:PORT.
 The configuration directory holds the client key (client.key) and the
 aliases (nodes/NAME.json). It is --config DIR if given, else $ALLIUM_CONFIG,
 else allium in the user's configuration directory (~/.config/allium).
+
+` + torHelp + `
 
 Exit status: 0 ok, 1 the command failed, 2 the command line is wrong.`
 
@@ -53,10 +63,11 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&g.config, "config", "", "configuration `DIR` (default $ALLIUM_CONFIG, else ~/.config/allium)")
 	f.BoolVar(&g.json, "json", false, "print the JSON the node answered, indented, instead of the human view")
 	f.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on the node after this long")
+	g.torFlags(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newStart(g), newStop(g), newRestart(g), newKill(g), newRm(g), newPs(g), newLogs(g),
 		newImages(g), newRmi(g), newEvents(g),
-		newInfo(g), newReboot(g), newPoweroff(g), newNodes(g))
+		newInfo(g), newReboot(g), newPoweroff(g), newNodes(g), newKeys(g))
 	return root
 }
 
@@ -79,12 +90,19 @@ func (g *globals) adapt(body func(ctx context.Context, args []string) error, bou
 		if g.timeout <= 0 {
 			return usagef("--timeout %v: want a positive duration such as 30s", g.timeout)
 		}
-		ctx, cancel := cmd.Context(), context.CancelFunc(func() {})
-		if bounded {
-			ctx, cancel = context.WithTimeout(ctx, g.timeout)
+		if err := g.checkTorFlags(); err != nil {
+			return err
 		}
-		defer cancel()
-		err := body(ctx, args)
+		defer g.closeTor()
+		err := g.prepareOnion(cmd, args)
+		if err == nil {
+			ctx, cancel := cmd.Context(), context.CancelFunc(func() {})
+			if bounded {
+				ctx, cancel = context.WithTimeout(ctx, g.timeout)
+			}
+			defer cancel()
+			err = body(ctx, args)
+		}
 		var u usageError
 		if err == nil || errors.As(err, &u) {
 			return err

@@ -131,7 +131,7 @@ func (g *globals) push(ctx context.Context, s *session, img *image) error {
 		return nil
 	}
 	v := g.newUploadView(img, s.name, offset)
-	_, err = s.client.Upload(ctx, img.digest, img.file, img.size, api.UploadOptions{Progress: v.update, Stall: s.timeout})
+	_, err = s.client.Upload(ctx, img.digest, img.file, img.size, api.UploadOptions{Progress: s.uploadProgress(v.update), Stall: s.timeout})
 	v.done(err)
 	if err != nil {
 		return s.explain(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"allium/api"
+	"allium/hiddenservice"
 )
 
 // target is the node a command talks to.
@@ -22,6 +23,7 @@ type target struct {
 	name    string // the alias, or ADDRESS:PORT as given
 	addr    string // ADDRESS:PORT
 	alias   bool   // name is an alias
+	onion   bool   // addr is ID.onion:PORT, reached through tor
 	nodeKey ed25519.PublicKey
 	keyFrom string // what pinned nodeKey, for messages: "the alias web1" or "--node-key"
 }
@@ -48,8 +50,8 @@ func isAddress(host string) bool {
 	return err == nil && port != ""
 }
 
-// resolve turns HOST and --node-key into a target.
-func resolve(cfg api.Config, host, nodeKey string) (target, error) {
+// resolve turns HOST, --node-key and --via into a target.
+func resolve(cfg api.Config, host, nodeKey string, via string) (target, error) {
 	var flagKey ed25519.PublicKey
 	if nodeKey != "" {
 		k, err := api.ParseKey(nodeKey)
@@ -58,18 +60,35 @@ func resolve(cfg api.Config, host, nodeKey string) (target, error) {
 		}
 		flagKey = k
 	}
-	t, err := lookup(cfg, host, flagKey)
+	t, err := lookup(cfg, host, flagKey, via)
 	if err != nil {
 		return target{}, err
 	}
+	t.onion = hiddenservice.IsOnion(hostOf(t.addr))
 	if flagKey != nil {
 		t.nodeKey, t.keyFrom = flagKey, "--node-key"
 	}
 	return t, nil
 }
 
-func lookup(cfg api.Config, host string, flagKey ed25519.PublicKey) (target, error) {
+func lookup(cfg api.Config, host string, flagKey ed25519.PublicKey, via string) (target, error) {
+	if addr, ok, err := onionHost(host); ok || err != nil {
+		if err != nil {
+			return target{}, err
+		}
+		if flagKey == nil {
+			return target{}, usagef("%s is an onion address, so cloud needs the key the node must present: "+
+				"add --node-key ed25519:BASE64 (mkimage prints it), or use the node's alias (see cloud nodes)", host)
+		}
+		if via == viaTCP {
+			return target{}, usagef("%s is an onion address: it cannot be reached with --via tcp", host)
+		}
+		return target{name: addr, addr: addr}, nil
+	}
 	if isAddress(host) {
+		if via == viaOnion {
+			return target{}, usagef("%s is not an onion address: --via onion needs ID.onion[:PORT] or an alias with an onion", host)
+		}
 		if flagKey == nil {
 			return target{}, usagef("%s is an address, so cloud needs the key the node must present: "+
 				"add --node-key ed25519:BASE64 (mkimage prints it), or use the node's alias (see cloud nodes)", host)
@@ -87,7 +106,11 @@ func lookup(cfg api.Config, host string, flagKey ed25519.PublicKey) (target, err
 	if err != nil {
 		return target{}, err
 	}
-	return target{name: a.Name, addr: a.Address, alias: true, nodeKey: key, keyFrom: "the alias " + a.Name}, nil
+	addr, err := pickAddress(a, via)
+	if err != nil {
+		return target{}, err
+	}
+	return target{name: a.Name, addr: addr, alias: true, nodeKey: key, keyFrom: "the alias " + a.Name}, nil
 }
 
 // noAlias explains a HOST that is neither an alias nor ADDRESS:PORT.
@@ -121,6 +144,7 @@ type session struct {
 	clientKey ed25519.PublicKey
 	keyPath   string // where the client key came from
 	timeout   time.Duration
+	link      *onionLink // how an onion target is reached; nil for TCP
 }
 
 // connect resolves host and makes a client for it.
@@ -129,7 +153,7 @@ func (g *globals) connect(host, nodeKey string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := resolve(cfg, host, nodeKey)
+	t, err := resolve(cfg, host, nodeKey, g.via)
 	if err != nil {
 		return nil, err
 	}
@@ -137,11 +161,16 @@ func (g *globals) connect(host, nodeKey string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := api.NewClient(t.addr, key, t.nodeKey)
-	if err != nil {
+	s := &session{target: t, clientKey: key.Public().(ed25519.PublicKey), keyPath: cfg.KeyPath(), timeout: g.timeout}
+	if !t.onion {
+		s.client, err = api.NewClient(t.addr, key, t.nodeKey)
+		return s, err
+	}
+	if s.link, err = g.onionLink(context.Background(), cfg, t.addr); err != nil {
 		return nil, err
 	}
-	return &session{target: t, client: c, clientKey: key.Public().(ed25519.PublicKey), keyPath: cfg.KeyPath(), timeout: g.timeout}, nil
+	s.client, err = api.NewClientDialer(t.addr, key, t.nodeKey, s.link.DialContext)
+	return s, err
 }
 
 func clientKey(cfg api.Config) (ed25519.PrivateKey, error) {
