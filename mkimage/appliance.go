@@ -112,7 +112,7 @@ func (f *applianceFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.init, "init", "", "the init binary (default: the file 'init' beside the mkimage executable)")
 	fl.Var(&f.compress, "compress", "initramfs compression")
 	fl.IntVar(&f.port, "port", 0, "the node's API TCP port (0 = "+strconv.Itoa(rootfs.DefaultPort)+")")
-	fl.BoolVar(&f.noTCP, "no-tcp", false, "switch the node's TCP API listener off")
+	fl.BoolVar(&f.noTCP, "no-tcp", false, "switch the node's TCP API listener off: it is reached through its onion")
 	fl.BoolVar(&f.noData, "no-data", false, "no data disk: the node keeps its state on tmpfs")
 	fl.Var(&f.dataSize, "data-size", "the data disk's size (512M, 1G, 2G...)")
 	fl.BoolVar(&f.forceData, "force-data", false, "replace an existing data.img with an empty one (destroys the node's state)")
