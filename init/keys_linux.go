@@ -29,7 +29,10 @@ func (n *node) Authorize(key ed25519.PublicKey) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return clientKey(k).Info().Role, true
+	if k.IsAdmin() {
+		return api.RoleAdmin, true
+	}
+	return k.Role, true
 }
 
 // Keys lists the authorized keys.
