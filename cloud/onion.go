@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -107,6 +108,10 @@ func checkVia(via string) error {
 // tor itself waits up to 2 minutes for a path. A variable for tests.
 var onionAttempt = 30 * time.Second
 
+// onionPause is the wait before trying again after a reply that may
+// pass. A variable for tests.
+var onionPause = time.Second
+
 // onionRetries is how many times a failed or stalled connection
 // attempt to an onion is tried again.
 const onionRetries = 2
@@ -200,7 +205,7 @@ func (l *onionLink) DialContext(ctx context.Context, network, addr string) (net.
 			l.markStale()
 		case errors.As(err, &se) && se.Transient():
 			fmt.Fprintf(l.stderr, "tor: %s; trying again (%d of %d)\n", socksWords(se.Code), try, onionRetries)
-			if sleep(ctx, time.Second) != nil {
+			if sleep(ctx, onionPause) != nil {
 				return nil, err
 			}
 		default:
@@ -211,18 +216,23 @@ func (l *onionLink) DialContext(ctx context.Context, network, addr string) (net.
 
 // dialOnce is one attempt, bounded by onionAttempt.
 func (l *onionLink) dialOnce(ctx context.Context, network, addr string) (net.Conn, error) {
-	actx, cancel := context.WithTimeout(ctx, onionAttempt)
+	limit := time.Now().Add(onionAttempt)
+	actx, cancel := context.WithDeadline(ctx, limit)
 	defer cancel()
 	d := &hiddenservice.SOCKSDialer{Proxy: l.socks}
 	conn, err := d.DialContext(actx, network, addr)
 	if err == nil {
 		return conn, nil
 	}
+	// The connection's deadline can fire a moment before actx's timer:
+	// it was this attempt's limit unless ctx's own deadline came first.
+	outer, ok := ctx.Deadline()
+	mine := actx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)
 	var op *net.OpError
 	switch {
 	case errors.As(err, &op) && op.Op == "dial":
 		return nil, &torDown{socks: l.socks, err: op.Err}
-	case ctx.Err() == nil && actx.Err() != nil:
+	case ctx.Err() == nil && mine && (!ok || !outer.Before(limit)):
 		return nil, &attemptTimeout{addr: addr, limit: onionAttempt}
 	}
 	return nil, err

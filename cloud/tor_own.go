@@ -53,11 +53,11 @@ type ownTor struct {
 // with ExtendedErrors, and no GeoIP; and waits for it to bootstrap,
 // showing its progress on stderr when that takes more than a moment.
 func startOwnTor(ctx context.Context, c ownTorConfig) (*ownTor, error) {
-	exe, err := findTorExe()
+	extra, err := readTorrc(c.torrc)
 	if err != nil {
 		return nil, err
 	}
-	extra, err := readTorrc(c.torrc)
+	exe, err := findTorExe()
 	if err != nil {
 		return nil, err
 	}
