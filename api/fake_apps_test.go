@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"sort"
 	"sync"
@@ -309,22 +308,7 @@ func startApps(t *testing.T) (*testNode, *fakeApps) {
 	n := &testNode{key: newKey(t), client: newKey(t)}
 	n.backend = &fakeBackend{node: Node{Name: "web1"}, authorized: n.client.Public().(ed25519.PublicKey)}
 	apps := newFakeApps()
-	srv, err := NewServer(appsBackend{n.backend, apps}, n.key, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.server = srv
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.addr = ln.Addr().String()
-	go srv.ServeTLS(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	n.serve(t, appsBackend{n.backend, apps})
 	return n, apps
 }
 

@@ -86,13 +86,10 @@ func (b keysBackend) Authorize(pub ed25519.PublicKey) (string, bool) {
 	return b.fakeKeys.Authorize(pub)
 }
 
-// startKeys serves a fakeKeys on a loopback TLS listener, holding
-// n.client as the one admin key.
-func startKeys(t *testing.T) (*testNode, *fakeKeys) {
+// serve serves b as n on a loopback TLS listener until the test ends.
+func (n *testNode) serve(t *testing.T, b Backend) {
 	t.Helper()
-	n := &testNode{key: newKey(t), client: newKey(t), backend: &fakeBackend{node: Node{Name: "web1"}}}
-	keys := &fakeKeys{keys: []ClientKey{{AuthorizedKey: AuthorizedKey{Key: pub(n.client), Name: "admin"}}}}
-	srv, err := NewServer(keysBackend{n.backend, keys}, n.key, testLogger(t))
+	srv, err := NewServer(b, n.key, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +104,15 @@ func startKeys(t *testing.T) (*testNode, *fakeKeys) {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
+}
+
+// startKeys serves a fakeKeys on a loopback TLS listener, holding
+// n.client as the one admin key.
+func startKeys(t *testing.T) (*testNode, *fakeKeys) {
+	t.Helper()
+	n := &testNode{key: newKey(t), client: newKey(t), backend: &fakeBackend{node: Node{Name: "web1"}}}
+	keys := &fakeKeys{keys: []ClientKey{{AuthorizedKey: AuthorizedKey{Key: pub(n.client), Name: "admin"}}}}
+	n.serve(t, keysBackend{n.backend, keys})
 	return n, keys
 }
 
