@@ -44,6 +44,12 @@ var allowedModules = []string{
 	"github.com/spf13/afero",
 	"go4.org/readerutil",
 	"golang.org/x/text/",
+	// hiddenservice: tor's control protocol (replies, SAFECOOKIE, events);
+	// its torutil brings an ed25519 and x/crypto's sha3 along.
+	"github.com/cretz/bine/control",
+	"github.com/cretz/bine/torutil",
+	"golang.org/x/crypto/ed25519",
+	"golang.org/x/crypto/sha3",
 }
 
 // forbidden packages: testing code, cgo, debug servers. (expvar links in

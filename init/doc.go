@@ -26,6 +26,9 @@
 //     reads every compression it identifies. It registers all its
 //     formats, so its decoders link in whether used or not: about 3 MB
 //     of the binary.
+//   - github.com/cretz/bine's control package (through hiddenservice):
+//     tor's control protocol, to publish the onion and watch tor; its
+//     torutil brings golang.org/x/crypto's ed25519 and sha3 along.
 //
 // Nothing else outside the standard library; a test guards the list.
 package main
