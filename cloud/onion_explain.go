@@ -23,7 +23,7 @@ func socksWords(code byte) string {
 	case 0xF4:
 		return "the onion's descriptor cannot be decrypted (SOCKS reply 0xF4)"
 	case 0xF5:
-		return "the onion's descriptor does not accept this client's key (SOCKS reply 0xF5)"
+		return "the onion's descriptor cannot be decrypted with this client's key (SOCKS reply 0xF5)"
 	case 0xF6:
 		return "tor says the onion address is invalid (SOCKS reply 0xF6)"
 	case 0xF7:
@@ -67,10 +67,10 @@ func (s *session) socksAdvice(code byte) string {
 				"Give tor's control port with --tor-control ADDR, or let cloud start its own tor (stop the one at %s, or use --torrc)",
 				what, s.link.keyPath, s.link.keyNotGiven, s.link.socks)
 		}
-		return fmt.Sprintf("%s: this client's x25519 key (%s) is not authorized on %s.\n%s",
-			what, s.link.keyPath, s.name, s.askAdmin())
+		fallthrough
 	case 0xF5:
-		return fmt.Sprintf("%s: this client's x25519 key (%s) was removed from %s, or the node was rebuilt with other keys.\n%s",
+		return fmt.Sprintf("%s: this client's x25519 key (%s) is not authorized on %s "+
+			"(never added, removed, or the node was rebuilt with other keys).\n%s",
 			what, s.link.keyPath, s.name, s.askAdmin())
 	case 0xF6:
 		return what + ": check the onion in the alias (cloud nodes) or the address given"

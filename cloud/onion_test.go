@@ -204,7 +204,7 @@ func TestOnionSOCKSErrorsExplained(t *testing.T) {
 		{0xF2, []string{"introduction failed", "try again in a minute"}},
 		{0xF3, []string{"rendezvous failed"}},
 		{0xF4, []string{"the onion's descriptor cannot be decrypted", "client.onion) is not authorized on hidden", "`cloud keys hidden add ...`", "x25519 "}},
-		{0xF5, []string{"does not accept this client's key", "was removed from hidden", "`cloud keys hidden add ...`"}},
+		{0xF5, []string{"cannot be decrypted with this client's key", "client.onion) is not authorized on hidden", "`cloud keys hidden add ...`"}},
 		{0xF6, []string{"onion address is invalid", "cloud nodes"}},
 		{0xF7, []string{"introduction timed out"}},
 		{0x01, []string{"0x01 (general failure)", "lacks the ExtendedErrors flag"}},
