@@ -23,6 +23,9 @@ type Backend interface {
 	// the server answers before the shutdown takes the listeners away.
 	Reboot() error
 	Poweroff() error
+	// SetTCP switches the API's TCP listener on or off, and keeps the
+	// choice across reboots.
+	SetTCP(on bool) error
 	// Authorize returns the role of a client key (RoleAdmin,
 	// RoleViewer), and false when the key may not use the API. It is
 	// asked on every request, so a removed key is refused from the
@@ -60,6 +63,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/node", s.getNode)
 	s.mux.HandleFunc("POST /v1/node/reboot", s.action("rebooting", s.backend.Reboot))
 	s.mux.HandleFunc("POST /v1/node/poweroff", s.action("powering off", s.backend.Poweroff))
+	s.mux.HandleFunc("PUT /v1/node/tcp", s.putTCP)
 	s.appRoutes()
 	s.keyRoutes()
 	s.mux.HandleFunc("/", s.notFound)
@@ -111,15 +115,15 @@ func (s *Server) action(status string, do func() error) http.HandlerFunc {
 	}
 }
 
-// ServeTLS serves on a TCP (or onion) listener: TLS 1.3, and only
+// ServeTLS serves on a TCP listener: TLS 1.3, and only
 // authorized client keys. It returns when the listener is closed.
 func (s *Server) ServeTLS(ln net.Listener) error {
-	return s.serve(tls.NewListener(ln, s.tls), s.requireKey(s.mux))
+	return s.serve(tls.NewListener(ln, s.tls), withVia(s.requireKey(s.mux), ViaTCP))
 }
 
 // ServeUnix serves on a unix socket, to root only (by SO_PEERCRED).
 func (s *Server) ServeUnix(ln net.Listener) error {
-	return s.serve(ln, requireRoot(s.mux))
+	return s.serve(ln, withVia(requireRoot(s.mux), ViaUnix))
 }
 
 func (s *Server) serve(ln net.Listener, h http.Handler) error {

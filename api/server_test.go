@@ -23,7 +23,7 @@ type fakeBackend struct {
 	authorized ed25519.PublicKey
 	panicOnce  atomic.Bool // Node panics once when set
 
-	nodes, reboots, poweroffs, auths atomic.Int32
+	nodes, reboots, poweroffs, auths, tcpSwitches atomic.Int32
 }
 
 func (b *fakeBackend) Node(context.Context) (Node, error) {
@@ -36,6 +36,12 @@ func (b *fakeBackend) Node(context.Context) (Node, error) {
 
 func (b *fakeBackend) Reboot() error   { b.reboots.Add(1); return nil }
 func (b *fakeBackend) Poweroff() error { b.poweroffs.Add(1); return nil }
+
+func (b *fakeBackend) SetTCP(on bool) error {
+	b.tcpSwitches.Add(1)
+	b.node.TCP = map[bool]string{true: ":7707", false: "off"}[on]
+	return nil
+}
 
 func (b *fakeBackend) Authorize(key ed25519.PublicKey) (string, bool) {
 	b.auths.Add(1)

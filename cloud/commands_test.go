@@ -28,6 +28,22 @@ func TestInfoHuman(t *testing.T) {
 	)
 }
 
+func TestInfoTor(t *testing.T) {
+	f := newFleet(t)
+	f.backend.node.TCP = "off"
+	f.backend.node.Tor = &api.Tor{State: "crashloop", Onion: "abc.onion:7707", Restarts: 5, LastExit: "exit 1",
+		LastError: "tor said: Couldn't create private data directory"}
+	_, out, _ := f.cloud(t, "info", "web1")
+	wantContains(t, "cloud info web1 with tor failing", out,
+		"tcp:         off\n",
+		"onion:       abc.onion:7707\n",
+		"tor:         crashloop, 5 restarts (last: exit 1); tor said: Couldn't create private data directory\n")
+	f.backend.node.Tor = &api.Tor{State: "running", Onion: "abc.onion:7707", Bootstrap: 45, BootstrapSummary: "Asking for relay descriptors", RSS: 14 << 20}
+	_, out, _ = f.cloud(t, "info", "web1")
+	wantContains(t, "cloud info web1 with tor bootstrapping", out,
+		"tor:         running, not published yet (bootstrap 45%: Asking for relay descriptors), RSS 14 MiB\n")
+}
+
 func TestInfoNotPersistent(t *testing.T) {
 	f := newFleet(t)
 	f.backend.node.Persistent = false

@@ -66,6 +66,12 @@ func nodeRows(n api.Node) [][2]string {
 		{"persistence", persistence(n)},
 		{"memory", memory(n.Memory)},
 	}
+	if n.TCP != "" {
+		rows = append(rows, [2]string{"tcp", n.TCP})
+	}
+	if n.Tor != nil {
+		rows = append(rows, [2]string{"onion", n.Tor.Onion}, [2]string{"tor", torState(*n.Tor)})
+	}
 	for _, w := range n.Warnings {
 		rows = append(rows, [2]string{"warning", w})
 	}
@@ -97,6 +103,44 @@ func uptime(seconds float64) string {
 	s := fmt.Sprintf("%dd", days)
 	if rest := d - days*24*time.Hour; rest > 0 {
 		s += rest.String()
+	}
+	return s
+}
+
+// torState is tor's state in a line: "running, published 3m ago, RSS
+// 14.2 MiB", or what keeps it from serving.
+func torState(t api.Tor) string {
+	s := t.State
+	switch {
+	case t.Published:
+		s += ", published"
+		if !t.PublishedAt.IsZero() {
+			s += " " + time.Since(t.PublishedAt).Round(time.Second).String() + " ago"
+		}
+	case t.State == "running" || t.State == "publishing":
+		s += fmt.Sprintf(", not published yet (bootstrap %d%%", t.Bootstrap)
+		if t.BootstrapSummary != "" {
+			s += ": " + t.BootstrapSummary
+		}
+		s += ")"
+	}
+	if t.RSS > 0 {
+		s += ", RSS " + mib(t.RSS)
+	}
+	if t.Restarts > 0 {
+		s += fmt.Sprintf(", %d restarts", t.Restarts)
+		if t.LastExit != "" {
+			s += " (last: " + t.LastExit + ")"
+		}
+	}
+	if !t.NextStart.IsZero() && (t.State == "backoff" || t.State == "crashloop") {
+		s += ", next start in " + time.Until(t.NextStart).Round(time.Second).String()
+	}
+	if t.ClockSkew != "" {
+		s += "; CLOCK: " + t.ClockSkew
+	}
+	if t.LastError != "" {
+		s += "; " + t.LastError
 	}
 	return s
 }

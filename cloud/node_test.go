@@ -29,6 +29,10 @@ type fakeBackend struct {
 func (b *fakeBackend) Node(context.Context) (api.Node, error) { return b.node, nil }
 func (b *fakeBackend) Reboot() error                          { b.reboots.Add(1); return nil }
 func (b *fakeBackend) Poweroff() error                        { b.poweroffs.Add(1); return nil }
+func (b *fakeBackend) SetTCP(on bool) error {
+	b.node.TCP = map[bool]string{true: ":7707", false: "off"}[on]
+	return nil
+}
 func (b *fakeBackend) Authorize(k ed25519.PublicKey) (string, bool) {
 	b.requests.Add(1)
 	return api.RoleAdmin, k.Equal(b.authorized)

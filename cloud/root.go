@@ -67,7 +67,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newStart(g), newStop(g), newRestart(g), newKill(g), newRm(g), newPs(g), newLogs(g),
 		newImages(g), newRmi(g), newEvents(g),
-		newInfo(g), newReboot(g), newPoweroff(g), newNodes(g), newKeys(g))
+		newInfo(g), newReboot(g), newPoweroff(g), newNodes(g), newKeys(g), newTCP(g))
 	return root
 }
 

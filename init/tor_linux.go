@@ -115,7 +115,7 @@ func (n *node) startTor() {
 	n.tor.run, n.tor.missing = o, ""
 	srv := n.api
 	safe.Go(n.log, "api onion", func() {
-		if err := srv.ServeTLS(ln); err != nil && ctx.Err() == nil {
+		if err := srv.ServeOnion(ln); err != nil && ctx.Err() == nil {
 			n.log.Error("api: onion listener stopped", "err", err)
 		}
 	})

@@ -1,0 +1,110 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+)
+
+// Listener names of Via.
+const (
+	ViaTCP   = "tcp"
+	ViaOnion = "onion"
+	ViaUnix  = "unix"
+)
+
+type viaKey struct{}
+
+// Via names the listener a request came in on: ViaTCP, ViaOnion or
+// ViaUnix.
+func Via(ctx context.Context) string {
+	v, _ := ctx.Value(viaKey{}).(string)
+	return v
+}
+
+func withVia(h http.Handler, via string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), viaKey{}, via)))
+	})
+}
+
+// ServeOnion serves the listener tor forwards the onion's connections
+// to: the same TLS and keys as ServeTLS, and Via says "onion".
+func (s *Server) ServeOnion(ln net.Listener) error {
+	return s.serve(tls.NewListener(ln, s.tls), withVia(s.requireKey(s.mux), ViaOnion))
+}
+
+// TCPRequest is the body of PUT /v1/node/tcp.
+type TCPRequest struct {
+	Enabled bool `json:"enabled"`
+	// Force switches TCP off from a TCP connection even when the
+	// onion is not published, which can leave only the node's own
+	// console and unix socket.
+	Force bool `json:"force,omitempty"`
+}
+
+// TCPState is the answer to PUT /v1/node/tcp: Node.TCP afterwards.
+type TCPState struct {
+	TCP string `json:"tcp"`
+}
+
+// CodeLockOut: the request would leave its caller no way back in.
+const CodeLockOut = "would_lock_out"
+
+func (s *Server) putTCP(w http.ResponseWriter, r *http.Request) {
+	var req TCPRequest
+	d := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf(`body: %v; want {"enabled": true|false}`, err))
+		return
+	}
+	if !req.Enabled && !req.Force && Via(r.Context()) == ViaTCP {
+		if why := s.onionDown(r.Context()); why != "" {
+			writeError(w, http.StatusConflict, CodeLockOut,
+				"switching TCP off from a TCP connection would leave no way in: "+why+
+					"; reach the node through its onion first, or force it if you have its console or unix socket")
+			return
+		}
+	}
+	if err := s.backend.SetTCP(req.Enabled); err != nil {
+		writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+		return
+	}
+	n, err := s.backend.Node(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, TCPState{TCP: n.TCP})
+}
+
+// onionDown says why the node's onion cannot be relied on, or "" when
+// it is published.
+func (s *Server) onionDown(ctx context.Context) string {
+	n, err := s.backend.Node(ctx)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("the node's state is unknown (%v)", err)
+	case n.Tor == nil:
+		return "the node runs no tor"
+	case !n.Tor.Published:
+		return fmt.Sprintf("its onion is not published (tor is %s)", n.Tor.State)
+	}
+	return ""
+}
+
+// SetTCP switches the node's TCP listener (PUT /v1/node/tcp).
+func (c *Client) SetTCP(ctx context.Context, req TCPRequest) (TCPState, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return TCPState{}, err
+	}
+	var st TCPState
+	err = c.do(ctx, http.MethodPut, "/v1/node/tcp", bytes.NewReader(b), &st)
+	return st, err
+}

@@ -1,0 +1,63 @@
+package api
+
+import (
+	"errors"
+	"net"
+	"testing"
+)
+
+func TestSwitchTCP(t *testing.T) {
+	n := startNode(t)
+	c := n.dial(t, n.client)
+
+	// Over TCP, with no published onion, switching TCP off is refused:
+	// it would leave the caller no way back in.
+	for _, tor := range []*Tor{nil, {State: "publishing"}} {
+		n.backend.node.Tor = tor
+		_, err := c.SetTCP(t.Context(), TCPRequest{Enabled: false})
+		var e *Error
+		if !errors.As(err, &e) || e.Code != CodeLockOut || e.Status != 409 {
+			t.Errorf("SetTCP(off) over TCP with tor %+v = %v, want 409 %s", tor, err, CodeLockOut)
+		}
+	}
+	if got := n.backend.tcpSwitches.Load(); got != 0 {
+		t.Fatalf("a refused switch reached the backend %d times", got)
+	}
+
+	// Forced, or with the onion published, it goes through.
+	if st, err := c.SetTCP(t.Context(), TCPRequest{Enabled: false, Force: true}); err != nil || st.TCP != "off" {
+		t.Errorf("SetTCP(off, force) = %+v, %v, want tcp off", st, err)
+	}
+	n.backend.node.Tor = &Tor{State: "running", Published: true}
+	if st, err := c.SetTCP(t.Context(), TCPRequest{Enabled: false}); err != nil || st.TCP != "off" {
+		t.Errorf("SetTCP(off) with the onion published = %+v, %v, want tcp off", st, err)
+	}
+	if st, err := c.SetTCP(t.Context(), TCPRequest{Enabled: true}); err != nil || st.TCP != ":7707" {
+		t.Errorf("SetTCP(on) = %+v, %v, want :7707", st, err)
+	}
+
+	code, _, body := n.raw(t, "PUT", "/v1/node/tcp")
+	if code != 400 {
+		t.Errorf("PUT /v1/node/tcp with no body = %d %s, want 400", code, body)
+	}
+}
+
+func TestViaNamesTheListener(t *testing.T) {
+	n := startNode(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go n.server.ServeOnion(ln)
+	n.addr = ln.Addr().String()
+	n.backend.node.Tor = nil
+	// Over the onion listener there is no lock-out to fear: TCP is not
+	// the caller's way in.
+	if st, err := n.dial(t, n.client).SetTCP(t.Context(), TCPRequest{Enabled: false}); err != nil || st.TCP != "off" {
+		t.Errorf("SetTCP(off) through the onion listener = %+v, %v, want tcp off", st, err)
+	}
+	// And the onion listener checks keys as TCP does.
+	if _, err := n.dial(t, newKey(t)).Node(t.Context()); err == nil {
+		t.Errorf("an unknown key got through the onion listener")
+	}
+}
