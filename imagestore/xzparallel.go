@@ -17,14 +17,15 @@ import (
 // in order. Each block is decoded as a stream of its own (xzindex.go),
 // by the same decoder and with the same 64 MiB dictionary cap as the
 // streaming path, which checks its sizes and its CRC32, CRC64 or
-// SHA-256.
+// SHA-256. A block's output goes on in chunks as it is decoded, so
+// that the first writes need not wait for a whole block.
 //
 //	dispatch ─ for each block, in order: take an idle decoder (≤ workers busy)
-//	   │                                  └─> go decode ─> result ─┐
-//	   └─> order: [result chan] × window, in file order ───────────┴─> Read (the pipe's goroutine)
+//	   │                                  └─> go decode ─> chunks ─┐
+//	   └─> order: [block's chunk chan] × window, in file order ────┴─> Read (the pipe's goroutine)
 //
-// At most window+1 blocks are held decoded or being decoded, each whole
-// (a block is at most xzMaxParallelBlock).
+// At most window+1 blocks are held decoded or being decoded (a block is
+// at most xzMaxParallelBlock).
 type xzParallel struct {
 	ra io.ReaderAt
 	s  *xzStream
@@ -32,22 +33,27 @@ type xzParallel struct {
 	// for the pipe's ratio check.
 	in *countReader
 
-	order    chan chan xzResult
+	order    chan *xzOutput
 	decoders chan *fastxz.Reader // idle decoders; nil until first used
-	free     chan []byte         // block buffers Read is done with
+	free     chan []byte         // chunks Read is done with
 	stop     chan struct{}
 	wg       sync.WaitGroup
 
-	next int    // the block Read takes next
-	cur  []byte // what is left of the block being read
-	buf  []byte // the block cur is in, to recycle
-	err  error  // sticky
+	next  int       // the block Read takes next
+	block *xzOutput // the block being read
+	cur   []byte    // what is left of the chunk being read
+	chunk []byte    // the chunk cur is in, to recycle
+	err   error     // sticky
 }
 
-type xzResult struct {
-	data []byte
-	err  error
+// xzOutput is one block's output: its chunks, in order, then its
+// error (nil at the end of a good block), set before chunks is closed.
+type xzOutput struct {
+	chunks chan []byte
+	err    error
 }
+
+const xzChunk = chunkSize
 
 var errStopped = errors.New("stopped")
 
@@ -57,9 +63,9 @@ func startXZParallel(ra io.ReaderAt, s *xzStream, workers int) *xzParallel {
 	workers = max(workers, 1)
 	x := &xzParallel{
 		ra: ra, s: s, in: &countReader{},
-		order:    make(chan chan xzResult, workers+1),
+		order:    make(chan *xzOutput, workers+1),
 		decoders: make(chan *fastxz.Reader, workers),
-		free:     make(chan []byte, workers+2),
+		free:     make(chan []byte, (workers+2)*8),
 		stop:     make(chan struct{}),
 	}
 	for range workers {
@@ -74,85 +80,99 @@ func startXZParallel(ra io.ReaderAt, s *xzStream, workers int) *xzParallel {
 func (x *xzParallel) dispatch() {
 	defer x.wg.Done()
 	defer close(x.order)
-	for i := range x.s.blocks {
+	for i, b := range x.s.blocks {
 		var dec *fastxz.Reader
 		select {
 		case dec = <-x.decoders:
 		case <-x.stop:
 			return
 		}
-		res := make(chan xzResult, 1)
+		// Room for the whole block: a decoder never waits for Read.
+		out := &xzOutput{chunks: make(chan []byte, (b.size+xzChunk-1)/xzChunk)}
 		select {
-		case x.order <- res:
+		case x.order <- out:
 		case <-x.stop:
 			return
 		}
 		x.wg.Add(1)
 		go func() {
 			defer x.wg.Done()
-			data, err := x.decode(&dec, i)
+			out.err = x.decode(&dec, i, out.chunks)
 			x.decoders <- dec
-			res <- xzResult{data, err}
+			close(out.chunks)
 		}()
 	}
 }
 
-// decode decodes block i with *dec (made if nil). A panic of the
-// decoder on hostile input becomes the block's error.
-func (x *xzParallel) decode(dec **fastxz.Reader, i int) (data []byte, err error) {
-	b := x.s.blocks[i]
+// decode decodes block i with *dec (made if nil) into chunks. A panic
+// of the decoder on hostile input becomes the block's error.
+func (x *xzParallel) decode(dec **fastxz.Reader, i int, chunks chan<- []byte) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			*dec, data, err = nil, nil, x.blockError(i, fmt.Errorf("decompressor panic: %v", v))
+			*dec, err = nil, x.blockError(i, fmt.Errorf("decompressor panic: %v", v))
 		}
 	}()
-	src := stopReader{io.MultiReader(bytes.NewReader(x.s.header),
-		io.NewSectionReader(x.ra, b.offset, b.length()), bytes.NewReader(x.s.oneBlockTrailer(b))), x.stop}
 	if *dec == nil {
-		*dec, err = fastxz.NewReader(src, 0)
+		*dec, err = fastxz.NewReader(x.blockStream(i), 0)
 	} else {
-		err = (*dec).Reset(src)
+		err = (*dec).Reset(x.blockStream(i))
 	}
-	if err == nil {
-		data = x.buffer(b.size)
-		_, err = io.ReadFull(*dec, data)
+	for left := x.s.blocks[i].size; left > 0 && err == nil; {
+		c := x.buffer(min(left, xzChunk))
+		if _, err = io.ReadFull(*dec, c); err == nil {
+			chunks <- c
+			left -= int64(len(c))
+		}
 	}
 	if err != nil {
-		return nil, x.blockError(i, err)
+		return x.blockError(i, err)
 	}
 	var one [1]byte
 	if n, end := (*dec).Read(one[:]); n > 0 {
-		return nil, x.blockError(i, fmt.Errorf("decompresses to more than its size in the index, %d bytes", b.size))
+		return x.blockError(i, fmt.Errorf("decompresses to more than its size in the index, %d bytes", x.s.blocks[i].size))
 	} else if end != io.EOF {
-		return nil, x.endError(i, data, end)
+		return x.endError(i, end)
 	}
-	return data, nil
+	return nil
+}
+
+// blockStream is block i as a stream of its own, which fails once the
+// decoding is stopped.
+func (x *xzParallel) blockStream(i int) io.Reader {
+	b := x.s.blocks[i]
+	return stopReader{io.MultiReader(bytes.NewReader(x.s.header),
+		io.NewSectionReader(x.ra, b.offset, b.length()), bytes.NewReader(x.s.oneBlockTrailer(b))), x.stop}
+}
+
+// buffer returns a recycled or new buffer of n bytes, n ≤ xzChunk.
+func (x *xzParallel) buffer(n int64) []byte {
+	select {
+	case b := <-x.free:
+		return b[:n]
+	default:
+	}
+	return make([]byte, n, xzChunk)
 }
 
 // endError explains an error after the whole of block i's data came
-// out: its check, or its sizes in the index.
-func (x *xzParallel) endError(i int, data []byte, err error) error {
+// out: its check, or its sizes in the index. To tell which, the block
+// is decoded again, whole (this happens once, on the way to failing).
+func (x *xzParallel) endError(i int, err error) error {
 	if !errors.Is(err, fastxz.ErrData) {
 		return x.blockError(i, err)
 	}
 	b := x.s.blocks[i]
+	data := make([]byte, b.size)
+	dec, derr := fastxz.NewReader(x.blockStream(i), 0)
+	if derr == nil {
+		_, derr = io.ReadFull(dec, data)
+	}
 	stored := make([]byte, xzChecks[x.s.header[7]].size)
-	if _, rerr := x.ra.ReadAt(stored, b.offset+b.length()-int64(len(stored))); rerr == nil && !xzCheckMatches(x.s.header[7], data, stored) {
+	if _, rerr := x.ra.ReadAt(stored, b.offset+b.length()-int64(len(stored))); derr == nil && rerr == nil &&
+		!xzCheckMatches(x.s.header[7], data, stored) {
 		return x.blockError(i, fmt.Errorf("its %s check, where the index puts the block's end, does not match its data (%w)", x.s.check, err))
 	}
 	return x.blockError(i, fmt.Errorf("its sizes in the index do not match the block (%w)", err))
-}
-
-// buffer returns a recycled or new buffer of n bytes.
-func (x *xzParallel) buffer(n int64) []byte {
-	select {
-	case b := <-x.free:
-		if int64(cap(b)) >= n {
-			return b[:n]
-		}
-	default:
-	}
-	return make([]byte, n)
 }
 
 // blockError names the block that failed and says why in words.
@@ -174,30 +194,40 @@ func (x *xzParallel) Read(p []byte) (int, error) {
 		if x.err != nil {
 			return 0, x.err
 		}
-		if x.buf != nil {
+		if x.chunk != nil {
 			select {
-			case x.free <- x.buf:
+			case x.free <- x.chunk:
 			default:
 			}
-			x.buf = nil
+			x.chunk = nil
 		}
-		res, ok := <-x.order
-		if !ok {
-			x.err = io.EOF
-			continue
-		}
-		r := <-res
-		if r.err != nil {
-			x.err = r.err
-			continue
-		}
-		x.in.n.Add(x.s.blocks[x.next].length())
-		x.next++
-		x.buf, x.cur = r.data, r.data
+		x.err = x.nextChunk()
 	}
 	n := copy(p, x.cur)
 	x.cur = x.cur[n:]
 	return n, nil
+}
+
+// nextChunk takes the next chunk into x.cur, from this block or the
+// next; io.EOF after the last block.
+func (x *xzParallel) nextChunk() error {
+	if x.block == nil {
+		out, ok := <-x.order
+		if !ok {
+			return io.EOF
+		}
+		x.block = out
+		x.in.n.Add(x.s.blocks[x.next].length())
+		x.next++
+	}
+	c, ok := <-x.block.chunks
+	if !ok {
+		err := x.block.err
+		x.block = nil
+		return err
+	}
+	x.chunk, x.cur = c, c
+	return nil
 }
 
 // Close stops the decoding and waits for every goroutine, so that the
