@@ -133,8 +133,13 @@ type onionLink struct {
 	// it was.
 	keyNotGiven string
 	mu          sync.Mutex
-	stale       bool // a connection stalled: renew before the next dial
+	stale       bool      // a connection stalled: renew before the next dial
+	renewed     time.Time // the last NEWNYM; zero when none
 }
+
+// newnymEvery is how often tor takes NEWNYM: one sent sooner is put
+// off, and when it is carried out it drops the key added since.
+const newnymEvery = 10 * time.Second
 
 // addKey hands tor this client's key for the onion: not permanently, so
 // nothing is left in a running tor's own key store unasked. NEWNYM
@@ -159,12 +164,27 @@ func (l *onionLink) renew(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := l.ctl.Signal(ctx, "NEWNYM"); err != nil {
+	l.mu.Lock()
+	recent := !l.renewed.IsZero() && time.Since(l.renewed) < newnymEvery
+	if !recent {
+		l.renewed = time.Now()
+	}
+	l.mu.Unlock()
+	if recent {
+		// tor would put NEWNYM off and then drop the key again.
+	} else if err := l.ctl.Signal(ctx, "NEWNYM"); err != nil {
 		fmt.Fprintf(l.stderr, "tor: asking for new circuits: %v\n", err)
 	}
 	if err := l.addKey(ctx); err != nil {
 		fmt.Fprintf(l.stderr, "tor: %v\n", err)
 	}
+}
+
+// sentNewnym reports whether renew has sent NEWNYM.
+func (l *onionLink) sentNewnym() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.renewed.IsZero()
 }
 
 // markStale makes the next dial renew first.
@@ -203,6 +223,12 @@ func (l *onionLink) DialContext(ctx context.Context, network, addr string) (net.
 		case errors.As(err, &slow):
 			fmt.Fprintf(l.stderr, "tor: %v; asking tor for new circuits and trying again (%d of %d)\n", err, try, onionRetries)
 			l.markStale()
+		case errors.As(err, &se) && se.Code == 0xF4 && l.sentNewnym():
+			// A NEWNYM tor put off dropped the key when it was carried out.
+			fmt.Fprintf(l.stderr, "tor: lost this client's key after new circuits; handing it over again (%d of %d)\n", try, onionRetries)
+			if err := l.addKey(ctx); err != nil {
+				return nil, err
+			}
 		case errors.As(err, &se) && se.Transient():
 			fmt.Fprintf(l.stderr, "tor: %s; trying again (%d of %d)\n", socksWords(se.Code), try, onionRetries)
 			if sleep(ctx, onionPause) != nil {

@@ -427,3 +427,20 @@ func (f *fakeControl) verbs() []string {
 	}
 	return v
 }
+
+// tor puts off a NEWNYM sent within 10 s of the last one, and carrying
+// it out drops the key added since: a 0xF4 after NEWNYM must lead to
+// the key handed over again, not to a refusal.
+func TestOnionKeyAddedAgainAfterLateNewnym(t *testing.T) {
+	f := newOnionFleet(t)
+	f.socks.script = []byte{hang, 0xF4}
+	code, _, errOut := f.cloud(t, "info", "hidden")
+	if code != exitOK {
+		t.Fatalf("cloud info hidden: exit %d, want 0", code)
+	}
+	wantContains(t, "stderr", errOut, "lost this client's key after new circuits; handing it over again (2 of 2)")
+	want := "ONION_CLIENT_AUTH_ADD SIGNAL ONION_CLIENT_AUTH_ADD ONION_CLIENT_AUTH_ADD"
+	if got := f.ctl.verbs(); strings.Join(got, " ") != want {
+		t.Errorf("control commands = %q, want %s", got, want)
+	}
+}

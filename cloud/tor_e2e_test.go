@@ -3,18 +3,14 @@ package main
 import (
 	"context"
 	"crypto/ecdh"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"allium/api"
 	"allium/hiddenservice"
@@ -26,35 +22,8 @@ import (
 // nil unless ALLIUM_TOR_TESTS=1.
 var torNet *tornet.Network
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
-
-func runTests(m *testing.M) int {
-	if os.Getenv("ALLIUM_TOR_TESTS") != "1" {
-		return m.Run()
-	}
-	// Every tor this test binary starts, cloud's own included, must
-	// stay on the loopback.
-	mon := tornet.Watch(300*time.Millisecond, func() []int { return tornet.ChildPIDs("tor") })
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	start := time.Now()
-	n, err := tornet.Start(ctx, tornet.Options{Log: slog.New(slog.NewTextHandler(os.Stderr, nil))})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		mon.Stop()
-		return 1
-	}
-	fmt.Fprintf(os.Stderr, "tornet: network up in %s\n", time.Since(start).Round(time.Millisecond))
-	torNet = n
-	code := m.Run()
-	n.Close()
-	checked, bad := mon.Stop()
-	fmt.Fprintf(os.Stderr, "tornet: %d socket observations of tor processes, %d off the loopback\n", checked, len(bad))
-	for _, s := range bad {
-		fmt.Fprintln(os.Stderr, "tornet: socket off the loopback:", s)
-		code = 1
-	}
-	return code
+func TestMain(m *testing.M) {
+	os.Exit(tornet.RunTests(m, func(n *tornet.Network) { torNet = n }))
 }
 
 func torNetwork(t *testing.T) *tornet.Network {
@@ -63,20 +32,6 @@ func torNetwork(t *testing.T) *tornet.Network {
 		t.Skip("runs a private Tor network on 127.0.0.1; set ALLIUM_TOR_TESTS=1 (needs tor and tor-gencert: apt-get install tor)")
 	}
 	return torNet
-}
-
-// startTor stands in for PID 1's reaper for the service tor.
-func startTor(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	ch := make(chan unix.WaitStatus, 1)
-	go func() {
-		cmd.Wait()
-		ch <- unix.WaitStatus(cmd.ProcessState.Sys().(syscall.WaitStatus))
-	}()
-	return ch, nil
 }
 
 // publish puts the API server at target behind an onion on port 7707
@@ -98,7 +53,7 @@ func publish(t *testing.T, n *tornet.Network, target string, client *ecdh.Public
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	proc, err := hiddenservice.NewProcess(hiddenservice.Options{
 		Config: hiddenservice.Config{DataDir: filepath.Join(dir, "data"), ControlSocket: filepath.Join(dir, "run", "control"), Extra: n.ClientLines()},
-		Exe:    "/usr/sbin/tor", Start: startTor, Service: svc,
+		Exe:    "/usr/sbin/tor", Start: tornet.StartReaped, Service: svc,
 		Log:     slog.New(slog.NewTextHandler(t.Output(), nil)),
 		Backoff: hiddenservice.Backoff{Delay: 100 * time.Millisecond},
 	})

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -22,25 +21,9 @@ import (
 	"allium/hiddenservice/tornet"
 
 	"golang.org/x/net/proxy"
-	"golang.org/x/sys/unix"
 )
 
 const greeting = "hello from the onion"
-
-// testStart stands in for PID 1's reaper: it starts cmd, to die with
-// the test, and reports its exit status once.
-func testStart(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	ch := make(chan unix.WaitStatus, 1)
-	go func() {
-		cmd.Wait()
-		ch <- unix.WaitStatus(cmd.ProcessState.Sys().(syscall.WaitStatus))
-	}()
-	return ch, nil
-}
 
 // serviceDir is a directory for the service tor, reachable by the tor
 // user when tor switches to one.
@@ -197,7 +180,7 @@ func startService(t *testing.T, n *tornet.Network) *onionTest {
 			DataDir: filepath.Join(dir, "data"), ControlSocket: filepath.Join(dir, "run", "control"),
 			User: torUser(), Extra: extra,
 		},
-		Exe: "/usr/sbin/tor", Start: testStart, Service: svc, Stdout: torLog, Log: log,
+		Exe: "/usr/sbin/tor", Start: tornet.StartReaped, Service: svc, Stdout: torLog, Log: log,
 		Backoff: hiddenservice.Backoff{Delay: 100 * time.Millisecond},
 	})
 	if err != nil {
