@@ -33,6 +33,7 @@ type qemuFlags struct {
 	noReboot bool
 	accel    choiceFlag
 	dryRun   bool
+	isolate  bool
 	forward  []string
 }
 
@@ -73,6 +74,7 @@ The accelerator is TCG (software emulation, a boot takes a few seconds).
 	fl.BoolVar(&f.noReboot, "no-reboot", false, "exit QEMU when the guest reboots (or init dies, with panic=-1)")
 	fl.Var(&f.accel, "accel", "accelerator; KVM hangs on nested-PVM hosts, so TCG is the default")
 	fl.StringArrayVar(&f.forward, "forward", nil, "also forward 127.0.0.1:HOST to the node's port GUEST, as HOST:GUEST (repeatable), to reach a container")
+	fl.BoolVar(&f.isolate, "isolate", false, "cut the guest off from every network but the forwarded ports (QEMU's restrict=on): its tor then reaches nothing")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the command line to stdout and exit")
 	return cmd
 }
@@ -101,6 +103,9 @@ type qemuSpec struct {
 	Accel     string // "tcg" or "kvm"
 	// Forwards are more HOST->GUEST port pairs, for containers.
 	Forwards [][2]int
+	// Isolate restricts the guest to the forwarded ports: no DNS, no
+	// outbound connections (QEMU's user-mode restrict=on).
+	Isolate bool
 }
 
 // qemuArgs builds QEMU's argv (without the program name).
@@ -114,7 +119,7 @@ func qemuArgs(s qemuSpec) []string {
 		"-append", s.Cmdline,
 		"-serial", serialArg(s.Serial),
 		// The cloud kernel has no e1000 driver: the NIC must be virtio.
-		"-nic", nicArg(s.HostPort, s.GuestPort, s.Forwards),
+		"-nic", nicArg(s.HostPort, s.GuestPort, s.Forwards, s.Isolate),
 	}
 	if s.Data {
 		// cache=writeback, not unsafe: a guest's flush must reach the
@@ -139,8 +144,11 @@ func serialArg(serial string) string {
 	return "file:" + serial
 }
 
-func nicArg(hostPort, guestPort int, more [][2]int) string {
+func nicArg(hostPort, guestPort int, more [][2]int, isolate bool) string {
 	nic := "user,model=virtio-net-pci"
+	if isolate {
+		nic += ",restrict=on"
+	}
 	if hostPort > 0 && guestPort > 0 {
 		nic += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", hostPort, guestPort)
 	}
@@ -256,6 +264,7 @@ func (f *qemuFlags) spec(dir string) (qemuSpec, error) {
 		Dir: abs, Cmdline: strings.TrimSpace(string(line)),
 		HostPort: f.port, GuestPort: guest, Data: !f.noData,
 		Serial: f.serial, Monitor: f.monitor, Mem: f.mem, NoReboot: f.noReboot, Accel: f.accel.value,
+		Isolate: f.isolate,
 	}
 	if guest == 0 && f.port != 0 {
 		return qemuSpec{}, usagef("--port %d: %s was built with --no-tcp, so the node has no TCP API port to forward to", f.port, dir)

@@ -28,6 +28,8 @@ func TestQemuArgs(t *testing.T) {
 	fileSerial.Serial, fileSerial.Accel, fileSerial.HostPort = "/tmp/s.log", "kvm", 0
 	forwards := base
 	forwards.Forwards = [][2]int{{18080, 8080}, {2222, 22}}
+	isolated := base
+	isolated.Isolate = true
 
 	tests := []struct {
 		name string
@@ -43,6 +45,8 @@ func TestQemuArgs(t *testing.T) {
 			common[6:18], []string{"-serial", "file:/tmp/s.log", "-nic", "user,model=virtio-net-pci"})},
 		{"forwards", forwards, slices.Concat(common[:len(common)-1],
 			[]string{"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:17707-:7707,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=tcp:127.0.0.1:2222-:22"})},
+		{"isolated", isolated, slices.Concat(common[:len(common)-1],
+			[]string{"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:17707-:7707"})},
 	}
 	for _, tt := range tests {
 		if got := qemuArgs(tt.spec); !slices.Equal(got, tt.want) {

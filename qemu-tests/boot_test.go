@@ -26,6 +26,7 @@ func TestBootLifecycle(t *testing.T) {
 	checkNode(t, n, api.Node{Name: "life", Environment: api.EnvVM, Persistent: true, BootCount: 1, Kernel: e.release})
 	checkStrangerRefused(t, a)
 	checkWrongNodeKey(t, a)
+	checkTorRuns(t, a, v)
 
 	if r := a.cloud(t, "reboot", "life"); r.code != 0 || r.stdout != "life: rebooting\n" {
 		t.Fatalf("cloud reboot life = exit %d, %q, want 0, %q", r.code, r.stdout, "life: rebooting\n")
@@ -172,5 +173,26 @@ func checkNoRecovery(t *testing.T, serial string) {
 		if strings.Contains(l, "ext4-fs") && (strings.Contains(l, "recover") || strings.Contains(l, "orphan")) {
 			t.Errorf("serial console: %q, want no ext4 recovery or orphan lines after a clean shutdown", line)
 		}
+	}
+}
+
+// checkTorRuns waits for the node's tor to run under PID 1's control,
+// publishing the onion the alias names. The guest is isolated, so tor
+// cannot bootstrap: it runs and waits, and the node says so.
+func checkTorRuns(t *testing.T, a *appliance, v *vm) {
+	t.Helper()
+	alias, err := api.Config{Dir: a.config}.Alias(a.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, took := v.waitNode(t, "tor running", func(n api.Node) bool {
+		return n.Tor != nil && n.Tor.PID > 0 && (n.Tor.State == "running" || n.Tor.State == "publishing")
+	})
+	t.Logf("%s: tor %s %.1f s after QEMU started, RSS %d KiB, init RSS %d KiB", a.name, n.Tor.State, took.Seconds(), n.Tor.RSS>>10, n.Memory.InitRSS>>10)
+	if alias.Onion == "" || n.Tor.Onion != alias.Onion {
+		t.Errorf("the node's onion is %q, the alias says %q; want the same, known before the first boot", n.Tor.Onion, alias.Onion)
+	}
+	if n.TCP == "" || n.TCP == "off" {
+		t.Errorf("node's TCP listener = %q, want it on", n.TCP)
 	}
 }

@@ -164,7 +164,10 @@ func (a *appliance) boot(tb testing.TB, label string) *vm {
 		monitor: socketPath(tb, a.root, label+".mon"),
 		out:     filepath.Join(a.root, label+".qemu-out"),
 	}
-	args := []string{"qemu", a.dir, "--port", strconv.Itoa(a.port), "--serial", v.serial, "--monitor", v.monitor}
+	// --isolate: the guest reaches nothing but the forwarded ports, so
+	// its tor (which would look for the real Tor network) sends nothing
+	// off this machine.
+	args := []string{"qemu", a.dir, "--port", strconv.Itoa(a.port), "--serial", v.serial, "--monitor", v.monitor, "--isolate"}
 	if a.noData {
 		args = append(args, "--no-data")
 	}
