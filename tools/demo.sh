@@ -15,10 +15,12 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 step "Build an appliance named 'demo' (kernel, initramfs, data disk, keys, alias)"
 run "$OUT/mkimage" appliance --name demo -o "$DEMO/node" --port "$PORT" --data-size 256M
 
-step "Boot it under QEMU (TCG) in the background; console in $DEMO/serial.log"
-"$OUT/mkimage" qemu "$DEMO/node" --port "$PORT" --dry-run
+# --isolate: the guest reaches nothing but the forwarded port, so its tor
+# stays off the real Tor network (drop it to see the onion come up).
+step "Boot it under QEMU (TCG) in the background, isolated; console in $DEMO/serial.log"
+"$OUT/mkimage" qemu "$DEMO/node" --port "$PORT" --isolate --dry-run
 rm -f "$DEMO/serial.log"
-"$OUT/mkimage" qemu "$DEMO/node" --port "$PORT" --serial "$DEMO/serial.log" \
+"$OUT/mkimage" qemu "$DEMO/node" --port "$PORT" --isolate --serial "$DEMO/serial.log" \
 	</dev/null >"$DEMO/qemu.log" 2>&1 &
 QEMU=$!
 trap 'kill $QEMU 2>/dev/null || true' EXIT INT TERM
