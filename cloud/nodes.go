@@ -17,7 +17,7 @@ func newNodes(g *globals) *cobra.Command {
 		Use:   "nodes",
 		Short: "List the node aliases",
 		Long: `List the node aliases in the configuration directory: each alias's
-name, the address it leads to, and the fingerprint of the key that node
+name, the TCP address it leads to, its onion, and the fingerprint of the key that node
 must present. mkimage saves an alias for each appliance it builds.`,
 		Example: `  cloud nodes
   cloud nodes --config ~/fleet-eu
@@ -45,9 +45,9 @@ func (g *globals) nodes() error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tADDRESS\tNODE KEY")
+	fmt.Fprintln(tw, "NAME\tADDRESS\tONION\tNODE KEY")
 	for _, a := range aliases {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Address, fingerprint(a.NodeKey))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Name, orDash(a.Address), orDash(a.Onion), fingerprint(a.NodeKey))
 	}
 	return tw.Flush()
 }
