@@ -4,16 +4,20 @@ import (
 	"bytes"
 	"context"
 	"testing"
+
+	"github.com/ulikunitz/xz"
 )
 
 // FuzzUnpack feeds Unpack random archives, seeded with the good and the
 // hostile ones (uncompressed, and gzipped so that the fuzzer also
-// reaches the decompressing path): it must not panic, must refuse with
+// reaches the decompressing path; and as xz of several blocks, for the
+// parallel decoder): it must not panic, must refuse with
 // an error naming imagestore, and must never create or change anything
 // outside dst.
 func FuzzUnpack(f *testing.F) {
 	f.Add(image(f, goodTree()...))
 	f.Add(compress(f, compressions[1].c, image(f, goodTree()...)))
+	f.Add(xzBlocks(f, image(f, goodTree()...), 4<<10, xz.CRC32)) // the parallel xz path
 	for _, h := range hostiles {
 		if h.compressed {
 			continue

@@ -172,21 +172,27 @@ func TestXZParallelXZTool(t *testing.T) {
 // its stdin, writes every file.
 func TestUnpackXZBlocksFromFile(t *testing.T) {
 	tarball, files := blockTree(t)
+	sb := newSandbox(t)
+	if _, _, err := Unpack(context.Background(), fileOf(t, xzBlocks(t, tarball, 64<<10, xz.CRC64)), sb.dst, testLimits()); err != nil {
+		t.Fatalf("Unpack = %v", err)
+	}
+	checkFiles(t, sb.dst, files)
+	sb.check(t)
+}
+
+// fileOf writes data to a file and opens it, as the helper's stdin is.
+func fileOf(t *testing.T, data []byte) *os.File {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "image.tar.xz")
-	if err := os.WriteFile(path, xzBlocks(t, tarball, 64<<10, xz.CRC64), 0o644); err != nil {
+	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sb := newSandbox(t)
-	if _, _, err := Unpack(context.Background(), f, sb.dst, testLimits()); err != nil {
-		t.Fatalf("Unpack = %v", err)
-	}
-	checkFiles(t, sb.dst, files)
-	sb.check(t)
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 func checkFiles(t *testing.T, dst string, files map[string]string) {
@@ -242,17 +248,8 @@ func TestUnpackXZBlocksHostile(t *testing.T) {
 			}
 			// strings.Reader has no size here: read it again from a file,
 			// so that the parallel path runs.
-			path := filepath.Join(t.TempDir(), "image.tar.xz")
-			if werr := os.WriteFile(path, []byte(c.file), 0o644); werr != nil {
-				t.Fatal(werr)
-			}
-			f, ferr := os.Open(path)
-			if ferr != nil {
-				t.Fatal(ferr)
-			}
-			defer f.Close()
 			sb2 := newSandbox(t)
-			_, _, err = Unpack(context.Background(), f, sb2.dst, testLimits())
+			_, _, err = Unpack(context.Background(), fileOf(t, []byte(c.file)), sb2.dst, testLimits())
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("Unpack = %v, want ErrInvalid", err)
 			}
