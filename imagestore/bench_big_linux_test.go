@@ -33,8 +33,9 @@ import (
 // none` of the tree: .tar.xz, .tar.gz and .tar.zst as one stream each
 // (by the xz, gzip and zstd tools at their defaults when installed, as
 // `tar cJf` makes them), and the multi-block .tar.xz and .tar.zst that
-// `mkimage pack` writes (4 MiB blocks, its default; and mk-xz1m, xz in
-// 1 MiB blocks). Unpack decodes multi-block xz in parallel. The compressed archives are cached in
+// `mkimage pack` writes (xz in 1 MiB blocks and zstd in 4 MiB frames,
+// its defaults; and mk-xz4m, xz in 4 MiB blocks). Unpack decodes
+// multi-block xz in parallel. The compressed archives are cached in
 // os.TempDir() under the plain tar's sha256 (and the mkimage binary's).
 //
 // Each tree is extracted to two targets, each its own sub-benchmark:

@@ -28,7 +28,7 @@ type packFlags struct {
 }
 
 func newPackCmd() *cobra.Command {
-	f := &packFlags{compress: choiceFlag{choices: packCompressionNames()}, blockSize: 4 << 20}
+	f := &packFlags{compress: choiceFlag{choices: packCompressionNames()}}
 	cmd := &cobra.Command{
 		Use:   "pack {DIR | --binary PROGRAM} -o IMAGE [--cmd COMMAND] [flags]",
 		Short: "Make a container image from a directory or from one program",
@@ -51,7 +51,8 @@ symlinks on their paths, /etc/passwd and /etc/group (root, nobody) and
 
 The compression follows IMAGE's name: ` + extensionNames() + `
 (or --compress). xz and zstd are written as independent blocks of
---block-size, which readers can decompress in parallel. The output is
+--block-size (default: 1M for xz, 4M for zstd), which readers can decompress
+in parallel. The output is
 reproducible: sorted entries, numeric owners, and, when SOURCE_DATE_EPOCH is
 set, no mtime later than it. It is written beside IMAGE and renamed over it
 when complete.`,
@@ -84,7 +85,7 @@ func (f *packFlags) register(cmd *cobra.Command) {
 	f.manifestFlags.register(fl)
 	fl.Var(&f.compress, "compress", "the compression (default: from the output's name)")
 	fl.Var(&f.owner, "owner", "the owner of every entry, or 'keep' for the owners on disk")
-	fl.Var(&f.blockSize, "block-size", "uncompressed size of each independent xz block or zstd frame")
+	fl.Var(&f.blockSize, "block-size", "uncompressed size of each independent xz block or zstd frame (default 1M for xz, 4M for zstd)")
 	cmd.MarkFlagsMutuallyExclusive("ready-tcp", "ready-http")
 }
 
