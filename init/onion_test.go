@@ -38,7 +38,7 @@ type onionNode struct {
 
 // startOnionNode lays out a node whose onion has one authorized client,
 // the admin of cfg, and starts it.
-func startOnionNode(t *testing.T, nw *tornet.Network) *onionNode {
+func startOnionNode(t testing.TB, nw *tornet.Network) *onionNode {
 	t.Helper()
 	if _, err := os.Stat(rootfs.TorExe); err != nil {
 		t.Skipf("tor tier: no %s (apt-get install tor)", rootfs.TorExe)
@@ -98,7 +98,7 @@ func startOnionNode(t *testing.T, nw *tornet.Network) *onionNode {
 // nodeConfigWithTor is node.json for a node whose tor joins the private
 // network. The harness's __OwningControllerProcess is left out: its
 // pid means nothing in the node's pid namespace.
-func nodeConfigWithTor(t *testing.T, port int, nw *tornet.Network) string {
+func nodeConfigWithTor(t testing.TB, port int, nw *tornet.Network) string {
 	var lines []string
 	for _, l := range nw.ClientLines() {
 		if !strings.HasPrefix(l, "__OwningControllerProcess") {
@@ -108,7 +108,7 @@ func nodeConfigWithTor(t *testing.T, port int, nw *tornet.Network) string {
 	return fmt.Sprintf(`{"name":"ct1","port":%d,"tor":{"torrc":[%s]}}`, port, strings.Join(lines, ","))
 }
 
-func writeClientKey(t *testing.T, cfg api.Config, key ed25519.PrivateKey) {
+func writeClientKey(t testing.TB, cfg api.Config, key ed25519.PrivateKey) {
 	t.Helper()
 	pem, err := api.MarshalPrivateKey(key)
 	if err == nil {
@@ -121,7 +121,7 @@ func writeClientKey(t *testing.T, cfg api.Config, key ed25519.PrivateKey) {
 
 // waitPublished waits until the node's tor has published the onion
 // after more than restarts restarts, and returns its status.
-func (o *onionNode) waitPublished(t *testing.T, restarts int) *api.Tor {
+func (o *onionNode) waitPublished(t testing.TB, restarts int) *api.Tor {
 	t.Helper()
 	var last *api.Tor
 	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
@@ -204,7 +204,7 @@ func copyConfig(t *testing.T, from string, files map[string][]byte) string {
 
 // torPID finds the node's tor on the host: the tor whose parent is
 // init.
-func (o *onionNode) torPID(t *testing.T) int {
+func (o *onionNode) torPID(t testing.TB) int {
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
