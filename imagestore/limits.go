@@ -35,12 +35,14 @@ const (
 	// that a small, very compressible start is not a bomb.
 	RatioGrace = 8 << 20
 	// minReserve is kept free on the data disk whatever the upload
-	// (state.db, logs, the next boot).
-	minReserve = 256 << 20
+	// (state.db, logs, the next boot): a few times what they use (a
+	// state.db of a few MiB, 5 MiB of logs per container), and small
+	// enough that a 256 MiB data disk still takes images.
+	minReserve = 32 << 20
 )
 
 // DefaultLimits are the limits for an archive unpacked onto a disk with
-// freeDisk bytes free: MaxBytes leaves a reserve of 256 MiB plus 5% of
+// freeDisk bytes free: MaxBytes leaves a reserve of 32 MiB plus 5% of
 // the free space, so that an image never fills the disk that state.db
 // and the logs live on. Devices and setuid files are refused.
 func DefaultLimits(freeDisk int64) Limits {

@@ -285,8 +285,8 @@ func (s *Store) checkSpace(digest string, total, kept int64) error {
 		return fmt.Errorf("imagestore: %w", err)
 	}
 	if lim := s.limits(free + kept); total > lim.MaxBytes {
-		return errorf(ErrTooLarge, "imagestore: upload of %s: %d bytes is over the limit of %d bytes",
-			digest, total, lim.MaxBytes)
+		return errorf(ErrTooLarge, "imagestore: upload of %s: %d bytes is over the limit of %d bytes (the data disk has %d bytes free, of which %d are kept in reserve for state and logs)",
+			digest, total, lim.MaxBytes, free+kept, reserve(free+kept))
 	}
 	if avail := free - reserve(free); total-kept > avail {
 		return errorf(ErrTooLarge, "imagestore: upload of %s: %d more bytes do not fit in the %d bytes free on the data disk (%d kept in reserve)",

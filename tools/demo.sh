@@ -1,11 +1,13 @@
 #!/bin/sh
-# make demo: build an appliance, boot it under QEMU, talk to it, power it off.
+# make demo: build an appliance, boot it under QEMU, talk to it, push an
+# image and see it serve, power it off.
 # Everything it makes stays under out/demo (the cloud config too).
 set -eu
 cd "$(dirname "$0")/.."
 OUT=$PWD/out
 DEMO=$OUT/demo
 PORT=${DEMO_PORT:-7707}
+WEB=${DEMO_WEB_PORT:-18080} # 127.0.0.1:WEB reaches the container's port 8080
 export ALLIUM_CONFIG="$DEMO/config"
 mkdir -p "$DEMO"
 
@@ -18,9 +20,9 @@ run "$OUT/mkimage" appliance --name demo -o "$DEMO/node" --port "$PORT" --data-s
 # --isolate: the guest reaches nothing but the forwarded port, so its tor
 # stays off the real Tor network (drop it to see the onion come up).
 step "Boot it under QEMU (TCG) in the background, isolated; console in $DEMO/serial.log"
-"$OUT/mkimage" qemu "$DEMO/node" --port "$PORT" --isolate --dry-run
+"$OUT/mkimage" qemu "$DEMO/node" --port "$PORT" --forward "$WEB:8080" --isolate --dry-run
 rm -f "$DEMO/serial.log"
-"$OUT/mkimage" qemu "$DEMO/node" --port "$PORT" --isolate --serial "$DEMO/serial.log" \
+"$OUT/mkimage" qemu "$DEMO/node" --port "$PORT" --forward "$WEB:8080" --isolate --serial "$DEMO/serial.log" \
 	</dev/null >"$DEMO/qemu.log" 2>&1 &
 QEMU=$!
 trap 'kill $QEMU 2>/dev/null || true' EXIT INT TERM
@@ -44,6 +46,23 @@ echo "answering after $(( $(date +%s) - start )) s"
 
 step "Ask it who it is"
 run "$OUT/cloud" info demo
+
+step "Make a sample image: a static busybox serving a page on port 8080"
+rm -rf "$DEMO/site"
+mkdir -p "$DEMO/site/bin" "$DEMO/site/www"
+cp /bin/busybox "$DEMO/site/bin/busybox"
+echo "<h1>Hello from an Allium container</h1>" >"$DEMO/site/www/index.html"
+run "$OUT/mkimage" pack "$DEMO/site" -o "$DEMO/hello.txz" \
+	--cmd "/bin/busybox httpd -f -v -p 8080 -h /www" --port 8080 --ready-tcp 8080
+
+step "Push it, run it, and see it running"
+run "$OUT/cloud" start demo "$DEMO/hello.txz"
+run "$OUT/cloud" ps demo
+
+step "Fetch its page through the forwarded port"
+printf '$ busybox wget -qO- http://127.0.0.1:%s/\n' "$WEB"
+busybox wget -qO- "http://127.0.0.1:$WEB/"
+run "$OUT/cloud" logs demo hello
 
 step "Power it off"
 run "$OUT/cloud" poweroff demo
