@@ -4,33 +4,21 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/ecdh"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
-	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"allium/api"
 	"allium/hiddenservice"
 	"allium/hiddenservice/tornet"
-	"allium/rootfs"
-
-	"github.com/cretz/bine/control"
 )
 
 // BenchmarkOnion is issue 4's benchmark of the onion control plane, on
@@ -125,204 +113,6 @@ const (
 // onionImageSize is about the size of the images uploaded.
 const onionImageSize = 8 << 20
 
-// The shared onion's ports: init's API, the bare server.
-const (
-	sharedAPIPort  = rootfs.DefaultPort
-	sharedBarePort = rootfs.DefaultPort + 1
-)
-
-// barePeer is the bare HTTPS server and the tor that publishes the
-// shared onion.
-type barePeer struct {
-	key     ed25519.PublicKey // the bare server's TLS key
-	tcp     string            // the bare server, 127.0.0.1:PORT
-	proc    *hiddenservice.Process
-	control string             // its tor's control socket
-	log     string             // its tor's log
-	onion   ed25519.PrivateKey // the shared onion's key
-	// client is the x25519 key the shared onion authorizes.
-	client *ecdh.PrivateKey
-	node   atomic.Pointer[[]byte] // the body of GET /v1/node, the node's own
-}
-
-// startBarePeer serves the bare server on loopback and starts its tor,
-// with the node's torrc settings (hiddenservice.Config and the
-// network's lines) and no onion yet: publish adds it.
-func startBarePeer(b *testing.B, nw *tornet.Network) *barePeer {
-	key, _ := api.NewKey()
-	p := &barePeer{key: key.Public().(ed25519.PublicKey)}
-	p.node.Store(new([]byte))
-	p.tcp = p.serve(b, key)
-	p.onion, _ = hiddenservice.NewKey()
-	p.client, _ = hiddenservice.NewClientKey()
-	dir := b.TempDir()
-	p.log, p.control = filepath.Join(dir, "tor.log"), filepath.Join(dir, "run", "control")
-	torLog, err := os.Create(p.log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { torLog.Close() })
-	p.proc, err = hiddenservice.NewProcess(hiddenservice.Options{
-		Config: hiddenservice.Config{DataDir: filepath.Join(dir, "data"), ControlSocket: p.control, Extra: nw.ClientLines()},
-		Exe:    rootfs.TorExe, Start: tornet.StartReaped, Stdout: torLog,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.proc.Run(ctx) }()
-	b.Cleanup(func() { stop(); <-done })
-	return p
-}
-
-// serve starts the bare HTTPS server on loopback and returns its address.
-func (p *barePeer) serve(b *testing.B, key ed25519.PrivateKey) string {
-	cfg, err := api.ServerTLS(key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/node", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(*p.node.Load())
-	})
-	mux.HandleFunc("HEAD /v1/images/{digest}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set(api.HeaderUploadOffset, "0")
-		w.WriteHeader(http.StatusNotFound)
-	})
-	mux.HandleFunc("PUT /v1/images/{digest}", bareUpload)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &http.Server{Handler: mux, TLSConfig: cfg}
-	go srv.ServeTLS(ln, "", "")
-	b.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
-}
-
-// bareUpload counts and discards an upload's body and answers 201 with
-// the image, as the node does once it has unpacked it.
-func bareUpload(w http.ResponseWriter, r *http.Request) {
-	n, err := io.Copy(io.Discard, r.Body)
-	if err != nil || n != r.ContentLength {
-		http.Error(w, fmt.Sprintf("bare peer: got %d of %d bytes: %v", n, r.ContentLength, err), http.StatusBadRequest)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(api.Image{Digest: r.PathValue("digest"), Size: n, Created: time.Now()})
-}
-
-// onionTarget is the loopback address init's tor forwards the node's
-// onion to, from init's console.
-func onionTarget(b *testing.B, o *onionNode) string {
-	m := regexp.MustCompile(`tor: starting.* target=(127\.0\.0\.1:\d+)`).FindStringSubmatch(o.logs.String())
-	if m == nil {
-		b.Fatalf("init's console names no onion target (a \"tor: starting\" line with target=)")
-	}
-	return m[1]
-}
-
-// publish adds the shared onion to the peer's tor (ADD_ONION, detached,
-// with v3 client authorization; one more port than hiddenservice.Onion
-// has) and waits until its descriptor is uploaded.
-func (p *barePeer) publish(b *testing.B, apiTarget string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	for p.proc.Status().State != hiddenservice.StateRunning {
-		if ctx.Err() != nil {
-			b.Fatalf("the peer's tor never ran; status %+v; its log:\n%s", p.proc.Status(), benchTail(p.log, 2000))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	cmd, err := hiddenservice.AddOnionCommand(hiddenservice.Onion{Key: p.onion, Clients: []*ecdh.PublicKey{p.client.PublicKey()},
-		Port: sharedAPIPort, Target: apiTarget})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd += fmt.Sprintf(" Port=%d,%s", sharedBarePort, p.tcp)
-	ctl, err := hiddenservice.Dial(ctx, "unix", p.control)
-	if err == nil {
-		defer ctl.Close()
-		err = ctl.EnableEvents(ctx, control.EventCodeHSDesc)
-	}
-	if err == nil {
-		_, err = ctl.Request(ctx, cmd)
-	}
-	for err == nil {
-		var ev control.Event
-		if ev, err = ctl.NextEvent(ctx); err == nil {
-			if hs, ok := ev.(*control.HSDescEvent); ok && hs.Action == "UPLOADED" && hs.Address == hiddenservice.ID(p.address()) {
-				return
-			}
-		}
-	}
-	b.Fatalf("the peer's tor: publishing the shared onion: %v; its log:\n%s", err, benchTail(p.log, 2000))
-}
-
-func (p *barePeer) address() string { return hiddenservice.KeyAddress(p.onion) }
-
-// benchTail is the last n bytes of a file, for a failure message.
-func benchTail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	return string(b[max(0, len(b)-n):])
-}
-
-// setup hands the node's client tor the keys of both onions it will
-// reach, and copies the node's GET /v1/node answer to the bare server.
-func (p *barePeer) setup(b *testing.B, o *onionNode) {
-	admin, err := hiddenservice.ReadClientKeyFile(api.Config{Dir: o.cfg}.OnionKeyPath())
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	ctl, err := hiddenservice.Dial(ctx, "unix", o.cli.ControlSocket)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ctl.Close()
-	// Permanent: NEWNYM forgets the others.
-	opts := hiddenservice.ClientAuthOptions{Name: "bench", Permanent: true}
-	for onion, key := range map[string]*ecdh.PrivateKey{o.onion: admin, p.address(): p.client} {
-		if err := ctl.AddClientAuth(ctx, onion, key, opts); err != nil {
-			b.Fatalf("ONION_CLIENT_AUTH_ADD %s on the client tor: %v", onion, err)
-		}
-	}
-	var node json.RawMessage
-	if err := o.tcp(o.client).Do(ctx, http.MethodGet, "/v1/node", nil, &node); err != nil {
-		b.Fatalf("GET /v1/node over TCP: %v", err)
-	}
-	body := []byte(node)
-	p.node.Store(&body)
-}
-
-// clients makes a new client per path, each with a connection of its
-// own, warmed up.
-func (p *barePeer) clients(b *testing.B, o *onionNode) [numPaths]*api.Client {
-	dial := (&hiddenservice.SOCKSDialer{Proxy: o.cli.SocksAddr}).DialContext
-	shared := func(port int) string { return p.address() + ":" + strconv.Itoa(port) }
-	var c [numPaths]*api.Client
-	var err error
-	for _, f := range []func(){
-		func() { c[nodeOnion], err = api.NewClientDialer(o.onion, o.client, o.node, dial) },
-		func() { c[sharedAPI], err = api.NewClientDialer(shared(sharedAPIPort), o.client, o.node, dial) },
-		func() { c[sharedBare], err = api.NewClientDialer(shared(sharedBarePort), o.client, p.key, dial) },
-		func() { c[tcpAPI], err = api.NewClient(fmt.Sprintf("127.0.0.1:%d", o.port), o.client, o.node) },
-		func() { c[tcpBare], err = api.NewClient(p.tcp, o.client, p.key) },
-	} {
-		if f(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for i, cl := range c {
-		warmUp(b, cl, o.cli, pathNames[i])
-	}
-	return c
-}
-
 // warmUp makes a path's first request, which opens its connection (and
 // through an onion, fetches the descriptor and builds the circuits),
 // retrying while a fresh onion may still be settling. A client tor
@@ -405,9 +195,9 @@ func vmRSS(b *testing.B, pid int) uint64 {
 	return rss
 }
 
-func (m nodeMemory) sumMiB() float64 { return mib(m.initAPI + m.torAPI) }
+func (m nodeMemory) sumMiB() float64 { return benchMiB(m.initAPI + m.torAPI) }
 
-func mib(n uint64) float64 { return float64(n) / (1 << 20) }
+func benchMiB(n uint64) float64 { return float64(n) / (1 << 20) }
 
 // onionSamples are BenchmarkOnion's times, per path and round.
 type onionSamples struct {
@@ -572,17 +362,17 @@ func (s *onionSamples) ratios(api, bare int) (latency, upload float64) {
 	return benchPairedRatio(s.roundP50s(api), s.roundP50s(bare)), benchPairedRatio(s.upload[api], s.upload[bare])
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
+func benchMillis(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 
-func msList(ds []time.Duration) string {
+func benchMillisList(ds []time.Duration) string {
 	f := make([]string, len(ds))
 	for i, d := range ds {
-		f[i] = fmt.Sprintf("%.2f", ms(d))
+		f[i] = fmt.Sprintf("%.2f", benchMillis(d))
 	}
 	return strings.Join(f, " ")
 }
 
-func verdict(met bool) string {
+func benchVerdict(met bool) string {
 	if met {
 		return "met"
 	}
@@ -597,12 +387,12 @@ func (s *onionSamples) print(w io.Writer, idle, busy nodeMemory) {
 		s.body, requestsPerRound, float64(s.size)/1e6, s.rounds)
 	fmt.Fprintf(w, "%-20s %7s %7s %8s  %-22s %s\n", "", "p50 ms", "p90 ms", "up MB/s", "p50 ms each round", "upload s each round")
 	for p := range numPaths {
-		fmt.Fprintf(w, "%-20s %7.2f %7.2f %8.2f  %-22s %s\n", pathNames[p], ms(benchPercentile(s.all(p), 50)),
-			ms(benchPercentile(s.all(p), 90)), s.mbps(p), msList(s.roundP50s(p)), benchSeconds(s.upload[p]))
+		fmt.Fprintf(w, "%-20s %7.2f %7.2f %8.2f  %-22s %s\n", pathNames[p], benchMillis(benchPercentile(s.all(p), 50)),
+			benchMillis(benchPercentile(s.all(p), 90)), s.mbps(p), benchMillisList(s.roundP50s(p)), benchSeconds(s.upload[p]))
 	}
 	lat, up := s.ratios(sharedAPI, sharedBare)
 	fmt.Fprintf(w, "\napi/bare, shared onion: latency %.3fx, upload time %.3fx   goal <= %.2fx: %s\n",
-		lat, up, goalOnionRatio, verdict(lat <= goalOnionRatio && up <= goalOnionRatio))
+		lat, up, goalOnionRatio, benchVerdict(lat <= goalOnionRatio && up <= goalOnionRatio))
 	lat, up = s.ratios(tcpAPI, tcpBare)
 	fmt.Fprintf(w, "api/bare, loopback TCP: latency %.3fx, upload time %.3fx (init checks the digest and unpacks; the bare server discards)\n", lat, up)
 	lat, up = s.ratios(nodeOnion, sharedAPI)
@@ -610,25 +400,25 @@ func (s *onionSamples) print(w io.Writer, idle, busy nodeMemory) {
 
 	fmt.Fprintf(w, "\n%-42s %9s %9s %9s\n", "resident set (MiB)", "init", "tor", "sum")
 	row := func(label string, init, tor uint64) {
-		fmt.Fprintf(w, "%-42s %9.1f %9.1f %9.1f\n", label, mib(init), mib(tor), mib(init+tor))
+		fmt.Fprintf(w, "%-42s %9.1f %9.1f %9.1f\n", label, benchMiB(init), benchMiB(tor), benchMiB(init+tor))
 	}
 	row("idle, published, no apps: GET /v1/node", idle.initAPI, idle.torAPI)
 	row("idle: host /proc/PID/status VmRSS", idle.initProc, idle.torProc)
 	row("after the traffic above: GET /v1/node", busy.initAPI, busy.torAPI)
 	row("after: host /proc/PID/status VmRSS", busy.initProc, busy.torProc)
-	fmt.Fprintf(w, "idle node, init + tor: %.1f MiB   goal < %d MiB: %s\n", idle.sumMiB(), goalNodeMiB, verdict(idle.sumMiB() < goalNodeMiB))
+	fmt.Fprintf(w, "idle node, init + tor: %.1f MiB   goal < %d MiB: %s\n", idle.sumMiB(), goalNodeMiB, benchVerdict(idle.sumMiB() < goalNodeMiB))
 }
 
 func (s *onionSamples) report(b *testing.B, idle nodeMemory) {
 	b.ReportMetric(0, "ns/op") // the whole run's time means nothing here
 	for p, name := range []string{"node-onion", "shared-api", "shared-bare", "tcp-api", "tcp-bare"} {
-		b.ReportMetric(ms(benchPercentile(s.all(p), 50)), name+"-p50-ms")
+		b.ReportMetric(benchMillis(benchPercentile(s.all(p), 50)), name+"-p50-ms")
 		b.ReportMetric(s.mbps(p), name+"-MB/s")
 	}
 	lat, up := s.ratios(sharedAPI, sharedBare)
 	b.ReportMetric(lat, "api/bare-latency")
 	b.ReportMetric(up, "api/bare-upload")
-	b.ReportMetric(mib(idle.initAPI), "init-MiB")
-	b.ReportMetric(mib(idle.torAPI), "tor-MiB")
+	b.ReportMetric(benchMiB(idle.initAPI), "init-MiB")
+	b.ReportMetric(benchMiB(idle.torAPI), "tor-MiB")
 	b.ReportMetric(idle.sumMiB(), "node-MiB")
 }
