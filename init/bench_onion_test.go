@@ -51,10 +51,10 @@ import (
 //     onion alone, the two TCP paths interleaved. The peer answers the
 //     bytes the node answered, so the bodies are the same size.
 //   - Upload: api.Client.Upload (HEAD, then PUT) of an uncompressed
-//     native image of ~8 MiB (the host's busybox and random bytes), new
-//     for every round and path. The node checks the digest and unpacks
-//     it before it answers; the peer counts the bytes and discards
-//     them. API and peer alternate which goes first.
+//     native image of ~4 MiB (the host's busybox and random bytes), a
+//     new one every time, twice per pair and round in the order A B B
+//     A (see uploadRound). The node checks the digest and unpacks it
+//     before it answers; the peer counts the bytes and discards them.
 //   - Memory: init's and tor's resident sets once the node is up,
 //     published and idle (no apps, no request through the onion yet),
 //     from GET /v1/node and from /proc/PID/status on the host; again
@@ -111,7 +111,7 @@ const (
 )
 
 // onionImageSize is about the size of the images uploaded.
-const onionImageSize = 8 << 20
+const onionImageSize = 4 << 20
 
 // warmUp makes a path's first request, which opens its connection (and
 // through an onion, fetches the descriptor and builds the circuits),
@@ -258,27 +258,42 @@ func getTime(b *testing.B, cl *api.Client, p, n, round int) time.Duration {
 	return time.Since(t)
 }
 
-// uploadRound uploads a fresh image on each path, pair by pair (API
-// and bare alternate which goes first, and so do the pairs). The node's
-// copies are removed afterwards, untimed.
+// uploadRound uploads a fresh image each time: on each pair in the
+// order A B B A (B A A B in odd rounds), which cancels drift and the
+// advantage of going first (measured here with A B only: the first of
+// a pair was the faster in every round, by 5-15%), a path's sample
+// being the mean of its two; then once through the node's onion. The
+// node's copies are removed after each upload, untimed.
 func (s *onionSamples) uploadRound(b *testing.B, o *onionNode, paths [numPaths]*api.Client, bb []byte, round int) {
-	pairs := [][]int{{sharedAPI, sharedBare}, {nodeOnion}, {tcpAPI, tcpBare}}
-	if round%2 == 1 {
-		pairs = [][]int{{tcpBare, tcpAPI}, {nodeOnion}, {sharedBare, sharedAPI}}
-	}
-	for _, pair := range pairs {
-		data, digest := benchOnionImage(b, bb, uint64(round*numPaths+pair[0]))
+	n := 0
+	upload := func(p int) time.Duration {
+		n++
+		data, digest := benchOnionImage(b, bb, uint64(round*100+n))
 		s.size = int64(len(data))
-		for _, p := range pair {
-			s.upload[p] = append(s.upload[p], uploadTime(b, paths[p], pathNames[p], digest, data))
+		d := uploadTime(b, paths[p], pathNames[p], digest, data)
+		if p == sharedBare || p == tcpBare {
+			return d // the bare server kept nothing
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := o.unix().RemoveImage(ctx, digest)
-		cancel()
-		if err != nil {
+		defer cancel()
+		if err := o.unix().RemoveImage(ctx, digest); err != nil {
 			b.Fatalf("DELETE /v1/images/%s: %v", digest, err)
 		}
+		return d
 	}
+	for _, pair := range [][2]int{{sharedAPI, sharedBare}, {tcpAPI, tcpBare}} {
+		x, y := pair[0], pair[1]
+		if round%2 == 1 {
+			x, y = y, x
+		}
+		var t [numPaths]time.Duration
+		for _, p := range []int{x, y, y, x} {
+			t[p] += upload(p)
+		}
+		s.upload[x] = append(s.upload[x], t[x]/2)
+		s.upload[y] = append(s.upload[y], t[y]/2)
+	}
+	s.upload[nodeOnion] = append(s.upload[nodeOnion], upload(nodeOnion))
 }
 
 func uploadTime(b *testing.B, cl *api.Client, what, digest string, data []byte) time.Duration {
@@ -383,7 +398,8 @@ func (s *onionSamples) print(w io.Writer, idle, busy nodeMemory) {
 	fmt.Fprintf(w, "\nBenchmarkOnion: init's API vs a bare Go HTTPS server (same TLS) behind one shared onion (the peer's tor, one port each,\n"+
 		"the same rendezvous circuit), init's API through the node's own onion (init's tor), and both over loopback TCP; one client tor.\n"+
 		"Latency: GET /v1/node (%d-byte answer), keep-alive, %d per path per round. Upload: a %.2f MB uncompressed .tar\n"+
-		"(busybox + random bytes), new per round and path. %d rounds, each on fresh circuits (NEWNYM); ratios: median of the rounds' ratios.\n\n",
+		"(busybox + random bytes), a new one each time, A B B A per pair (a round's sample: mean of 2).\n"+
+		"%d rounds, each on fresh circuits (NEWNYM); ratios: median of the rounds' ratios.\n\n",
 		s.body, requestsPerRound, float64(s.size)/1e6, s.rounds)
 	fmt.Fprintf(w, "%-20s %7s %7s %8s  %-22s %s\n", "", "p50 ms", "p90 ms", "up MB/s", "p50 ms each round", "upload s each round")
 	for p := range numPaths {
