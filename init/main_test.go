@@ -16,6 +16,12 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if tor.net != nil {
 		tor.net.Close()
+		checked, bad := tor.mon.Stop()
+		fmt.Fprintf(os.Stderr, "tornet: %d socket observations of tor processes (the network's and the nodes'), %d off the loopback\n", checked, len(bad))
+		for _, s := range bad {
+			fmt.Fprintln(os.Stderr, "tornet: socket off the loopback:", s)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }
@@ -26,6 +32,7 @@ var tor struct {
 	once sync.Once
 	net  *tornet.Network
 	err  error
+	mon  *tornet.Monitor // every tor this test binary starts, nodes' included
 }
 
 // torNetwork returns the shared private network, or skips the test
@@ -39,9 +46,13 @@ func torNetwork(t testing.TB) *tornet.Network {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		start := time.Now()
+		tor.mon = tornet.Watch(300*time.Millisecond, func() []int { return tornet.DescendantPIDs("tor") })
 		keep := os.Getenv("ALLIUM_TORNET_DIR") // keeps the network's files, with info logs
 		tor.net, tor.err = tornet.Start(ctx, tornet.Options{Dir: keep, DebugLog: keep != "", Log: slog.New(slog.NewTextHandler(os.Stderr, nil))})
-		if tor.err == nil {
+		if tor.err != nil {
+			tor.mon.Stop()
+			tor.net = nil
+		} else {
 			fmt.Fprintf(os.Stderr, "tornet: network up in %s\n", time.Since(start).Round(time.Millisecond))
 		}
 	})

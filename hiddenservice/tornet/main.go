@@ -27,7 +27,7 @@ func RunTests(m *testing.M, use func(*Network)) int {
 	if os.Getenv("ALLIUM_TOR_TESTS") != "1" {
 		return m.Run()
 	}
-	mon := Watch(300*time.Millisecond, func() []int { return ChildPIDs("tor") })
+	mon := Watch(300*time.Millisecond, func() []int { return DescendantPIDs("tor") })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	start := time.Now()

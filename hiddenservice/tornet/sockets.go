@@ -198,6 +198,40 @@ func ChildPIDs(name string) []int {
 	return pids
 }
 
+// DescendantPIDs lists the processes named name whose ancestors include
+// this process: also the tors of a PID 1 a test started, which are its
+// grandchildren.
+func DescendantPIDs(name string) []int {
+	ents, _ := os.ReadDir("/proc")
+	parent := map[int]int{}
+	comms := map[int]string{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		comms[pid], parent[pid] = parseStat(string(b))
+	}
+	self := os.Getpid()
+	var pids []int
+	for pid, comm := range comms {
+		if comm != name {
+			continue
+		}
+		for p, hops := parent[pid], 0; p > 1 && hops < 64; p, hops = parent[p], hops+1 {
+			if p == self {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
 // parseStat returns comm and ppid from /proc/PID/stat:
 // "PID (COMM) STATE PPID ...", where COMM may hold spaces and parens.
 func parseStat(s string) (comm string, ppid int) {
