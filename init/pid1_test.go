@@ -51,7 +51,8 @@ type containerNode struct {
 	client ed25519.PrivateKey
 	node   ed25519.PublicKey
 	logs   *syncBuffer
-	done   chan error
+	done   chan error    // init's exit, once, for the test
+	exited chan struct{} // closed when init has exited, for the cleanup
 }
 
 // newChroot lays out the root an OS container's init would find.
@@ -96,7 +97,7 @@ func startContainerNode(t testing.TB, dir string, port int, client ed25519.Priva
 // namespace.
 func startContainerNodeWith(t testing.TB, dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey, binds []string) *containerNode {
 	t.Helper()
-	c := &containerNode{t: t, dir: dir, port: port, client: client, node: node, logs: &syncBuffer{}, done: make(chan error, 1)}
+	c := &containerNode{t: t, dir: dir, port: port, client: client, node: node, logs: &syncBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
 	args := []string{"--pid", "--mount", "--fork", "--propagation", "private"}
 	if len(binds) == 0 {
 		args = append(args, "chroot", dir, "/init", "-z")
@@ -112,14 +113,18 @@ func startContainerNodeWith(t testing.TB, dir string, port int, client ed25519.P
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { c.done <- c.cmd.Wait() }()
+	go func() {
+		err := c.cmd.Wait()
+		close(c.exited)
+		c.done <- err
+	}()
 	t.Cleanup(func() {
 		c.cmd.Process.Kill()
 		if c.pid > 0 {
 			syscall.Kill(c.pid, syscall.SIGKILL)
 		}
 		select {
-		case <-c.done:
+		case <-c.exited: // the test may have taken its exit from done
 		case <-time.After(10 * time.Second):
 		}
 		if t.Failed() || os.Getenv("ALLIUM_SHOW_CONSOLE") != "" {
