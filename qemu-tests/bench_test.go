@@ -36,7 +36,7 @@ type sample struct {
 // disk, on the same forwarded port) for $ALLIUM_BENCH_ROUNDS rounds
 // (default 5), whatever b.N is, and reports medians:
 //
-//   - bare: the same kernel, /init = internal/bareinit, which prints a
+//   - bare: the same kernel, no tor, /init = internal/bareinit, which prints a
 //     marker with its RSS and the guest's memory in use and powers off;
 //     QEMU start to the marker on the serial file.
 //   - allium: the real appliance; QEMU start to the first successful
@@ -46,7 +46,8 @@ func BenchmarkBoot(b *testing.B) {
 	rounds := benchRounds(b)
 	port := freePort(b)
 	bareBin := bareInit(b)
-	bareApp := newAppliance(b, e, "bare", buildOpts{noData: true, init: bareBin, port: port})
+	// The bare image holds no tor: what tor's files cost is Allium's.
+	bareApp := newAppliance(b, e, "bare", buildOpts{noData: true, init: bareBin, port: port, noTor: true})
 	alliumApp := newAppliance(b, e, "bench", buildOpts{noData: true, port: port})
 
 	var bares, alliums []sample

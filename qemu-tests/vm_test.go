@@ -51,6 +51,7 @@ type buildOpts struct {
 	init       string // --init; "" is env.init
 	port       int    // 0: a free port
 	appendArgs string // --append
+	noTor      bool   // --no-tor
 }
 
 // newAppliance runs mkimage appliance into a temporary directory.
@@ -75,6 +76,9 @@ func newAppliance(tb testing.TB, e env, name string, o buildOpts) *appliance {
 	}
 	if o.appendArgs != "" {
 		args = append(args, "--append", o.appendArgs)
+	}
+	if o.noTor {
+		args = append(args, "--no-tor")
 	}
 	line := "mkimage " + strings.Join(args, " ")
 	tb.Log(line)
