@@ -21,7 +21,22 @@ if [ -n "$missing" ]; then
 	fi
 	echo "deps: installing$missing"
 	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
+	# Install without starting services: Debian's tor package would
+	# otherwise start a system tor that joins the real Tor network. The
+	# tests run their own tors on 127.0.0.1 only.
+	policy=/usr/sbin/policy-rc.d
+	made_policy=""
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		made_policy=1
+	fi
+	status=0
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing || status=$?
+	if [ -n "$made_policy" ]; then
+		rm -f "$policy"
+	fi
+	[ "$status" = 0 ] || exit "$status"
 fi
 
 if ! command -v go >/dev/null 2>&1; then
