@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -95,7 +96,7 @@ func (n *node) startTor() {
 		Config: hiddenservice.Config{
 			DataDir:       filepath.Join(n.root, rootfs.TorDataDir),
 			ControlSocket: filepath.Join(n.root, hiddenservice.DefaultControlSocket),
-			User:          n.cfg.TorUser(),
+			User:          torUser(n.cfg, userExists),
 			Extra:         n.cfg.Tor.Torrc,
 		},
 		Exe:     exe,
@@ -139,6 +140,27 @@ func (n *node) openDataRootFor(who string) {
 	if err := os.Chmod(dir, fi.Mode().Perm()|0o011); err != nil {
 		n.log.Error("data: cannot let "+who+" through the data root", "dir", dir, "err", err)
 	}
+}
+
+// torUser picks the user tor runs as: node.json's tor.user; else the
+// appliance's allium-tor; else, in an OS container whose own tor package
+// made one, debian-tor; else allium-tor, and tor's supervisor says that
+// the user is missing.
+func torUser(cfg rootfs.NodeConfig, exists func(string) bool) string {
+	if cfg.Tor.User != "" {
+		return cfg.Tor.User
+	}
+	for _, u := range []string{rootfs.TorUser, "debian-tor"} {
+		if exists(u) {
+			return u
+		}
+	}
+	return rootfs.TorUser
+}
+
+func userExists(name string) bool {
+	_, err := user.Lookup(name)
+	return err == nil
 }
 
 // torMissing records why the node has no onion service.

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -85,4 +86,23 @@ func mustKey(t *testing.T) ed25519.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+func TestTorUser(t *testing.T) {
+	for _, tc := range []struct {
+		configured string
+		users      []string
+		want       string
+	}{
+		{"tor", []string{"allium-tor", "debian-tor"}, "tor"},
+		{"", []string{"allium-tor", "debian-tor"}, "allium-tor"},
+		{"", []string{"debian-tor"}, "debian-tor"},
+		{"", nil, "allium-tor"},
+	} {
+		cfg := rootfs.NodeConfig{Tor: rootfs.TorConfig{User: tc.configured}}
+		got := torUser(cfg, func(u string) bool { return slices.Contains(tc.users, u) })
+		if got != tc.want {
+			t.Errorf("torUser(tor.user %q, users %q) = %q, want %q", tc.configured, tc.users, got, tc.want)
+		}
+	}
 }
