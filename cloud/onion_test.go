@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -442,5 +445,24 @@ func TestOnionKeyAddedAgainAfterLateNewnym(t *testing.T) {
 	want := "ONION_CLIENT_AUTH_ADD SIGNAL ONION_CLIENT_AUTH_ADD ONION_CLIENT_AUTH_ADD"
 	if got := f.ctl.verbs(); strings.Join(got, " ") != want {
 		t.Errorf("control commands = %q, want %s", got, want)
+	}
+}
+
+func TestDroppedConn(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{io.EOF, true},
+		{fmt.Errorf("Get \"https://x.onion:7707/v1/node\": %w", io.EOF), true},
+		{&net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, true},
+		{io.ErrUnexpectedEOF, true},
+		{&api.Error{Message: "no", Code: api.CodeUnauthorized, Status: 401}, false},
+		{context.DeadlineExceeded, false},
+		{errors.New("tls: bad certificate"), false},
+	} {
+		if got := droppedConn(tc.err); got != tc.want {
+			t.Errorf("droppedConn(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }

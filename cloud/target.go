@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -186,12 +189,39 @@ func clientKey(cfg api.Config) (ed25519.PrivateKey, error) {
 
 // call sends method path and returns the node's JSON answer, or an
 // error that explains itself.
+//
+// Through an onion, a read (GET) whose connection drops before the
+// answer is sent again, up to twice: right after the node republishes
+// its onion (a key added or removed, tor restarted) a client's first
+// stream can land on a circuit the node's tor is closing.
 func (s *session) call(ctx context.Context, method, path string) (json.RawMessage, error) {
-	var raw json.RawMessage
-	if err := s.client.Do(ctx, method, path, nil, &raw); err != nil {
-		return nil, s.explain(err)
+	for try := 1; ; try++ {
+		var raw json.RawMessage
+		err := s.client.Do(ctx, method, path, nil, &raw)
+		if err == nil {
+			return raw, nil
+		}
+		if s.link == nil || method != http.MethodGet || try > 2 || !droppedConn(err) || ctx.Err() != nil {
+			return nil, s.explain(err)
+		}
+		fmt.Fprintf(s.link.stderr, "tor: the connection to %s dropped (%v); trying again (%d of 2)\n", s.name, err, try)
+		select {
+		case <-ctx.Done():
+			return nil, s.explain(err)
+		case <-time.After(time.Second):
+		}
 	}
-	return raw, nil
+}
+
+// droppedConn reports whether err is a connection that ended before an
+// answer, rather than an answer or a refusal.
+func droppedConn(err error) bool {
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // bounded limits one request to the node by --timeout.
