@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"strings"
 	"testing"
+	"time"
 
 	"allium/api"
 )
@@ -53,6 +54,9 @@ func TestBootLifecycle(t *testing.T) {
 	}
 	checkNoRecovery(t, readFile(v.serial))
 
+	// The button's driver loads after the API answers (a late module):
+	// a press before it is there reaches no one, as on real hardware.
+	waitSerial(t, v, `msg="power button" device=`, 30*time.Second)
 	v.hmp(t, "system_powerdown")
 	v.waitExit(t, buttonExit, "system_powerdown")
 	checkClean(t, a.dataImage(), "system_powerdown")
@@ -194,5 +198,15 @@ func checkTorRuns(t *testing.T, a *appliance, v *vm) {
 	}
 	if n.TCP == "" || n.TCP == "off" {
 		t.Errorf("node's TCP listener = %q, want it on", n.TCP)
+	}
+}
+
+// waitSerial waits until the serial console holds want.
+func waitSerial(t *testing.T, v *vm, want string, within time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(within); !strings.Contains(readFile(v.serial), want); time.Sleep(pollEvery) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the serial console has no %q after %v", want, within)
+		}
 	}
 }
