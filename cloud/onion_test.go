@@ -466,3 +466,13 @@ func TestDroppedConn(t *testing.T) {
 		}
 	}
 }
+
+func TestBootstrapStuckSaysWhere(t *testing.T) {
+	err := bootstrapStuck(hiddenservice.Bootstrap{Progress: 14, Summary: "Handshaking with a relay", Warning: "DONE", Reason: "DONE"}, 20*time.Second)
+	wantContains(t, "bootstrapStuck", err.Error(), "within 20s", "at 14% (handshaking with a relay)", "--torrc")
+	if strings.Contains(err.Error(), "DONE") {
+		t.Errorf("bootstrapStuck passed tor's uninformative DONE warning on: %v", err)
+	}
+	err = bootstrapStuck(hiddenservice.Bootstrap{Progress: 5, Summary: "Connecting", Warning: "Connection refused", Reason: "CONNECTREFUSED"}, time.Minute)
+	wantContains(t, "bootstrapStuck", err.Error(), "warns: Connection refused (CONNECTREFUSED)")
+}

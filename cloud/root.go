@@ -18,6 +18,9 @@ type globals struct {
 	config  string        // --config; empty: $ALLIUM_CONFIG, then the user's config dir
 	json    bool          // --json: print the node's JSON answer instead of the human view
 	timeout time.Duration // --timeout for the whole command
+	// bootLimit bounds the start of cloud's own tor: 0 for the default,
+	// or --timeout when it is given.
+	bootLimit time.Duration
 
 	via        string // --via: auto, tcp or onion
 	torSocks   string // --tor-socks: a running tor's SOCKS port, or ""

@@ -85,6 +85,8 @@ func (g *globals) prepareOnion(cmd *cobra.Command, args []string) error {
 	}
 	if f := cmd.Flag("timeout"); f != nil && !f.Changed {
 		g.timeout = onionTimeout
+	} else if f != nil {
+		g.bootLimit = g.timeout // an explicit --timeout bounds tor's start too
 	}
 	_, err = g.onionLink(cmd.Context(), cfg, addr)
 	return err
@@ -137,7 +139,7 @@ func (g *globals) onionLink(ctx context.Context, cfg api.Config, addr string) (*
 // findTor sets l's tor: a running one, or else cloud's own.
 func (g *globals) findTor(ctx context.Context, cfg api.Config, l *onionLink) error {
 	if g.torrc != "" || (g.torSocks == "" && !listening(ctx, torDefaults.socks)) {
-		own, err := startOwnTor(ctx, ownTorConfig{dir: cfg.Dir, torrc: g.torrc, onion: l.onion, key: l.key, stderr: g.stderr})
+		own, err := startOwnTor(ctx, ownTorConfig{dir: cfg.Dir, torrc: g.torrc, onion: l.onion, key: l.key, stderr: g.stderr, limit: g.bootLimit})
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdh"
 	"errors"
@@ -34,6 +35,8 @@ type ownTorConfig struct {
 	onion  string // the onion to write a client key file for
 	key    *ecdh.PrivateKey
 	stderr io.Writer
+	// limit bounds the bootstrap; 0 means bootstrapLimit.
+	limit time.Duration
 }
 
 // ownTor is a tor cloud started for one command, through bine. It
@@ -88,7 +91,7 @@ func startOwnTor(ctx context.Context, c ownTorConfig) (*ownTor, error) {
 	if err := own.connect(ctx); err != nil {
 		return nil, own.fail(fmt.Errorf("tor: %w%s", err, out.said()))
 	}
-	if err := own.bootstrap(ctx, c.stderr); err != nil {
+	if err := own.bootstrap(ctx, c.stderr, cmp.Or(c.limit, bootstrapLimit)); err != nil {
 		return nil, own.fail(fmt.Errorf("%w%s", err, out.said()))
 	}
 	return own, nil
@@ -220,12 +223,13 @@ func (o *ownTor) connect(ctx context.Context) error {
 	return nil
 }
 
-// bootstrap waits until tor can build circuits, saying how far it got
-// every time that changes once it has taken more than a second.
-func (o *ownTor) bootstrap(ctx context.Context, stderr io.Writer) error {
-	ctx, cancel := context.WithTimeout(ctx, bootstrapLimit)
+// bootstrap waits until tor can build circuits, for at most limit,
+// saying how far it got every time that changes once it has taken more
+// than a second, and every 15 s while it does not.
+func (o *ownTor) bootstrap(ctx context.Context, stderr io.Writer, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	began, shown := time.Now(), -1
+	began, shown, said := time.Now(), -1, time.Time{}
 	var last hiddenservice.Bootstrap
 	for {
 		b, err := o.ctl.Bootstrap(ctx)
@@ -235,24 +239,32 @@ func (o *ownTor) bootstrap(ctx context.Context, stderr io.Writer) error {
 			}
 			return nil
 		}
+		if err != nil && ctx.Err() != nil {
+			return bootstrapStuck(last, time.Since(began))
+		}
 		if err != nil {
 			return fmt.Errorf("tor: bootstrap: %w", err)
 		}
 		last = b
-		if b.Progress != shown && time.Since(began) > time.Second {
+		switch {
+		case b.Progress != shown && time.Since(began) > time.Second:
 			fmt.Fprintf(stderr, "tor: bootstrapping %d%% (%s)\n", b.Progress, lowerFirst(b.Summary))
-			shown = b.Progress
+			shown, said = b.Progress, time.Now()
+		case shown >= 0 && time.Since(said) > 15*time.Second:
+			fmt.Fprintf(stderr, "tor: still at %d%% (%s) after %v; giving up after %v\n",
+				b.Progress, lowerFirst(b.Summary), time.Since(began).Round(time.Second), limit)
+			said = time.Now()
 		}
 		if sleep(ctx, 250*time.Millisecond) != nil {
-			return bootstrapStuck(last)
+			return bootstrapStuck(last, time.Since(began))
 		}
 	}
 }
 
 // bootstrapStuck says how far tor got and what may help.
-func bootstrapStuck(b hiddenservice.Bootstrap) error {
-	msg := fmt.Sprintf("tor did not finish bootstrapping within %v: it is at %d%% (%s)", bootstrapLimit, b.Progress, lowerFirst(b.Summary))
-	if b.Warning != "" {
+func bootstrapStuck(b hiddenservice.Bootstrap, after time.Duration) error {
+	msg := fmt.Sprintf("tor did not finish bootstrapping within %v: it is at %d%% (%s)", after.Round(time.Second), b.Progress, lowerFirst(b.Summary))
+	if b.Warning != "" && !strings.EqualFold(b.Warning, "done") { // "DONE": a connection closed, no news
 		msg += fmt.Sprintf(", and warns: %s (%s)", b.Warning, b.Reason)
 	}
 	return errors.New(msg + ".\nIf this network blocks tor, give bridges with --torrc FILE (lines such as " +
