@@ -106,11 +106,14 @@ func (h *eventHub) publish(ev api.Event) {
 		ev.Time = time.Now().UTC()
 	}
 	h.log.Info("event", "type", ev.Type, "container", ev.Container, "message", ev.Message)
+	// Recording and handing out happen under one lock, which stream
+	// takes to subscribe and read the record: each event reaches a
+	// follower once, from the record or from the channel.
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if err := h.db.AppendEvent(ev); err != nil {
 		h.log.Error("events: recording", "err", err)
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	for ch := range h.followers {
 		select {
 		case ch <- ev:
@@ -123,33 +126,17 @@ func (h *eventHub) publish(ev api.Event) {
 // ctx ends or emit fails.
 func (h *eventHub) stream(ctx context.Context, follow bool, emit func(api.Event) error) error {
 	ch := make(chan api.Event, 256)
+	h.mu.Lock()
 	if follow {
-		h.mu.Lock()
 		h.followers[ch] = struct{}{}
-		h.mu.Unlock()
 		defer func() {
 			h.mu.Lock()
 			delete(h.followers, ch)
 			h.mu.Unlock()
 		}()
 	}
-	if err := h.replay(emit); err != nil || !follow {
-		return err
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev := <-ch:
-			if err := emit(ev); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-func (h *eventHub) replay(emit func(api.Event) error) error {
 	raw, err := h.db.Events()
+	h.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -162,5 +149,17 @@ func (h *eventHub) replay(emit func(api.Event) error) error {
 			return err
 		}
 	}
-	return nil
+	if !follow {
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-ch:
+			if err := emit(ev); err != nil {
+				return err
+			}
+		}
+	}
 }
