@@ -205,24 +205,11 @@ func copyConfig(t *testing.T, from string, files map[string][]byte) string {
 // torPID finds the node's tor on the host: the tor whose parent is
 // init.
 func (o *onionNode) torPID(t testing.TB) int {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open || s[open+1:end] != "tor" {
-			continue
-		}
-		if f := strings.Fields(s[end+1:]); len(f) > 1 && f[1] == strconv.Itoa(o.pid) {
-			pid, _ := strconv.Atoi(e.Name())
-			return pid
-		}
+	pids := tornet.ChildrenOf(o.pid, "tor")
+	if len(pids) != 1 {
+		t.Fatalf("tor children of init (pid %d): %v, want one", o.pid, pids)
 	}
-	t.Fatalf("no tor is a child of init (pid %d)", o.pid)
-	return 0
+	return pids[0]
 }
 
 func TestOnionEndToEnd(t *testing.T) {

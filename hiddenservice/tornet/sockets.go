@@ -177,21 +177,14 @@ func (m *Monitor) Stop() (checked int, bad []Socket) {
 // ChildPIDs lists the processes named name (their comm) whose parent
 // is this process: every tor a test started, by any means, without
 // knowing how.
-func ChildPIDs(name string) []int {
-	ents, _ := os.ReadDir("/proc")
-	self := os.Getpid()
+func ChildPIDs(name string) []int { return ChildrenOf(os.Getpid(), name) }
+
+// ChildrenOf lists the processes named name whose parent is parent:
+// the tor a node's PID 1 runs, say.
+func ChildrenOf(parent int, name string) []int {
 	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		comm, ppid := parseStat(string(b))
-		if comm == name && ppid == self {
+	for pid, p := range processes() {
+		if p.comm == name && p.ppid == parent {
 			pids = append(pids, pid)
 		}
 	}
@@ -202,9 +195,32 @@ func ChildPIDs(name string) []int {
 // this process: also the tors of a PID 1 a test started, which are its
 // grandchildren.
 func DescendantPIDs(name string) []int {
+	procs := processes()
+	self := os.Getpid()
+	var pids []int
+	for pid, p := range procs {
+		if p.comm != name {
+			continue
+		}
+		for up, hops := p.ppid, 0; up > 1 && hops < 64; up, hops = procs[up].ppid, hops+1 {
+			if up == self {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+type procInfo struct {
+	comm string
+	ppid int
+}
+
+// processes reads every process's comm and parent from /proc.
+func processes() map[int]procInfo {
 	ents, _ := os.ReadDir("/proc")
-	parent := map[int]int{}
-	comms := map[int]string{}
+	procs := map[int]procInfo{}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -212,24 +228,12 @@ func DescendantPIDs(name string) []int {
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
 		if err != nil {
-			continue
+			continue // exited meanwhile
 		}
-		comms[pid], parent[pid] = parseStat(string(b))
+		comm, ppid := parseStat(string(b))
+		procs[pid] = procInfo{comm, ppid}
 	}
-	self := os.Getpid()
-	var pids []int
-	for pid, comm := range comms {
-		if comm != name {
-			continue
-		}
-		for p, hops := parent[pid], 0; p > 1 && hops < 64; p, hops = parent[p], hops+1 {
-			if p == self {
-				pids = append(pids, pid)
-				break
-			}
-		}
-	}
-	return pids
+	return procs
 }
 
 // parseStat returns comm and ppid from /proc/PID/stat:
