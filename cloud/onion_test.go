@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -18,6 +17,7 @@ import (
 
 	"allium/api"
 	"allium/hiddenservice"
+	"allium/hiddenservice/tornet"
 )
 
 // testOnion is a valid onion address of a fresh key.
@@ -365,12 +365,10 @@ func (s *fakeSOCKS) serve(t *testing.T, c net.Conn) {
 }
 
 // fakeControl is a tor control port that wants no authentication,
-// answers 250 to everything and records the commands after
-// authentication.
+// answers 250 to everything and records the commands.
 type fakeControl struct {
+	*tornet.FakeControl
 	addr string
-	mu   sync.Mutex
-	cmds []string
 }
 
 func newFakeControl(t *testing.T) *fakeControl {
@@ -379,46 +377,25 @@ func newFakeControl(t *testing.T) *fakeControl {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	f := &fakeControl{addr: ln.Addr().String()}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go f.serve(c)
+	f := &fakeControl{FakeControl: tornet.NewFakeControl(func(cmd string) []string {
+		if cmd == "PROTOCOLINFO" {
+			return []string{"250-PROTOCOLINFO 1", "250-AUTH METHODS=NULL", `250-VERSION Tor="0.4.9.11"`, "250 OK"}
 		}
-	}()
+		return []string{"250 OK"}
+	}), addr: ln.Addr().String()}
+	f.Serve(ln)
 	return f
 }
 
-func (f *fakeControl) serve(c net.Conn) {
-	defer c.Close()
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		line = strings.TrimRight(line, "\r\n")
-		switch {
-		case line == "PROTOCOLINFO":
-			io.WriteString(c, "250-PROTOCOLINFO 1\r\n250-AUTH METHODS=NULL\r\n250-VERSION Tor=\"0.4.9.11\"\r\n250 OK\r\n")
-		case strings.HasPrefix(line, "AUTHENTICATE"):
-			io.WriteString(c, "250 OK\r\n")
-		default:
-			f.mu.Lock()
-			f.cmds = append(f.cmds, line)
-			f.mu.Unlock()
-			io.WriteString(c, "250 OK\r\n")
+// commands are the commands after authentication.
+func (f *fakeControl) commands() []string {
+	var out []string
+	for _, c := range f.Commands("") {
+		if c != "PROTOCOLINFO" && !strings.HasPrefix(c, "AUTHENTICATE") {
+			out = append(out, c)
 		}
 	}
-}
-
-func (f *fakeControl) commands() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.cmds...)
+	return out
 }
 
 // verbs are the commands' first words.

@@ -1,7 +1,6 @@
 package hiddenservice
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdh"
 	"errors"
@@ -14,13 +13,14 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"allium/hiddenservice/tornet"
 )
 
 func TestCommand(t *testing.T) {
@@ -123,62 +123,6 @@ func TestRunMissingBinary(t *testing.T) {
 	})
 }
 
-// controlServer is a fake tor control port on a unix socket: each
-// connection is served by the same rules, and the commands of all of
-// them are recorded.
-type controlServer struct {
-	mu    sync.Mutex
-	cmds  []string
-	rules func(cmd string) []string
-}
-
-func (s *controlServer) listen(t *testing.T, path string) net.Listener {
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(c)
-		}
-	}()
-	return ln
-}
-
-func (s *controlServer) serve(c net.Conn) {
-	defer c.Close()
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		cmd := strings.TrimRight(line, "\r\n")
-		s.mu.Lock()
-		s.cmds = append(s.cmds, cmd)
-		s.mu.Unlock()
-		for _, l := range s.rules(cmd) {
-			c.Write([]byte(l + "\r\n"))
-		}
-	}
-}
-
-func (s *controlServer) commands(prefix string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for _, c := range s.cmds {
-		if strings.HasPrefix(c, prefix) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // fakeTorRules answers like a tor that publishes at once.
 func fakeTorRules(id string) func(string) []string {
 	return func(cmd string) []string {
@@ -225,10 +169,14 @@ func TestRunRestarts(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{DataDir: filepath.Join(dir, "data"), ControlSocket: filepath.Join(dir, "run", "control")}
 	svc, _ := NewService(testOnion(t))
-	srv := &controlServer{rules: fakeTorRules(ID(svc.Address()))}
+	srv := tornet.NewFakeControl(fakeTorRules(ID(svc.Address())))
 	start := func(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
 		cmd.Path, cmd.Args = sleep, []string{"sleep", "3600"}
-		ln := srv.listen(t, cfg.ControlSocket)
+		ln, err := net.Listen("unix", cfg.ControlSocket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Serve(ln)
 		if err := cmd.Start(); err != nil {
 			ln.Close()
 			return nil, err
@@ -259,7 +207,7 @@ func TestRunRestarts(t *testing.T) {
 	first := p.Status().PID
 	syscall.Kill(first, syscall.SIGKILL)
 	waitFor(t, "the republication", p, func(s Status) bool { return s.Starts == 2 && s.Published && s.LastExit == "killed by SIGKILL" })
-	if adds := srv.commands("ADD_ONION"); len(adds) != 2 || adds[0] != adds[1] {
+	if adds := srv.Commands("ADD_ONION"); len(adds) != 2 || adds[0] != adds[1] {
 		t.Errorf("ADD_ONION commands = %d, want the same one twice", len(adds))
 	}
 	other, _ := NewClientKey()
@@ -268,7 +216,7 @@ func TestRunRestarts(t *testing.T) {
 	}
 	want := "ClientAuthV3=" + FormatClientPublicKey(other.PublicKey())
 	deadline := time.Now().Add(5 * time.Second)
-	for adds := srv.commands("ADD_ONION"); len(adds) < 3 || !strings.HasSuffix(adds[2], want); adds = srv.commands("ADD_ONION") {
+	for adds := srv.Commands("ADD_ONION"); len(adds) < 3 || !strings.HasSuffix(adds[2], want); adds = srv.Commands("ADD_ONION") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no ADD_ONION with the new client key: %d ADD_ONIONs", len(adds))
 		}
