@@ -18,21 +18,12 @@ import (
 	"allium/internal/testbin"
 )
 
-// torNet is the private Tor network this package's tor tests share;
-// nil unless ALLIUM_TOR_TESTS=1.
-var torNet *tornet.Network
+// torNet is the private Tor network this package's tor tests share.
+var torNet tornet.Shared
 
-func TestMain(m *testing.M) {
-	os.Exit(tornet.RunTests(m, func(n *tornet.Network) { torNet = n }))
-}
+func TestMain(m *testing.M) { os.Exit(torNet.Close(m.Run())) }
 
-func torNetwork(t *testing.T) *tornet.Network {
-	t.Helper()
-	if torNet == nil {
-		t.Skip("runs a private Tor network on 127.0.0.1; set ALLIUM_TOR_TESTS=1 (needs tor and tor-gencert: apt-get install tor)")
-	}
-	return torNet
-}
+func torNetwork(t *testing.T) *tornet.Network { return torNet.Network(t) }
 
 // publish puts the API server at target behind an onion on port 7707
 // that lets in only client, and waits until it is published.

@@ -7,18 +7,9 @@ import (
 	"allium/hiddenservice/tornet"
 )
 
-// network is the private Tor network the end-to-end tests share; nil
-// unless ALLIUM_TOR_TESTS=1.
-var network *tornet.Network
+// torNet is the private Tor network this package's tor tests share.
+var torNet tornet.Shared
 
-func TestMain(m *testing.M) {
-	os.Exit(tornet.RunTests(m, func(n *tornet.Network) { network = n }))
-}
+func TestMain(m *testing.M) { os.Exit(torNet.Close(m.Run())) }
 
-func torNetwork(t *testing.T) *tornet.Network {
-	t.Helper()
-	if network == nil {
-		t.Skip("runs a private Tor network on 127.0.0.1; set ALLIUM_TOR_TESTS=1 (needs tor and tor-gencert: apt-get install tor)")
-	}
-	return network
-}
+func torNetwork(t *testing.T) *tornet.Network { return torNet.Network(t) }
