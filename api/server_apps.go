@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"allium/imagestore"
+	"allium/manifest"
 )
 
 // Apps is the node's images and containers: what the handlers of
@@ -148,7 +148,7 @@ func (s *Server) digestParam(w http.ResponseWriter, r *http.Request) (string, bo
 // nameParam returns the path's {name}, or answers 400.
 func (s *Server) nameParam(w http.ResponseWriter, r *http.Request) (string, bool) {
 	name := r.PathValue("name")
-	if err := imagestore.ValidName(name); err != nil {
+	if err := manifest.ValidName(name); err != nil {
 		s.fail(w, r, BadRequest("container name %v", err))
 		return "", false
 	}

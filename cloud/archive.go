@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -14,9 +15,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/mholt/archives"
+	"allium/manifest"
 
-	"allium/imagestore"
+	"github.com/mholt/archives"
 )
 
 // archiveExts are the endings stripped from an image file's name to
@@ -41,7 +42,7 @@ func baseName(file string) string {
 // name with an archive ending is a file, named by its base name.
 func containerArg(arg string) (string, error) {
 	name := baseName(arg)
-	if err := imagestore.ValidName(name); err != nil {
+	if err := manifest.ValidName(name); err != nil {
 		if name != arg {
 			return "", usagef("container name %v (from %s)", err, arg)
 		}
@@ -55,7 +56,7 @@ type image struct {
 	path     string
 	file     *os.File
 	size     int64
-	manifest *imagestore.Manifest
+	manifest *manifest.Manifest
 	digest   string // "sha256:…", once hashed
 }
 
@@ -125,7 +126,7 @@ var errDocker = errors.New("this looks like a Docker or OCI image archive (docke
 
 // readManifest finds manifest.json at the start of an image archive and
 // validates it. It reads no further than the entries before rootfs/.
-func readManifest(ctx context.Context, r io.Reader) (*imagestore.Manifest, error) {
+func readManifest(ctx context.Context, r io.Reader) (*manifest.Manifest, error) {
 	format, stream, err := archives.Identify(ctx, "", r) // by content, not by name
 	if errors.Is(err, archives.NoMatch) {
 		return nil, fmt.Errorf("not an archive: %w", errNotImage)
@@ -142,7 +143,7 @@ func readManifest(ctx context.Context, r io.Reader) (*imagestore.Manifest, error
 		return nil, fmt.Errorf("reading the archive: %w", err)
 	}
 	if mf.err == nil && mf.m == nil {
-		mf.err = fmt.Errorf("no %s in the archive: %w", imagestore.ManifestFile, errNotImage)
+		mf.err = fmt.Errorf("no %s in the archive: %w", manifest.File, errNotImage)
 	}
 	return mf.m, mf.err
 }
@@ -159,51 +160,69 @@ func tarExtractor(f archives.Format) (archives.Extractor, bool) {
 	return nil, false
 }
 
-// maxLeading is how many entries may come before manifest.json.
+// maxLeading is how many entries past a refused one are read for the
+// marks of a Docker or OCI archive, to say what the archive is.
 const maxLeading = 16
 
-// manifestFinder visits the archive's first entries until it has the
-// manifest, a reason to stop, or reaches rootfs/.
+// dockerMarks are names at the top of Docker and OCI image archives.
+var dockerMarks = map[string]bool{"oci-layout": true, "repositories": true, "index.json": true}
+
+// manifestFinder visits the archive's first entries, applying the layout
+// rule the node applies (manifest.Layout), until it has the manifest or
+// a reason to refuse the archive.
 type manifestFinder struct {
-	m    *imagestore.Manifest
-	err  error
-	seen int
+	layout manifest.Layout
+	m      *manifest.Manifest
+	err    error
+	seen   int // entries read after a refusal
 }
 
 func (mf *manifestFinder) visit(_ context.Context, fi archives.FileInfo) error {
-	name := path.Clean(strings.TrimPrefix(fi.NameInArchive, "./"))
-	switch {
-	case name == imagestore.ManifestFile:
-		mf.m, mf.err = parseManifest(fi)
-	case name == imagestore.RootfsDir || strings.HasPrefix(name, imagestore.RootfsDir+"/"):
-		mf.err = fmt.Errorf("%s must come before %s/ in the archive, and it does not (mkimage pack puts it first)",
-			imagestore.ManifestFile, imagestore.RootfsDir)
-	case name == "oci-layout" || name == "repositories" || name == "index.json":
+	if dockerMarks[path.Clean(strings.TrimPrefix(fi.NameInArchive, "./"))] {
 		mf.err = errDocker
-	case mf.seen >= maxLeading:
-		mf.err = fmt.Errorf("no %s among the first %d entries: %w", imagestore.ManifestFile, maxLeading, errNotImage)
-	default:
-		mf.seen++
+		return fs.SkipAll
+	}
+	if mf.err != nil { // refused: look a little further for Docker's marks
+		if mf.seen++; mf.seen >= maxLeading {
+			return fs.SkipAll
+		}
 		return nil
 	}
-	return fs.SkipAll
+	part, _, err := mf.layout.Next(tarHeader(fi))
+	switch {
+	case err != nil:
+		mf.err = fmt.Errorf("entry %q: %v: %w", fi.NameInArchive, err, errNotImage)
+	case part == manifest.ManifestPart:
+		mf.m, mf.err = parseManifest(fi)
+		return fs.SkipAll
+	}
+	return nil
 }
 
-func parseManifest(fi archives.FileInfo) (*imagestore.Manifest, error) {
+// tarHeader is the entry's tar header (mholt/archives hands it over for
+// tar archives).
+func tarHeader(fi archives.FileInfo) *tar.Header {
+	if h, ok := fi.Header.(*tar.Header); ok {
+		return h
+	}
+	return &tar.Header{Name: fi.NameInArchive, Typeflag: tar.TypeReg}
+}
+
+func parseManifest(fi archives.FileInfo) (*manifest.Manifest, error) {
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", imagestore.ManifestFile)
+		return nil, fmt.Errorf("%s is not a regular file", manifest.File)
 	}
 	f, err := fi.Open()
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
+	b, err := io.ReadAll(io.LimitReader(f, manifest.MaxSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", imagestore.ManifestFile, err)
+		return nil, fmt.Errorf("%s: %w", manifest.File, err)
 	}
 	if bytes.HasPrefix(bytes.TrimSpace(b), []byte("[")) {
 		return nil, errDocker // docker save's manifest.json is a list
 	}
-	return imagestore.ParseManifest(bytes.NewReader(b))
+	return manifest.Parse(bytes.NewReader(b))
 }

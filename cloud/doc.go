@@ -29,9 +29,10 @@
 // client key. Exit codes are 0 ok, 1 failure, 2 usage.
 //
 // For start, it also owns reading an image file before anything is
-// sent: identifying its compression (mholt/archives), finding
-// manifest.json among the first entries (before rootfs/) and validating
-// it with imagestore.ParseManifest, and its sha256 digest. The upload
+// sent: identifying its compression (mholt/archives), checking its
+// first entries with the layout rule the node applies too
+// (manifest.Layout: manifest.json first), validating the manifest with
+// manifest.Parse, and its sha256 digest. The upload
 // protocol and its resumption are api.Client.Upload's; cloud shows them
 // (a progress bar on a terminal, a summary line otherwise).
 //

@@ -7,10 +7,11 @@ import (
 	"net/http"
 	"time"
 
+	"allium/manifest"
+
 	"github.com/spf13/cobra"
 
 	"allium/api"
-	"allium/imagestore"
 )
 
 // startFlags are the flags of cloud start.
@@ -94,13 +95,13 @@ func (g *globals) start(ctx context.Context, host, file string, f startFlags) er
 // startName is --name, or the file's name without its archive endings.
 func startName(file, flag string) (string, error) {
 	if flag != "" {
-		if err := imagestore.ValidName(flag); err != nil {
+		if err := manifest.ValidName(flag); err != nil {
 			return "", usagef("--name %v", err)
 		}
 		return flag, nil
 	}
 	name := baseName(file)
-	if err := imagestore.ValidName(name); err != nil {
+	if err := manifest.ValidName(name); err != nil {
 		return "", usagef("container name %v (from the file name %s); choose one with --name", err, file)
 	}
 	return name, nil

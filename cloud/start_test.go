@@ -133,8 +133,9 @@ func TestStartBadImageSendsNothing(t *testing.T) {
 		{"unknown", imageEntries(`{"version": 1, "name": "foo", "command": ["/x"], "comand": 1}`, nil),
 			`manifest.json: unknown field "comand"`},
 		{"late", []entry{{"rootfs/", ""}, {"manifest.json", goodManifest}},
-			"manifest.json must come before rootfs/ in the archive"},
-		{"missing", []entry{{"etc/", ""}, {"etc/x", "y"}}, "no manifest.json in the archive"},
+			`entry "rootfs/": comes before manifest.json; manifest.json must be the archive's first entry`},
+		{"missing", []entry{{"etc/", ""}, {"etc/x", "y"}}, `entry "etc/": not manifest.json nor under rootfs/: an image is a tar archive`},
+		{"top-dir-only", []entry{{"./", ""}}, "no manifest.json in the archive"},
 		{"docker", []entry{{"manifest.json", `[{"Config": "x.json"}]`}}, "Docker or OCI image archive"},
 		{"oci", []entry{{"oci-layout", `{}`}, {"index.json", `{}`}}, "Docker or OCI image archive"},
 	}

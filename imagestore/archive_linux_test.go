@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"allium/manifest"
+
 	"github.com/mholt/archives"
 )
 
@@ -28,7 +30,7 @@ var testTime = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 const testManifest = `{"version": 1, "name": "app", "command": ["/bin/app", "-v"]}`
 
 func manifestEnt(json string) ent {
-	return ent{tar.Header{Name: ManifestFile, Typeflag: tar.TypeReg, Mode: 0o644}, json}
+	return ent{tar.Header{Name: manifest.File, Typeflag: tar.TypeReg, Mode: 0o644}, json}
 }
 
 func fileEnt(name, body string, mode int64) ent {

@@ -1,5 +1,4 @@
-// Package imagestore receives images: the manifest schema and its
-// validation, streaming and resumable uploads with sha256 digests, safe
+// Package imagestore receives images: streaming and resumable uploads with sha256 digests, safe
 // unpacking (in the `init unpack` helper process), the content-addressed
 // store of unpacked images, and garbage collection.
 //
@@ -8,10 +7,6 @@
 //
 // # What it owns
 //
-//   - The manifest (manifest.go, manifest_json.go): ParseManifest and
-//     Validate, with errors that name the field
-//     (`manifest.json: restart.delay "5x": not a duration (e.g. "5s")`).
-//     This part builds on every OS, for the cloud client and mkimage.
 //   - Unpacking (unpack_linux.go, tree_linux.go, pipe.go): Unpack reads a
 //     tar, compressed or not, and writes dst/rootfs and dst/manifest.json,
 //     refusing hostile entries with an error naming the entry (the rules

@@ -15,6 +15,8 @@ import (
 	"runtime"
 	"syscall"
 
+	"allium/manifest"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -36,7 +38,7 @@ import (
 //	                                                 Unpack(fd 0 → STAGING/rootfs, manifest.json)
 //	read fd 1 to EOF <──── {"manifest":{...}}\n ──── exit 0
 //	                 <──── {"error":"...","invalid":true}\n ── exit 1 (2: bad arguments)
-//	reaper: wait status ─> ParseHelperResult(stdout, status) ─> *Manifest or error
+//	reaper: wait status ─> ParseHelperResult(stdout, status) ─> *manifest.Manifest or error
 //	ctx done: SIGKILL the helper; either way the caller removes STAGING on error
 //
 // stderr is the node's console, for a panic's trace. The result is one
@@ -55,7 +57,7 @@ type Helper struct {
 
 const maxResult = 4 << 20
 
-func (h Helper) Unpack(ctx context.Context, archivePath, stagingDir string, lim Limits) (*Manifest, error) {
+func (h Helper) Unpack(ctx context.Context, archivePath, stagingDir string, lim Limits) (*manifest.Manifest, error) {
 	exe := h.Exe
 	if exe == "" {
 		exe = "/proc/self/exe"
@@ -158,9 +160,9 @@ func helperArgs(lim Limits, stagingDir string) []string {
 
 // helperResult is the helper's one line on stdout.
 type helperResult struct {
-	Manifest *Manifest `json:"manifest,omitempty"`
-	Error    string    `json:"error,omitempty"`
-	Invalid  bool      `json:"invalid,omitempty"`
+	Manifest *manifest.Manifest `json:"manifest,omitempty"`
+	Error    string             `json:"error,omitempty"`
+	Invalid  bool               `json:"invalid,omitempty"`
 }
 
 // HelperMain is `init unpack`: args are the arguments after "unpack".
@@ -185,7 +187,7 @@ func HelperMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	dst := fs.Arg(0)
 	var err error
-	var m *Manifest
+	var m *manifest.Manifest
 	if *confine && os.Geteuid() == 0 {
 		runtime.LockOSThread() // see confineHelper; never unlocked: the process ends
 		dst, err = confineHelper(dst, lim)
@@ -206,7 +208,7 @@ func HelperMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // ParseHelperResult reads the helper's stdout and wait status. The
 // manifest is validated again: the parent trusts the helper no more
 // than the archive.
-func ParseHelperResult(stdout []byte, ws unix.WaitStatus) (*Manifest, error) {
+func ParseHelperResult(stdout []byte, ws unix.WaitStatus) (*manifest.Manifest, error) {
 	if ws.Signaled() {
 		return nil, fmt.Errorf("imagestore: the unpack helper was killed by %v", ws.Signal())
 	}
@@ -226,7 +228,7 @@ func ParseHelperResult(stdout []byte, ws unix.WaitStatus) (*Manifest, error) {
 	case ws.ExitStatus() != 0 || len(res.Manifest) == 0:
 		return nil, fmt.Errorf("imagestore: the unpack helper exited with status %d and no manifest", ws.ExitStatus())
 	}
-	m, err := ParseManifest(bytes.NewReader(res.Manifest))
+	m, err := manifest.Parse(bytes.NewReader(res.Manifest))
 	if err != nil {
 		return nil, fmt.Errorf("imagestore: the unpack helper's result: %w", err)
 	}

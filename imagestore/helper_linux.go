@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"unsafe"
 
+	"allium/manifest"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -34,7 +36,7 @@ func confineHelper(dst string, lim Limits) (string, error) {
 	if err := unix.Chdir("/"); err != nil {
 		return "", fmt.Errorf("imagestore: unpack helper: chdir /: %w", err)
 	}
-	fsize := uint64(max(lim.MaxBytes, maxManifest))
+	fsize := uint64(max(lim.MaxBytes, manifest.MaxSize))
 	for _, rl := range []struct {
 		res int
 		max uint64

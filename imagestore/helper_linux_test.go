@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 
+	"allium/manifest"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -47,7 +49,7 @@ func TestHelperMainInProcess(t *testing.T) {
 	args := append([]string{"-confine=false"}, helperArgs(testLimits(), sb.dst)...)
 	code := HelperMain(args, bytes.NewReader(good), &out, &errOut)
 	m, err := ParseHelperResult(out.Bytes(), exitStatus(code))
-	want := &Manifest{Version: 1, Name: "app", Command: []string{"/bin/app", "-v"}}
+	want := &manifest.Manifest{Version: 1, Name: "app", Command: []string{"/bin/app", "-v"}}
 	if code != 0 || err != nil || !reflect.DeepEqual(m, want) {
 		t.Fatalf("HelperMain = %d (%s, %s), ParseHelperResult = %+v, %v; want 0, %+v", code, &out, &errOut, m, err, want)
 	}

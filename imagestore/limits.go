@@ -1,6 +1,8 @@
 package imagestore
 
-import "time"
+import (
+	"time"
+)
 
 // Limits caps what one archive may unpack to. The zero value allows
 // nothing (no entries, no bytes); start from DefaultLimits.

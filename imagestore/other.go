@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"syscall"
+
+	"allium/manifest"
 )
 
 // Elsewhere than Linux the package parses and validates manifests (for
@@ -15,7 +17,7 @@ import (
 var errNotLinux = errors.New("imagestore: unpacking images needs Linux")
 
 // Unpack needs Linux; see unpack_linux.go.
-func Unpack(ctx context.Context, archive io.Reader, dst string, lim Limits) (*Manifest, Stats, error) {
+func Unpack(ctx context.Context, archive io.Reader, dst string, lim Limits) (*manifest.Manifest, Stats, error) {
 	return nil, Stats{}, errNotLinux
 }
 

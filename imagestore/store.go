@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"allium/manifest"
 )
 
 // Store is the node's images, content-addressed by the sha256 of the
@@ -49,14 +51,14 @@ type Store struct {
 // Unpacker unpacks the archive at archivePath into stagingDir, an
 // empty directory, within lim.
 type Unpacker interface {
-	Unpack(ctx context.Context, archivePath, stagingDir string, lim Limits) (*Manifest, error)
+	Unpack(ctx context.Context, archivePath, stagingDir string, lim Limits) (*manifest.Manifest, error)
 }
 
 // InProcess unpacks in the calling process: for tests and tools. PID 1
 // uses Helper.
 type InProcess struct{}
 
-func (InProcess) Unpack(ctx context.Context, archivePath, stagingDir string, lim Limits) (*Manifest, error) {
+func (InProcess) Unpack(ctx context.Context, archivePath, stagingDir string, lim Limits) (*manifest.Manifest, error) {
 	f, err := os.Open(archivePath)
 	if err != nil {
 		return nil, fmt.Errorf("imagestore: %w", err)
@@ -337,7 +339,7 @@ func (s *Store) install(ctx context.Context, digest string, total int64, sum has
 	return nil
 }
 
-func (s *Store) unpack(ctx context.Context, part, staging string) (*Manifest, error) {
+func (s *Store) unpack(ctx context.Context, part, staging string) (*manifest.Manifest, error) {
 	free, err := s.free()
 	if err != nil {
 		return nil, fmt.Errorf("imagestore: %w", err)

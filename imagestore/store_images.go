@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"allium/manifest"
 )
 
 // Reading and removing the store's images.
@@ -61,12 +63,12 @@ func (s *Store) List() ([]Info, error) {
 }
 
 // Manifest returns an image's manifest, or fails with ErrNotFound.
-func (s *Store) Manifest(digest string) (*Manifest, error) {
+func (s *Store) Manifest(digest string) (*manifest.Manifest, error) {
 	h, err := digestHex(digest)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(filepath.Join(s.imagePath(h), ManifestFile))
+	f, err := os.Open(filepath.Join(s.imagePath(h), manifest.File))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errorf(ErrNotFound, "imagestore: image %s: not on this node", digest)
 	}
@@ -74,7 +76,7 @@ func (s *Store) Manifest(digest string) (*Manifest, error) {
 		return nil, fmt.Errorf("imagestore: %w", err)
 	}
 	defer f.Close()
-	m, err := ParseManifest(f)
+	m, err := manifest.Parse(f)
 	if err != nil {
 		return nil, fmt.Errorf("imagestore: image %s: %w", digest, err)
 	}
@@ -88,7 +90,7 @@ func (s *Store) RootFS(digest string) string {
 	if err != nil {
 		return ""
 	}
-	return filepath.Join(s.imagePath(h), RootfsDir)
+	return filepath.Join(s.imagePath(h), manifest.RootfsDir)
 }
 
 // Remove deletes an image (and any upload part of it): it leaves

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"allium/manifest"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -67,11 +69,11 @@ func openTree(dst string) (*tree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("imagestore: %w", err)
 	}
-	if err := root.Mkdir(RootfsDir, 0o700); err != nil {
+	if err := root.Mkdir(manifest.RootfsDir, 0o700); err != nil {
 		root.Close()
 		return nil, fmt.Errorf("imagestore: unpack into %s: %w", dst, err)
 	}
-	top, err := root.OpenFile(RootfsDir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	top, err := root.OpenFile(manifest.RootfsDir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		root.Close()
 		return nil, fmt.Errorf("imagestore: %w", err)
@@ -118,7 +120,7 @@ func (t *tree) dirFD(rel string) (int, error) {
 	}
 	fd, err := unix.Openat(pfd, baseOf(rel), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, &os.PathError{Op: "openat", Path: RootfsDir + "/" + rel, Err: err}
+		return -1, &os.PathError{Op: "openat", Path: manifest.RootfsDir + "/" + rel, Err: err}
 	}
 	if len(t.cache) >= maxCachedDirs {
 		oldest := ""
@@ -142,9 +144,9 @@ func (t *tree) mkdirs(rel string) error {
 	case kindDir:
 		return nil
 	case kindLink:
-		return bad("%s/%s is a symlink: refusing to write through it", RootfsDir, rel)
+		return bad("%s/%s is a symlink: refusing to write through it", manifest.RootfsDir, rel)
 	case kindOther:
-		return bad("%s/%s is not a directory", RootfsDir, rel)
+		return bad("%s/%s is not a directory", manifest.RootfsDir, rel)
 	}
 	parent := parentOf(rel)
 	if err := t.mkdirs(parent); err != nil {
@@ -155,7 +157,7 @@ func (t *tree) mkdirs(rel string) error {
 		return err
 	}
 	if err := unix.Mkdirat(pfd, baseOf(rel), 0o700); err != nil {
-		return &os.PathError{Op: "mkdirat", Path: RootfsDir + "/" + rel, Err: err}
+		return &os.PathError{Op: "mkdirat", Path: manifest.RootfsDir + "/" + rel, Err: err}
 	}
 	t.nodes[rel] = kindDir
 	t.dirs[rel] = &dirMeta{mode: 0o755}
@@ -166,7 +168,7 @@ func (t *tree) mkdirs(rel string) error {
 // returns the parent's descriptor and rel's name in it.
 func (t *tree) prepare(rel string, k kind) (int, string, error) {
 	if rel == "" {
-		return -1, "", bad("%s/ must be a directory", RootfsDir)
+		return -1, "", bad("%s/ must be a directory", manifest.RootfsDir)
 	}
 	if err := t.mkdirs(parentOf(rel)); err != nil {
 		return -1, "", err
@@ -181,7 +183,7 @@ func (t *tree) prepare(rel string, k kind) (int, string, error) {
 		return -1, "", bad("would replace a directory with another type")
 	case old == kindLink || old == kindOther:
 		if err := unix.Unlinkat(pfd, name, 0); err != nil {
-			return -1, "", &os.PathError{Op: "unlinkat", Path: RootfsDir + "/" + rel, Err: err}
+			return -1, "", &os.PathError{Op: "unlinkat", Path: manifest.RootfsDir + "/" + rel, Err: err}
 		}
 		delete(t.nodes, rel)
 	}
@@ -195,7 +197,7 @@ func (t *tree) dir(rel string, h *tar.Header) error {
 			return err
 		}
 		if err := unix.Mkdirat(pfd, name, 0o700); err != nil {
-			return &os.PathError{Op: "mkdirat", Path: RootfsDir + "/" + rel, Err: err}
+			return &os.PathError{Op: "mkdirat", Path: manifest.RootfsDir + "/" + rel, Err: err}
 		}
 		t.nodes[rel] = kindDir
 	}
@@ -211,11 +213,11 @@ func (t *tree) file(rel string, h *tar.Header, r io.Reader) (int64, error) {
 	}
 	fd, err := unix.Openat(pfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return 0, &os.PathError{Op: "openat", Path: RootfsDir + "/" + rel, Err: err}
+		return 0, &os.PathError{Op: "openat", Path: manifest.RootfsDir + "/" + rel, Err: err}
 	}
 	defer unix.Close(fd)
 	t.nodes[rel] = kindOther
-	n, err := io.CopyBuffer(fdWriter{fd, RootfsDir + "/" + rel}, r, t.buf)
+	n, err := io.CopyBuffer(fdWriter{fd, manifest.RootfsDir + "/" + rel}, r, t.buf)
 	if err != nil {
 		return n, err
 	}
@@ -237,7 +239,7 @@ func (t *tree) symlink(rel string, h *tar.Header) error {
 		return err
 	}
 	if err := unix.Symlinkat(h.Linkname, pfd, name); err != nil {
-		return &os.PathError{Op: "symlinkat", Path: RootfsDir + "/" + rel, Err: err}
+		return &os.PathError{Op: "symlinkat", Path: manifest.RootfsDir + "/" + rel, Err: err}
 	}
 	t.nodes[rel] = kindLink
 	return t.attrs(pfd, name, h, false)
@@ -300,7 +302,7 @@ func (t *tree) link(rel, target, name string) error {
 		return err
 	}
 	if err := unix.Linkat(tfd, baseOf(target), pfd, base, 0); err != nil {
-		return &os.PathError{Op: "linkat", Path: RootfsDir + "/" + rel, Err: err}
+		return &os.PathError{Op: "linkat", Path: manifest.RootfsDir + "/" + rel, Err: err}
 	}
 	t.nodes[rel] = kindOther
 	return nil
@@ -315,7 +317,7 @@ func (t *tree) node(rel string, h *tar.Header) error {
 	typ := map[byte]uint32{tar.TypeFifo: unix.S_IFIFO, tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK}[h.Typeflag]
 	dev := unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
 	if err := unix.Mknodat(pfd, name, typ|0o600, int(dev)); err != nil {
-		return &os.PathError{Op: "mknodat", Path: RootfsDir + "/" + rel, Err: err}
+		return &os.PathError{Op: "mknodat", Path: manifest.RootfsDir + "/" + rel, Err: err}
 	}
 	t.nodes[rel] = kindOther
 	return t.attrs(pfd, name, h, true)
@@ -404,7 +406,7 @@ func (t *tree) fixDir(rel string, m *dirMeta) error {
 		return err
 	}
 	if name == "" {
-		return t.root.Chtimes(RootfsDir, m.h.ModTime, m.h.ModTime)
+		return t.root.Chtimes(manifest.RootfsDir, m.h.ModTime, m.h.ModTime)
 	}
 	return setTimes(pfd, name, m.h)
 }
@@ -418,7 +420,7 @@ func fchmodat(dir int, name string, mode uint32) error {
 		err = unix.Fchmodat(dir, name, mode, 0)
 	}
 	if err != nil {
-		return &os.PathError{Op: "chmod", Path: RootfsDir + "/" + name, Err: err}
+		return &os.PathError{Op: "chmod", Path: manifest.RootfsDir + "/" + name, Err: err}
 	}
 	return nil
 }
@@ -426,13 +428,13 @@ func fchmodat(dir int, name string, mode uint32) error {
 func fchownat(dir int, name string, uid, gid int) error {
 	err := unix.Fchownat(dir, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH)
 	if err != nil {
-		return &os.PathError{Op: "chown", Path: RootfsDir + "/" + name, Err: err}
+		return &os.PathError{Op: "chown", Path: manifest.RootfsDir + "/" + name, Err: err}
 	}
 	return nil
 }
 
 func (t *tree) writeManifest(raw []byte) error {
-	if err := t.root.WriteFile(ManifestFile, raw, 0o644); err != nil {
+	if err := t.root.WriteFile(manifest.File, raw, 0o644); err != nil {
 		return fmt.Errorf("imagestore: %w", err)
 	}
 	return nil

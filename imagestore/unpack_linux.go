@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"runtime"
 	"strings"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/mholt/archives"
+
+	"allium/manifest"
 )
 
 // Unpack reads an image archive (a tar, compressed in any format
@@ -25,10 +26,10 @@ import (
 // Every entry is hostile until proven otherwise, and an error names the
 // entry it refuses:
 //
-//   - manifest.json must come before any rootfs/ entry (mkimage pack
-//     writes it first), because the manifest says whether devices and
-//     setuid files are wanted; other names outside rootfs/ are refused.
-//   - Names that are absolute or hold ".." are refused.
+//   - The archive's layout follows manifest.Layout, the rule the client
+//     checks too: manifest.json first (the manifest says whether devices
+//     and setuid files are wanted), everything else in rootfs/, no
+//     absolute names and no "..".
 //   - A symlink's target is resolved as the container will see it: an
 //     absolute target from rootfs (so /bin/sh -> /bin/busybox works), a
 //     relative one from the link's directory. It may not climb above
@@ -52,7 +53,7 @@ import (
 // Owners (numeric; only when running as root), modes and modification
 // times are applied; directories get theirs at the end. On error, dst
 // holds a partial tree: the caller removes it.
-func Unpack(ctx context.Context, archive io.Reader, dst string, lim Limits) (*Manifest, Stats, error) {
+func Unpack(ctx context.Context, archive io.Reader, dst string, lim Limits) (*manifest.Manifest, Stats, error) {
 	start := time.Now()
 	u := &unpacker{lim: lim}
 	m, err := u.run(ctx, archive, dst)
@@ -61,15 +62,16 @@ func Unpack(ctx context.Context, archive io.Reader, dst string, lim Limits) (*Ma
 }
 
 type unpacker struct {
-	lim   Limits
-	t     *tree
-	m     *Manifest
-	raw   []byte // manifest.json as read
-	stats Stats
-	last  string // the last entry read, for errors between entries
+	lim    Limits
+	t      *tree
+	m      *manifest.Manifest
+	raw    []byte // manifest.json as read
+	layout manifest.Layout
+	stats  Stats
+	last   string // the last entry read, for errors between entries
 }
 
-func (u *unpacker) run(ctx context.Context, archive io.Reader, dst string) (*Manifest, error) {
+func (u *unpacker) run(ctx context.Context, archive io.Reader, dst string) (*manifest.Manifest, error) {
 	t, err := openTree(dst)
 	if err != nil {
 		return nil, err
@@ -192,7 +194,7 @@ func (u *unpacker) end(read int64, stream io.Reader) error {
 		return bad("imagestore: more than %d bytes after the end of the tar", maxTrailing)
 	}
 	if u.m == nil {
-		return bad("imagestore: %s: missing; an image archive holds %s and %s/", ManifestFile, ManifestFile, RootfsDir)
+		return bad("imagestore: %s: missing; an image archive holds %s and %s/", manifest.File, manifest.File, manifest.RootfsDir)
 	}
 	return nil
 }
@@ -221,70 +223,40 @@ func (u *unpacker) streamError(err error, entry string) error {
 	return fmt.Errorf("imagestore: %w", err)
 }
 
-// entry checks one entry and writes it.
+// entry checks one entry against the layout rule and the node's policy,
+// and writes it.
 func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
-	if h.Typeflag == tar.TypeXGlobalHeader {
-		return nil // pax defaults (git archive writes one); archive/tar applies none
-	}
-	name, ok := cleanName(h.Name)
+	part, rel, err := u.layout.Next(h)
 	switch {
-	case !ok:
-		return &EntryError{h.Name, bad("path escapes the image")}
-	case name == "":
-		return nil // "./", the archive's top directory
-	case name == ManifestFile:
+	case err != nil:
+		return &EntryError{h.Name, bad("%v", err)}
+	case part == manifest.Skip:
+		return nil
+	case part == manifest.ManifestPart:
 		return u.manifest(h, r)
-	case name != RootfsDir && !strings.HasPrefix(name, RootfsDir+"/"):
-		return &EntryError{h.Name, bad("not %s nor under %s/", ManifestFile, RootfsDir)}
-	case u.m == nil:
-		return &EntryError{h.Name, bad("comes before %s; %s must be the archive's first entry "+
-			"(mkimage pack puts it first; with tar: tar -cf app.tar %s %s)", ManifestFile, ManifestFile, ManifestFile, RootfsDir)}
 	}
 	if err := u.check(h); err != nil {
 		return &EntryError{h.Name, err}
 	}
-	rel := strings.TrimPrefix(strings.TrimPrefix(name, RootfsDir), "/")
-	err := u.write(rel, h, r)
+	err = u.write(rel, h, r)
 	if err != nil && !errors.As(err, new(*EntryError)) {
 		err = &EntryError{h.Name, err}
 	}
 	return err
 }
 
-// cleanName strips a leading "./" and trailing slashes, and reports
-// whether the name stays inside the archive: not absolute, no "..".
-func cleanName(name string) (string, bool) {
-	for strings.HasPrefix(name, "./") {
-		name = name[2:]
-	}
-	if path.IsAbs(name) || strings.ContainsRune(name, 0) {
-		return "", false
-	}
-	for _, c := range strings.Split(name, "/") {
-		if c == ".." {
-			return "", false
-		}
-	}
-	if name = path.Clean(name); name == "." {
-		name = ""
-	}
-	return name, true
-}
-
 func (u *unpacker) manifest(h *tar.Header, r io.Reader) error {
 	switch {
-	case u.m != nil:
-		return &EntryError{h.Name, bad("a second %s", ManifestFile)}
 	case h.Typeflag != tar.TypeReg:
 		return &EntryError{h.Name, bad("not a regular file")}
-	case h.Size > maxManifest:
-		return &EntryError{h.Name, bad("%d bytes; a manifest has at most %d", h.Size, maxManifest)}
+	case h.Size > manifest.MaxSize:
+		return &EntryError{h.Name, bad("%d bytes; a manifest has at most %d", h.Size, manifest.MaxSize)}
 	}
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return u.streamError(err, h.Name)
 	}
-	m, err := ParseManifest(bytes.NewReader(raw))
+	m, err := manifest.Parse(bytes.NewReader(raw))
 	if err != nil {
 		return fmt.Errorf("imagestore: %w", invalid(err))
 	}
@@ -319,8 +291,8 @@ func (u *unpacker) check(h *tar.Header) error {
 			return bad("mode %#o is setuid or setgid; this node does not allow that in images", h.Mode&0o7777)
 		}
 	}
-	if h.Uid < 0 || h.Uid > maxID || h.Gid < 0 || h.Gid > maxID {
-		return bad("owner %d:%d: IDs go from 0 to %d", h.Uid, h.Gid, maxID)
+	if h.Uid < 0 || h.Uid > manifest.MaxID || h.Gid < 0 || h.Gid > manifest.MaxID {
+		return bad("owner %d:%d: IDs go from 0 to %d", h.Uid, h.Gid, manifest.MaxID)
 	}
 	if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeGNUSparse {
 		if h.Size > u.lim.MaxBytes-u.stats.Bytes {
@@ -352,9 +324,10 @@ func (u *unpacker) write(rel string, h *tar.Header, r io.Reader) error {
 }
 
 func (u *unpacker) hardlink(rel string, h *tar.Header) error {
-	target, ok := cleanName(h.Linkname)
-	if !ok || target != RootfsDir && !strings.HasPrefix(target, RootfsDir+"/") {
-		return bad("hard link to %q: outside %s/", h.Linkname, RootfsDir)
+	name, ok := manifest.CleanName(h.Linkname)
+	target, inRootfs := manifest.RootfsPath(name)
+	if !ok || !inRootfs {
+		return bad("hard link to %q: outside %s/", h.Linkname, manifest.RootfsDir)
 	}
-	return u.t.link(rel, strings.TrimPrefix(strings.TrimPrefix(target, RootfsDir), "/"), h.Linkname)
+	return u.t.link(rel, target, h.Linkname)
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"allium/manifest"
 )
 
 // goodTree has what real images hold: directories with odd modes,
@@ -59,7 +61,7 @@ func TestUnpackGood(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Unpack = %v", err)
 			}
-			want := &Manifest{Version: 1, Name: "app", Command: []string{"/bin/app", "-v"}}
+			want := &manifest.Manifest{Version: 1, Name: "app", Command: []string{"/bin/app", "-v"}}
 			if !reflect.DeepEqual(m, want) {
 				t.Errorf("Unpack manifest = %+v, want %+v", m, want)
 			}
@@ -72,12 +74,12 @@ func TestUnpackGood(t *testing.T) {
 	}
 }
 
-func checkGoodTree(t *testing.T, dst, manifest string) {
+func checkGoodTree(t *testing.T, dst, wantManifest string) {
 	t.Helper()
-	if b, err := os.ReadFile(filepath.Join(dst, ManifestFile)); string(b) != manifest {
-		t.Errorf("manifest.json = %q, %v; want %q", b, err, manifest)
+	if b, err := os.ReadFile(filepath.Join(dst, manifest.File)); string(b) != wantManifest {
+		t.Errorf("manifest.json = %q, %v; want %q", b, err, wantManifest)
 	}
-	r := filepath.Join(dst, RootfsDir)
+	r := filepath.Join(dst, manifest.RootfsDir)
 	for name, want := range map[string]string{
 		"bin/busybox": "#!busybox", "usr/lib/libx.so.1": "ELF", "etc/passwd.hard": "root:x:0:0::/:/bin/sh\n",
 		"dotted": "dot", "dup": "two", "relinked": "a file replaces a symlink, not its target", "ro/file": "read only",
@@ -223,7 +225,7 @@ var hostiles = []hostile{
 		want: "manifest.json: missing"},
 	{name: "manifest-twice", build: imageOf(manifestEnt(testManifest)),
 		entry: "manifest.json", want: "a second manifest.json"},
-	{name: "manifest-bad", build: withManifest(with(`"restart": {"delay": "5x"}`)),
+	{name: "manifest-bad", build: withManifest(`{"version": 1, "name": "app", "command": ["/bin/app"], "restart": {"delay": "5x"}}`),
 		want: `manifest.json: restart.delay "5x": not a duration (e.g. "5s")`},
 	{name: "rootfs-not-dir", build: withManifest(testManifest, fileEnt("rootfs", "", 0o644)),
 		entry: "rootfs", want: "rootfs/ must be a directory"},

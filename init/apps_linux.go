@@ -2,7 +2,8 @@ package main
 
 import (
 	"context"
-	"strings"
+
+	"allium/manifest"
 
 	"encoding/json"
 	"errors"
@@ -247,7 +248,7 @@ func (a *apps) PutContainer(ctx context.Context, name string, req api.ContainerR
 }
 
 // add prepares name's root, records it and hands it to the supervisor.
-func (a *apps) add(name, image string, m *imagestore.Manifest, hist supervisor.History, running bool) error {
+func (a *apps) add(name, image string, m *manifest.Manifest, hist supervisor.History, running bool) error {
 	mode, err := a.roots.prepare(name, a.store.RootFS(image), m)
 	if err != nil {
 		return api.Unavailable("prepare the root of %s: %v", name, err)
@@ -284,9 +285,9 @@ func (a *apps) SignalContainer(ctx context.Context, name, signal string) (api.Co
 	}
 	sig := unix.SIGKILL
 	if signal != "" {
-		n, ok := imagestore.Signals[strings.TrimPrefix(strings.ToUpper(signal), "SIG")]
-		if !ok {
-			return api.Container{}, api.BadRequest("signal %q: not a signal name (e.g. \"SIGTERM\")", signal)
+		n, err := manifest.ParseSignal(signal)
+		if err != nil {
+			return api.Container{}, api.BadRequest("signal %v", err)
 		}
 		sig = unix.Signal(n)
 	}

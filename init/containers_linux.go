@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"allium/imagestore"
+	"allium/manifest"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,7 +39,7 @@ func (r roots) volume(name, vol string) string {
 // prepare mounts (or copies) the image's rootfs as name's root and binds
 // its volumes. It is idempotent: a root already mounted is unmounted
 // first, so a boot after a power cut starts clean.
-func (r roots) prepare(name, image string, m *imagestore.Manifest) (mode string, err error) {
+func (r roots) prepare(name, image string, m *manifest.Manifest) (mode string, err error) {
 	r.release(name)
 	root := r.root(name)
 	if err := os.MkdirAll(root, 0o755); err != nil {
@@ -80,7 +80,7 @@ func (r roots) mountOverlay(name, image string) (string, error) {
 	return "copy", copyTree(image, r.root(name))
 }
 
-func (r roots) bindVolume(name string, v imagestore.Volume) error {
+func (r roots) bindVolume(name string, v manifest.Volume) error {
 	src := r.volume(name, v.Name)
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return err

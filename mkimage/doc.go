@@ -27,7 +27,7 @@
 //     hiddenservice's key files.
 //   - The QEMU command line for local boots (qemu.go, a pure function).
 //   - Writing native container images (pack*.go): manifest.json first,
-//     built as an imagestore.Manifest and checked with ParseManifest, then
+//     built as a manifest.Manifest and checked with manifest.Parse, then
 //     rootfs/, sorted and reproducible; from a directory, or from one
 //     program and the loader and libraries its ELF headers name (elf.go:
 //     PT_INTERP, DT_NEEDED, RPATH/RUNPATH with $ORIGIN, the system library
@@ -44,7 +44,7 @@
 //     takes the module list from rootfs.Modules.
 //   - Booting QEMU in tests: qemu-tests does that, with its own waits.
 //   - Reading container images: imagestore validates and unpacks them on
-//     the node; pack only promises that ParseManifest accepts its
+//     the node; pack only promises that manifest.Parse accepts its
 //     manifest. Whether setuid bits, device nodes or FIFOs are accepted
 //     is the node's decision.
 //   - Running tor: init does, through hiddenservice, with the baked key.

@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"allium/manifest"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-
-	"allium/imagestore"
 )
 
 // packFlags are the flags of `mkimage pack`.
@@ -99,7 +99,7 @@ type pack struct {
 	base     string // the output's name without extensions
 	policy   entryPolicy
 	manifest []byte
-	m        *imagestore.Manifest
+	m        *manifest.Manifest
 	nodes    []node
 	deps     elfDeps
 	written  countWriter

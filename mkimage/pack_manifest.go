@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
+	"allium/manifest"
 
-	"allium/imagestore"
+	"github.com/spf13/pflag"
 )
 
 // manifestFlags are the flags of `mkimage pack` that fill in
@@ -37,7 +37,7 @@ type manifestFlags struct {
 }
 
 func (f *manifestFlags) register(fl *pflag.FlagSet) {
-	f.restart = choiceFlag{choices: []string{imagestore.RestartAlways, imagestore.RestartOnFailure, imagestore.RestartNever}}
+	f.restart = choiceFlag{choices: []string{manifest.RestartAlways, manifest.RestartOnFailure, manifest.RestartNever}}
 	fl.StringVar(&f.cmd, "cmd", "", `the command: "/bin/httpd -f -p 8080" (split at spaces, '' and "" quote) or a JSON array`)
 	fl.StringVar(&f.name, "name", "", "the container's name (default: the output's name without extensions)")
 	fl.StringArrayVar(&f.env, "env", nil, "KEY=VALUE in the workload's environment (repeatable)")
@@ -58,25 +58,25 @@ func (f *manifestFlags) register(fl *pflag.FlagSet) {
 // manifestEdit is what one flag does to a manifest.
 type manifestEdit struct {
 	flag  string
-	apply func(*imagestore.Manifest) error
+	apply func(*manifest.Manifest) error
 }
 
 func (f *manifestFlags) edits() []manifestEdit {
 	return []manifestEdit{
-		{"name", func(m *imagestore.Manifest) error { m.Name = f.name; return nil }},
-		{"cmd", func(m *imagestore.Manifest) (err error) { m.Command, err = splitCommand(f.cmd); return err }},
+		{"name", func(m *manifest.Manifest) error { m.Name = f.name; return nil }},
+		{"cmd", func(m *manifest.Manifest) (err error) { m.Command, err = splitCommand(f.cmd); return err }},
 		{"env", f.applyEnv},
-		{"user", func(m *imagestore.Manifest) error { m.User = f.user; return nil }},
-		{"workdir", func(m *imagestore.Manifest) error { m.Workdir = f.workdir; return nil }},
-		{"restart", func(m *imagestore.Manifest) error { m.Restart.Policy = f.restart.value; return nil }},
-		{"stop-signal", func(m *imagestore.Manifest) error { m.Stop.Signal = f.stopSignal; return nil }},
+		{"user", func(m *manifest.Manifest) error { m.User = f.user; return nil }},
+		{"workdir", func(m *manifest.Manifest) error { m.Workdir = f.workdir; return nil }},
+		{"restart", func(m *manifest.Manifest) error { m.Restart.Policy = f.restart.value; return nil }},
+		{"stop-signal", func(m *manifest.Manifest) error { m.Stop.Signal = f.stopSignal; return nil }},
 		{"stop-timeout", f.applyStopTimeout},
 		{"volume", f.applyVolumes},
 		{"port", f.applyPorts},
-		{"ready-tcp", func(m *imagestore.Manifest) error { m.Ready = &imagestore.Ready{TCP: f.readyTCP}; return nil }},
-		{"ready-http", func(m *imagestore.Manifest) error { m.Ready = &imagestore.Ready{HTTP: f.readyHTTP}; return nil }},
-		{"allow-setuid", func(m *imagestore.Manifest) error { m.Allow.Setuid = f.allowSetuid; return nil }},
-		{"allow-devices", func(m *imagestore.Manifest) error { m.Allow.Devices = f.allowDevices; return nil }},
+		{"ready-tcp", func(m *manifest.Manifest) error { m.Ready = &manifest.Ready{TCP: f.readyTCP}; return nil }},
+		{"ready-http", func(m *manifest.Manifest) error { m.Ready = &manifest.Ready{HTTP: f.readyHTTP}; return nil }},
+		{"allow-setuid", func(m *manifest.Manifest) error { m.Allow.Setuid = f.allowSetuid; return nil }},
+		{"allow-devices", func(m *manifest.Manifest) error { m.Allow.Devices = f.allowDevices; return nil }},
 	}
 }
 
@@ -84,12 +84,12 @@ func (f *manifestFlags) edits() []manifestEdit {
 // first checked alone, on an otherwise valid manifest, so a bad value is
 // a usage error naming its flag and saying, in the manifest's words,
 // what is wrong.
-func (f *manifestFlags) applyFlags(fl *pflag.FlagSet, m *imagestore.Manifest) error {
+func (f *manifestFlags) applyFlags(fl *pflag.FlagSet, m *manifest.Manifest) error {
 	for _, e := range f.edits() {
 		if !fl.Changed(e.flag) {
 			continue
 		}
-		probe := imagestore.Manifest{Version: imagestore.ManifestVersion, Name: "probe", Command: []string{"/probe"}}
+		probe := manifest.Manifest{Version: manifest.Version, Name: "probe", Command: []string{"/probe"}}
 		err := e.apply(&probe)
 		if err == nil {
 			err = probe.Validate()
@@ -104,7 +104,7 @@ func (f *manifestFlags) applyFlags(fl *pflag.FlagSet, m *imagestore.Manifest) er
 	return nil
 }
 
-func (f *manifestFlags) applyEnv(m *imagestore.Manifest) error {
+func (f *manifestFlags) applyEnv(m *manifest.Manifest) error {
 	for _, kv := range f.env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -118,41 +118,41 @@ func (f *manifestFlags) applyEnv(m *imagestore.Manifest) error {
 	return nil
 }
 
-func (f *manifestFlags) applyStopTimeout(m *imagestore.Manifest) error {
+func (f *manifestFlags) applyStopTimeout(m *manifest.Manifest) error {
 	if f.stopTimeout <= 0 {
 		return fmt.Errorf("%v: want a positive duration such as 10s", f.stopTimeout)
 	}
-	m.Stop.Timeout = imagestore.Duration{D: f.stopTimeout}
+	m.Stop.Timeout = manifest.Duration{D: f.stopTimeout}
 	return nil
 }
 
-func (f *manifestFlags) applyVolumes(m *imagestore.Manifest) error {
+func (f *manifestFlags) applyVolumes(m *manifest.Manifest) error {
 	for _, v := range f.volumes {
 		name, p, ok := strings.Cut(v, ":")
 		if !ok {
 			return fmt.Errorf("%q: want NAME:/path, e.g. data:/var/lib/app", v)
 		}
-		m.Volumes = append(m.Volumes, imagestore.Volume{Name: name, Path: p})
+		m.Volumes = append(m.Volumes, manifest.Volume{Name: name, Path: p})
 	}
 	return nil
 }
 
-func (f *manifestFlags) applyPorts(m *imagestore.Manifest) error {
+func (f *manifestFlags) applyPorts(m *manifest.Manifest) error {
 	for _, s := range f.ports {
 		num, proto, _ := strings.Cut(s, "/")
 		n, err := strconv.Atoi(num)
 		if err != nil {
 			return fmt.Errorf("%q: want PORT or PORT/udp, e.g. 8080 or 53/udp", s)
 		}
-		m.Ports = append(m.Ports, imagestore.Port{Port: n, Protocol: proto})
+		m.Ports = append(m.Ports, manifest.Port{Port: n, Protocol: proto})
 	}
 	return nil
 }
 
 // readBase reads the --manifest file without validating it: the flags
 // may supply what it lacks. Unknown fields are still an error.
-func readBase(file string) (*imagestore.Manifest, error) {
-	m := &imagestore.Manifest{}
+func readBase(file string) (*manifest.Manifest, error) {
+	m := &manifest.Manifest{}
 	if file == "" {
 		return m, nil
 	}
@@ -163,7 +163,7 @@ func readBase(file string) (*imagestore.Manifest, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(m); err != nil {
-		return nil, fmt.Errorf("--manifest %s: %w: fix the file (see imagestore.Manifest for the fields)", file, err)
+		return nil, fmt.Errorf("--manifest %s: %w: fix the file (see manifest.Manifest for the fields)", file, err)
 	}
 	return m, nil
 }
@@ -176,13 +176,13 @@ type manifestDefaults struct {
 
 // buildManifest makes manifest.json from --manifest, the flags and the
 // defaults, and returns it marshalled, as ParseManifest accepts it.
-func (f *manifestFlags) buildManifest(fl *pflag.FlagSet, def manifestDefaults) ([]byte, *imagestore.Manifest, error) {
+func (f *manifestFlags) buildManifest(fl *pflag.FlagSet, def manifestDefaults) ([]byte, *manifest.Manifest, error) {
 	m, err := readBase(f.base)
 	if err != nil {
 		return nil, nil, err
 	}
 	if m.Version == 0 {
-		m.Version = imagestore.ManifestVersion
+		m.Version = manifest.Version
 	}
 	if err := f.applyFlags(fl, m); err != nil {
 		return nil, nil, err
@@ -195,7 +195,7 @@ func (f *manifestFlags) buildManifest(fl *pflag.FlagSet, def manifestDefaults) (
 		return nil, nil, err
 	}
 	b = append(b, '\n')
-	if _, err := imagestore.ParseManifest(bytes.NewReader(b)); err != nil {
+	if _, err := manifest.Parse(bytes.NewReader(b)); err != nil {
 		if f.base != "" {
 			return nil, nil, fmt.Errorf("--manifest %s with the flags: %w", f.base, err)
 		}
@@ -204,7 +204,7 @@ func (f *manifestFlags) buildManifest(fl *pflag.FlagSet, def manifestDefaults) (
 	return b, m, nil
 }
 
-func fillDefaults(m *imagestore.Manifest, def manifestDefaults) error {
+func fillDefaults(m *manifest.Manifest, def manifestDefaults) error {
 	if len(m.Command) == 0 {
 		m.Command = def.command
 	}
@@ -214,7 +214,7 @@ func fillDefaults(m *imagestore.Manifest, def manifestDefaults) error {
 	if m.Name != "" {
 		return nil
 	}
-	if err := imagestore.ValidName(def.name); err != nil {
+	if err := manifest.ValidName(def.name); err != nil {
 		return usagef("--name is required: the output's name gives no container name: %w", err)
 	}
 	m.Name = def.name

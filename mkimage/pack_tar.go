@@ -23,7 +23,7 @@ import (
 	"sort"
 	"time"
 
-	"allium/imagestore"
+	"allium/manifest"
 )
 
 // node is one entry below rootfs/.
@@ -73,7 +73,7 @@ func linkHardLinks(nodes []node) {
 // tarName is a node's name in the archive: "rootfs/usr/bin/true", with a
 // trailing slash for a directory.
 func tarName(name string, typ byte) string {
-	n := path.Join(imagestore.RootfsDir, name)
+	n := path.Join(manifest.RootfsDir, name)
 	if typ == tar.TypeDir {
 		n += "/"
 	}
@@ -82,15 +82,15 @@ func tarName(name string, typ byte) string {
 
 // writeImage writes the image's tar: manifest first, then nodes, which
 // must be sorted and hold a node named "" (rootfs/ itself) first.
-func writeImage(w io.Writer, manifest []byte, mtime time.Time, nodes []node) error {
+func writeImage(w io.Writer, mf []byte, mtime time.Time, nodes []node) error {
 	tw := tar.NewWriter(w)
-	hdr := &tar.Header{Name: imagestore.ManifestFile, Typeflag: tar.TypeReg, Mode: 0o644,
-		Size: int64(len(manifest)), ModTime: mtime}
+	hdr := &tar.Header{Name: manifest.File, Typeflag: tar.TypeReg, Mode: 0o644,
+		Size: int64(len(mf)), ModTime: mtime}
 	if err := tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("%s: %w", imagestore.ManifestFile, err)
+		return fmt.Errorf("%s: %w", manifest.File, err)
 	}
-	if _, err := tw.Write(manifest); err != nil {
-		return fmt.Errorf("%s: %w", imagestore.ManifestFile, err)
+	if _, err := tw.Write(mf); err != nil {
+		return fmt.Errorf("%s: %w", manifest.File, err)
 	}
 	for i := range nodes {
 		if err := writeNode(tw, &nodes[i]); err != nil {

@@ -17,9 +17,9 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/mholt/archives"
+	"allium/manifest"
 
-	"allium/imagestore"
+	"github.com/mholt/archives"
 )
 
 // tarEntry is one member of an image read back.
@@ -84,12 +84,12 @@ func byName(entries []tarEntry) map[string]tarEntry {
 
 // manifestOf checks that the first entry is a manifest ParseManifest
 // accepts, and returns it.
-func manifestOf(t *testing.T, entries []tarEntry) *imagestore.Manifest {
+func manifestOf(t *testing.T, entries []tarEntry) *manifest.Manifest {
 	t.Helper()
-	if len(entries) == 0 || entries[0].hdr.Name != imagestore.ManifestFile {
-		t.Fatalf("first entry = %v, want %s", entries[:min(len(entries), 1)], imagestore.ManifestFile)
+	if len(entries) == 0 || entries[0].hdr.Name != manifest.File {
+		t.Fatalf("first entry = %v, want %s", entries[:min(len(entries), 1)], manifest.File)
 	}
-	m, err := imagestore.ParseManifest(bytes.NewReader(entries[0].data))
+	m, err := manifest.Parse(bytes.NewReader(entries[0].data))
 	if err != nil {
 		t.Fatalf("ParseManifest(%s) = %v", entries[0].data, err)
 	}
@@ -157,13 +157,13 @@ func TestPackDir(t *testing.T) {
 	t.Logf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	entries := readImage(t, out)
 	got := manifestOf(t, entries)
-	want := &imagestore.Manifest{Version: 1, Name: "web", Command: []string{"/bin/app", "-p", "8080 x"},
+	want := &manifest.Manifest{Version: 1, Name: "web", Command: []string{"/bin/app", "-p", "8080 x"},
 		Env: map[string]string{"A": "1", "B": "x=y"}, User: "nobody", Workdir: "/srv",
-		Restart: imagestore.Restart{Policy: "on-failure"},
-		Stop:    imagestore.Stop{Signal: "SIGINT", Timeout: imagestore.Duration{D: 3 * time.Second}},
-		Volumes: []imagestore.Volume{{Name: "data", Path: "/var/lib/data"}},
-		Ports:   []imagestore.Port{{Port: 8080}, {Port: 53, Protocol: "udp"}},
-		Ready:   &imagestore.Ready{TCP: 8080}}
+		Restart: manifest.Restart{Policy: "on-failure"},
+		Stop:    manifest.Stop{Signal: "SIGINT", Timeout: manifest.Duration{D: 3 * time.Second}},
+		Volumes: []manifest.Volume{{Name: "data", Path: "/var/lib/data"}},
+		Ports:   []manifest.Port{{Port: 8080}, {Port: 53, Protocol: "udp"}},
+		Ready:   &manifest.Ready{TCP: 8080}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("manifest = %s, want %s", jsonString(got), jsonString(want))
 	}
@@ -189,8 +189,8 @@ func checkSorted(t *testing.T, entries []tarEntry) {
 	for _, e := range entries[1:] {
 		names = append(names, strings.TrimSuffix(e.hdr.Name, "/"))
 	}
-	if !slices.IsSorted(names) || names[0] != imagestore.RootfsDir {
-		t.Errorf("names = %q, want sorted, starting with %s", names, imagestore.RootfsDir)
+	if !slices.IsSorted(names) || names[0] != manifest.RootfsDir {
+		t.Errorf("names = %q, want sorted, starting with %s", names, manifest.RootfsDir)
 	}
 }
 
@@ -329,8 +329,8 @@ func TestPackManifestBase(t *testing.T) {
 		t.Fatalf("pack = %d; stderr:\n%s", code, stderr)
 	}
 	got := manifestOf(t, readImage(t, out))
-	want := &imagestore.Manifest{Version: 1, Name: "svc", Command: []string{"/bin/svc"}, User: "1000",
-		Env: map[string]string{"A": "flag", "KEEP": "1"}, Resources: imagestore.Resources{Pids: 64}}
+	want := &manifest.Manifest{Version: 1, Name: "svc", Command: []string{"/bin/svc"}, User: "1000",
+		Env: map[string]string{"A": "flag", "KEEP": "1"}, Resources: manifest.Resources{Pids: 64}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("manifest = %s, want %s", jsonString(got), jsonString(want))
 	}

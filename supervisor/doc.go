@@ -21,7 +21,7 @@
 // them to the API's wire types. It does not unpack images, mount
 // volumes, or reap: it starts processes through a Starter (PID 1's
 // reaper, the one caller of wait4) and signals them through a Killer.
-// It imports imagestore for the Manifest type only.
+// It imports manifest for the Manifest type only.
 //
 // Wiring, in init: dispatch "init shim" to ShimMain before anything
 // else; New(Options{Starter: the reaper, OnEvent: persist History and

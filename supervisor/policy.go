@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"allium/imagestore"
+	"allium/manifest"
 )
 
 // ExitNoRestart is the exit code by which a workload says "do not
@@ -28,7 +28,7 @@ const (
 // 1 s doubling to 5 min ±20%, reset after a 60 s run, and a crashloop
 // after 10 failures in 10 min that retries every 30 min.
 type Policy struct {
-	// Mode is imagestore.RestartAlways (also ""), RestartOnFailure or
+	// Mode is manifest.RestartAlways (also ""), RestartOnFailure or
 	// RestartNever.
 	Mode string `json:"mode,omitempty"`
 	// NoRestartCodes are exit codes after which the container stays
@@ -56,7 +56,7 @@ type Policy struct {
 }
 
 // PolicyFrom is the Policy a manifest asks for.
-func PolicyFrom(r imagestore.Restart) Policy {
+func PolicyFrom(r manifest.Restart) Policy {
 	return Policy{
 		Mode:           r.Policy,
 		NoRestartCodes: slices.Clone(r.NoRestartCodes),
@@ -205,9 +205,9 @@ func (p Policy) wantsRestart(ex Exit) (bool, string) {
 		return false, fmt.Sprintf("exit %d is in no_restart_codes", ex.Code)
 	case exited && slices.Contains(p.RestartCodes, ex.Code):
 		return true, ""
-	case p.Mode == imagestore.RestartNever:
+	case p.Mode == manifest.RestartNever:
 		return false, "restart policy is never"
-	case p.Mode == imagestore.RestartOnFailure && exited && ex.Code == 0:
+	case p.Mode == manifest.RestartOnFailure && exited && ex.Code == 0:
 		return false, "exit 0 and the restart policy is on-failure"
 	}
 	return true, ""

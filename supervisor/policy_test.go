@@ -7,7 +7,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"allium/imagestore"
+	"allium/manifest"
 )
 
 // half is a random source that makes the jitter vanish.
@@ -53,12 +53,12 @@ func TestDecide(t *testing.T) {
 		{"no_restart_codes", Policy{NoRestartCodes: []int{3}}, History{}, 0, exitCode(3), StayDown, 0, 0, 0, false},
 		{"a code not in no_restart_codes", Policy{NoRestartCodes: []int{3}}, History{}, 0, exitCode(4), Restart, time.Second, time.Second, 1, false},
 		{"a signal matches no code list", Policy{NoRestartCodes: []int{137}}, History{}, 0, killedBy("SIGKILL", 9), Restart, time.Second, time.Second, 1, false},
-		{"never", Policy{Mode: imagestore.RestartNever}, History{}, 0, exitCode(1), StayDown, 0, 0, 0, false},
-		{"never, but restart_codes", Policy{Mode: imagestore.RestartNever, RestartCodes: []int{1}}, History{}, 0, exitCode(1), Restart, time.Second, time.Second, 1, false},
-		{"on-failure, exit 0", Policy{Mode: imagestore.RestartOnFailure}, History{}, 0, exitCode(0), StayDown, 0, 0, 0, false},
-		{"on-failure, exit 1", Policy{Mode: imagestore.RestartOnFailure}, History{}, 0, exitCode(1), Restart, time.Second, time.Second, 1, false},
-		{"on-failure, a signal", Policy{Mode: imagestore.RestartOnFailure}, History{}, 0, killedBy("SIGSEGV", 11), Restart, time.Second, time.Second, 1, false},
-		{"on-failure, exit 0 in restart_codes", Policy{Mode: imagestore.RestartOnFailure, RestartCodes: []int{0}}, History{}, 0, exitCode(0), Restart, time.Second, time.Second, 1, false},
+		{"never", Policy{Mode: manifest.RestartNever}, History{}, 0, exitCode(1), StayDown, 0, 0, 0, false},
+		{"never, but restart_codes", Policy{Mode: manifest.RestartNever, RestartCodes: []int{1}}, History{}, 0, exitCode(1), Restart, time.Second, time.Second, 1, false},
+		{"on-failure, exit 0", Policy{Mode: manifest.RestartOnFailure}, History{}, 0, exitCode(0), StayDown, 0, 0, 0, false},
+		{"on-failure, exit 1", Policy{Mode: manifest.RestartOnFailure}, History{}, 0, exitCode(1), Restart, time.Second, time.Second, 1, false},
+		{"on-failure, a signal", Policy{Mode: manifest.RestartOnFailure}, History{}, 0, killedBy("SIGSEGV", 11), Restart, time.Second, time.Second, 1, false},
+		{"on-failure, exit 0 in restart_codes", Policy{Mode: manifest.RestartOnFailure, RestartCodes: []int{0}}, History{}, 0, exitCode(0), Restart, time.Second, time.Second, 1, false},
 		{"the 10th failure in 10 min is a crashloop", always, History{Delay: 256 * time.Second, Failures: ago(9)}, 0, exitCode(1), CrashloopRetry, 30 * time.Minute, 256 * time.Second, 10, true},
 		{"failures older than the window do not count", always, History{Delay: 8 * time.Second, Failures: append([]time.Time{t0.Add(-11 * time.Minute)}, ago(8)...)}, 0, exitCode(1), Restart, 16 * time.Second, 16 * time.Second, 9, false},
 		{"failures in the future (clock set back) do not count", always, History{Failures: append(ago(8), t0.Add(time.Hour))}, 0, exitCode(1), Restart, time.Second, time.Second, 9, false},
@@ -171,17 +171,17 @@ func TestHistoryJSON(t *testing.T) {
 }
 
 func TestPolicyFrom(t *testing.T) {
-	r := imagestore.Restart{
+	r := manifest.Restart{
 		Policy: "on-failure", NoRestartCodes: []int{3}, RestartCodes: []int{4},
-		Delay: imagestore.Duration{D: 2 * time.Second}, MaxDelay: imagestore.Duration{D: time.Minute},
-		ResetAfter: imagestore.Duration{D: 10 * time.Second},
+		Delay: manifest.Duration{D: 2 * time.Second}, MaxDelay: manifest.Duration{D: time.Minute},
+		ResetAfter: manifest.Duration{D: 10 * time.Second},
 	}
 	got := PolicyFrom(r)
 	want := Policy{Mode: "on-failure", NoRestartCodes: []int{3}, RestartCodes: []int{4}, Delay: 2 * time.Second, MaxDelay: time.Minute, ResetAfter: 10 * time.Second}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("PolicyFrom(%+v) = %+v, want %+v", r, got, want)
 	}
-	if got := PolicyFrom(imagestore.Restart{}).withDefaults(); got.Delay != time.Second || got.MaxDelay != 5*time.Minute ||
+	if got := PolicyFrom(manifest.Restart{}).withDefaults(); got.Delay != time.Second || got.MaxDelay != 5*time.Minute ||
 		got.ResetAfter != time.Minute || got.Burst != 10 || got.Window != 10*time.Minute || got.CrashloopRetry != 30*time.Minute || got.Jitter != 0.2 {
 		t.Errorf("PolicyFrom(zero).withDefaults() = %+v, want DESIGN.md's defaults", got)
 	}

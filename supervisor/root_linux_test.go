@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"allium/imagestore"
+	"allium/manifest"
 
 	"golang.org/x/sys/unix"
 )
@@ -187,10 +187,10 @@ func (h *rootHarness) add(s Spec) int {
 func TestRootIdentity(t *testing.T) {
 	needRoot(t)
 	root, logs := busyboxRoot(t), t.TempDir()
-	m := &imagestore.Manifest{
+	m := &manifest.Manifest{
 		Version: 1, Name: "id", User: "app", Workdir: "/home/app", Env: map[string]string{"GREETING": "hi"},
 		Command:   []string{"sh", "-c", "id -u; id -G; ulimit -n; echo oops >&2; exec sleep 1000"},
-		Resources: imagestore.Resources{Rlimits: map[string]uint64{"nofile": 64}},
+		Resources: manifest.Resources{Rlimits: map[string]uint64{"nofile": 64}},
 	}
 	spec, err := FromManifest(m, "id", root, logs)
 	if err != nil {

@@ -9,11 +9,10 @@ import (
 	"path"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
-	"allium/imagestore"
+	"allium/manifest"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,7 +38,7 @@ type Spec struct {
 	UID    uint32   `json:"uid"`
 	GID    uint32   `json:"gid"`
 	Groups []uint32 `json:"groups,omitempty"`
-	// Rlimits by imagestore.Rlimits name; each sets the soft and hard
+	// Rlimits by manifest.Rlimits name; each sets the soft and hard
 	// limit. Unset limits are inherited from PID 1.
 	Rlimits map[string]uint64 `json:"rlimits,omitempty"`
 	// StopSignal is sent to the process group first; 0 means SIGTERM.
@@ -114,7 +113,7 @@ func (s *Spec) readyTimeout() time.Duration {
 	return s.ReadyTimeout
 }
 
-// rlimitResources maps imagestore.Rlimits names to RLIMIT_* numbers.
+// rlimitResources maps manifest.Rlimits names to RLIMIT_* numbers.
 var rlimitResources = map[string]int{
 	"as": unix.RLIMIT_AS, "core": unix.RLIMIT_CORE, "cpu": unix.RLIMIT_CPU,
 	"data": unix.RLIMIT_DATA, "fsize": unix.RLIMIT_FSIZE, "memlock": unix.RLIMIT_MEMLOCK,
@@ -200,7 +199,7 @@ func withStatus(cmd *exec.Cmd, status *os.File, readyFD int, ready *os.File) {
 // FromManifest is the Spec of a container called name running the image
 // m with its root at root and logs in logDir. It resolves the user in
 // root's /etc/passwd, so root must be in place.
-func FromManifest(m *imagestore.Manifest, name, root, logDir string) (Spec, error) {
+func FromManifest(m *manifest.Manifest, name, root, logDir string) (Spec, error) {
 	if lvl := m.Isolation.Minimum; lvl != "" && lvl != "chroot" {
 		return Spec{}, fmt.Errorf("%w: %s needs isolation %q; this supervisor runs containers at the chroot rung only", ErrIsolation, name, lvl)
 	}
@@ -215,7 +214,11 @@ func FromManifest(m *imagestore.Manifest, name, root, logDir string) (Spec, erro
 		LogDir: logDir, Policy: PolicyFrom(m.Restart),
 	}
 	if m.Stop.Signal != "" {
-		s.StopSignal = unix.Signal(imagestore.Signals[strings.TrimPrefix(strings.ToUpper(m.Stop.Signal), "SIG")])
+		n, err := manifest.ParseSignal(m.Stop.Signal)
+		if err != nil {
+			return Spec{}, fmt.Errorf("stop.signal %w", err)
+		}
+		s.StopSignal = unix.Signal(n)
 	}
 	if r := m.Ready; r != nil {
 		s.ReadyTimeout = r.Timeout.D

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"allium/imagestore"
+	"allium/manifest"
 
 	"golang.org/x/sys/unix"
 )
@@ -143,13 +143,13 @@ func TestFromManifest(t *testing.T) {
 	root := t.TempDir()
 	writeFile(t, filepath.Join(root, "etc/passwd"), testPasswd)
 	writeFile(t, filepath.Join(root, "etc/group"), testGroup)
-	m := &imagestore.Manifest{
+	m := &manifest.Manifest{
 		Version: 1, Name: "web", Command: []string{"/bin/httpd", "-f"}, Env: map[string]string{"A": "1"},
 		Workdir: "/srv", User: "app",
-		Restart:   imagestore.Restart{Policy: "on-failure", Delay: imagestore.Duration{D: 2 * time.Second}},
-		Stop:      imagestore.Stop{Signal: "sigquit", Timeout: imagestore.Duration{D: 3 * time.Second}},
-		Resources: imagestore.Resources{Rlimits: map[string]uint64{"nofile": 64}},
-		Ready:     &imagestore.Ready{TCP: 8080, Timeout: imagestore.Duration{D: 9 * time.Second}},
+		Restart:   manifest.Restart{Policy: "on-failure", Delay: manifest.Duration{D: 2 * time.Second}},
+		Stop:      manifest.Stop{Signal: "sigquit", Timeout: manifest.Duration{D: 3 * time.Second}},
+		Resources: manifest.Resources{Rlimits: map[string]uint64{"nofile": 64}},
+		Ready:     &manifest.Ready{TCP: 8080, Timeout: manifest.Duration{D: 9 * time.Second}},
 	}
 	got, err := FromManifest(m, "web1", root, "/logs/web1")
 	if err != nil {
@@ -167,7 +167,7 @@ func TestFromManifest(t *testing.T) {
 		t.Errorf("FromManifest() =\n%+v\nwant\n%+v", got, want)
 	}
 
-	m.Ready = &imagestore.Ready{FD: 3}
+	m.Ready = &manifest.Ready{FD: 3}
 	if got, err := FromManifest(m, "web1", root, ""); err != nil || got.ReadyFD != 3 || got.Ready != nil {
 		t.Errorf("FromManifest(ready fd 3) = ready %v fd %d, %v; want fd 3", got.Ready, got.ReadyFD, err)
 	}

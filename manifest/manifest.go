@@ -1,4 +1,4 @@
-package imagestore
+package manifest
 
 import (
 	"bytes"
@@ -13,11 +13,11 @@ import (
 	"strings"
 )
 
-// ManifestVersion is the manifest schema this node understands.
-const ManifestVersion = 1
+// Version is the manifest schema this node understands.
+const Version = 1
 
-// ManifestFile is the manifest's name at the root of an image archive.
-const ManifestFile = "manifest.json"
+// File is the manifest's name at the root of an image archive.
+const File = "manifest.json"
 
 // RootfsDir is the directory of an image archive that becomes the
 // container's root.
@@ -27,7 +27,7 @@ const RootfsDir = "rootfs"
 // a typo is not silently ignored. The zero value of each optional field
 // is the documented default.
 type Manifest struct {
-	// Version is the schema version; required, and ManifestVersion.
+	// Version is the schema version; required, and Version.
 	Version int `json:"version"`
 	// Name is the container's default name; required.
 	Name string `json:"name"`
@@ -159,29 +159,29 @@ type Allow struct {
 	Setuid bool `json:"setuid,omitempty"`
 }
 
-// ParseManifest decodes and validates a manifest. The error names the
+// Parse decodes and validates a manifest. The error names the
 // field and says what was wrong:
 //
 //	manifest.json: restart.delay "5x": not a duration (e.g. "5s")
-func ParseManifest(r io.Reader) (*Manifest, error) {
-	b, err := io.ReadAll(io.LimitReader(r, maxManifest+1))
+func Parse(r io.Reader) (*Manifest, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ManifestFile, err)
+		return nil, fmt.Errorf("%s: %w", File, err)
 	}
-	if len(b) > maxManifest {
-		return nil, fmt.Errorf("%s: larger than %d bytes", ManifestFile, maxManifest)
+	if len(b) > MaxSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", File, MaxSize)
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	var m Manifest
 	if err := d.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%s: %w", ManifestFile, jsonError(err, b))
+		return nil, fmt.Errorf("%s: %w", File, jsonError(err, b))
 	}
 	if _, err := d.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%s: trailing data after the JSON object", ManifestFile)
+		return nil, fmt.Errorf("%s: trailing data after the JSON object", File)
 	}
 	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", ManifestFile, err)
+		return nil, fmt.Errorf("%s: %w", File, err)
 	}
 	m.normalize()
 	return &m, nil
@@ -212,7 +212,8 @@ func nilIfEmptySlice[S ~[]E, E any](s *S) {
 	}
 }
 
-const maxManifest = 1 << 20
+// MaxSize is the largest manifest.json accepted, in bytes.
+const MaxSize = 1 << 20
 
 var (
 	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
@@ -231,10 +232,10 @@ func ValidName(name string) error {
 // Validate checks every field and returns the first problem, naming it.
 func (m *Manifest) Validate() error {
 	if m.Version == 0 {
-		return fmt.Errorf("version: missing; this node understands version %d", ManifestVersion)
+		return fmt.Errorf("version: missing; this node understands version %d", Version)
 	}
-	if m.Version != ManifestVersion {
-		return fmt.Errorf("version %d: this node understands version %d", m.Version, ManifestVersion)
+	if m.Version != Version {
+		return fmt.Errorf("version %d: this node understands version %d", m.Version, Version)
 	}
 	if err := ValidName(m.Name); err != nil {
 		return fmt.Errorf("name %w", err)
@@ -280,15 +281,15 @@ func (m *Manifest) checkUser() error {
 		return fmt.Errorf("user %q: want a user name, a UID, or UID:GID", m.User)
 	}
 	for _, id := range strings.Split(m.User, ":") {
-		if n, err := strconv.ParseUint(id, 10, 32); (err == nil && n > maxID) || errors.Is(err, strconv.ErrRange) {
-			return fmt.Errorf("user %q: IDs go up to %d", m.User, maxID)
+		if n, err := strconv.ParseUint(id, 10, 32); (err == nil && n > MaxID) || errors.Is(err, strconv.ErrRange) {
+			return fmt.Errorf("user %q: IDs go up to %d", m.User, MaxID)
 		}
 	}
 	return nil
 }
 
-// maxID is the largest usable UID or GID ((uid_t)-1 means "none").
-const maxID = 1<<32 - 2
+// MaxID is the largest usable UID or GID ((uid_t)-1 means "none").
+const MaxID = 1<<32 - 2
 
 func (r Restart) check() error {
 	if !slices.Contains([]string{"", RestartAlways, RestartOnFailure, RestartNever}, r.Policy) {
@@ -309,16 +310,30 @@ func (r Restart) check() error {
 
 func (s Stop) check() error {
 	if s.Signal != "" {
-		if _, ok := Signals[strings.TrimPrefix(strings.ToUpper(s.Signal), "SIG")]; !ok {
-			return fmt.Errorf("stop.signal %q: not a signal name (e.g. \"SIGTERM\")", s.Signal)
+		if _, err := ParseSignal(s.Signal); err != nil {
+			return fmt.Errorf("stop.signal %w", err)
 		}
 	}
 	return nil
 }
 
-// Signals are the stop signals a manifest may name, without "SIG".
-var Signals = map[string]int{
+// signals are the signals a manifest or an operator may name, without
+// "SIG", with their numbers on Linux (the node's numbers, whatever OS
+// the client runs on).
+var signals = map[string]int{
 	"HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "USR1": 10, "USR2": 12, "TERM": 15, "WINCH": 28, "PWR": 30,
+}
+
+// ParseSignal reads a signal name: "SIGTERM", "TERM" or "term". It
+// returns the signal's number on Linux, or an error naming the name:
+//
+//	"SIGFOO": not a signal name (e.g. "SIGTERM")
+func ParseSignal(name string) (int, error) {
+	n, ok := signals[strings.TrimPrefix(strings.ToUpper(name), "SIG")]
+	if !ok {
+		return 0, fmt.Errorf("%q: not a signal name (e.g. \"SIGTERM\")", name)
+	}
+	return n, nil
 }
 
 func (i Isolation) check() error {

@@ -1,4 +1,4 @@
-package imagestore
+package manifest
 
 import (
 	"encoding/json"
@@ -72,9 +72,9 @@ func TestParseManifestGood(t *testing.T) {
 		{with(`"allow": {"devices": true, "setuid": true}`), minimal(func(m *Manifest) { m.Allow = Allow{Devices: true, Setuid: true} })},
 		{with(`"Workdir": "/"`), minimal(func(m *Manifest) { m.Workdir = "/" })}, // encoding/json folds case
 	} {
-		got, err := ParseManifest(strings.NewReader(tc.json))
+		got, err := Parse(strings.NewReader(tc.json))
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("ParseManifest(%s) = %+v, %v; want %+v", tc.json, got, err, tc.want)
+			t.Errorf("Parse(%s) = %+v, %v; want %+v", tc.json, got, err, tc.want)
 		}
 	}
 }
@@ -141,12 +141,12 @@ func TestParseManifestBad(t *testing.T) {
 		{with(`"restart": {"dealy": "1s"}`), `unknown field "restart.dealy"`},
 		{with(`"volumes": [{"name": "a", "path": "/a", "ro": true}]`), `unknown field "volumes[0].ro"`},
 		{with(`"ready": {"tcp": 80, "Bogus": 1}`), `unknown field "ready.Bogus"`},
-		{`{"version": 1, "name": "app", "command": ["/x"], "env": {"A": "` + strings.Repeat("x", maxManifest) + `"}}`,
+		{`{"version": 1, "name": "app", "command": ["/x"], "env": {"A": "` + strings.Repeat("x", MaxSize) + `"}}`,
 			`larger than 1048576 bytes`},
 	} {
-		_, err := ParseManifest(strings.NewReader(tc.json))
+		_, err := Parse(strings.NewReader(tc.json))
 		if want := "manifest.json: " + tc.want; err == nil || err.Error() != want {
-			t.Errorf("ParseManifest(%.100s) = %v, want %s", tc.json, err, want)
+			t.Errorf("Parse(%.100s) = %v, want %s", tc.json, err, want)
 		}
 	}
 }
@@ -184,10 +184,10 @@ func FuzzParseManifest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := ParseManifest(strings.NewReader(string(b)))
+		m, err := Parse(strings.NewReader(string(b)))
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "manifest.json: ") {
-				t.Errorf("ParseManifest error %q does not name manifest.json", err)
+				t.Errorf("Parse error %q does not name manifest.json", err)
 			}
 			return
 		}
@@ -195,9 +195,9 @@ func FuzzParseManifest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("json.Marshal(%+v) = %v", m, err)
 		}
-		again, err := ParseManifest(strings.NewReader(string(out)))
+		again, err := Parse(strings.NewReader(string(out)))
 		if err != nil || !reflect.DeepEqual(again, m) {
-			t.Fatalf("ParseManifest(json.Marshal(m)) = %+v, %v; want %+v (json %s)", again, err, m, out)
+			t.Fatalf("Parse(json.Marshal(m)) = %+v, %v; want %+v (json %s)", again, err, m, out)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package imagestore
+package manifest
 
 import (
 	"encoding/json"
@@ -129,7 +129,7 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.D.String
 
 // UnmarshalJSON reads a duration string. Its errors are
 // *json.UnmarshalTypeError, so that encoding/json adds the field's path
-// and ParseManifest can say `restart.delay "5x": not a duration`.
+// and Parse can say `restart.delay "5x": not a duration`.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {

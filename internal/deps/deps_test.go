@@ -1,0 +1,126 @@
+package deps
+
+import (
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// pkg is one package of the module, as the linux/amd64 build sees it.
+type pkg struct {
+	imports []string // direct, non-test
+	deps    []string // everything it links
+}
+
+// list runs go list once over the module.
+func list(t *testing.T) map[string]pkg {
+	t.Helper()
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command on PATH")
+	}
+	cmd := exec.Command("go", "list", "-f", `{{.ImportPath}}|{{join .Imports " "}}|{{join .Deps " "}}`, "allium/...")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list allium/...: %v", err)
+	}
+	pkgs := map[string]pkg{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, "|")
+		pkgs[f[0]] = pkg{imports: strings.Fields(f[1]), deps: strings.Fields(f[2])}
+	}
+	return pkgs
+}
+
+// standard reports whether p is in the standard library.
+func standard(p string) bool {
+	return !strings.Contains(strings.Split(p, "/")[0], ".") && !strings.HasPrefix(p, "allium")
+}
+
+// decompressors are the packages that decode a compressed archive,
+// Allium's unpacker among them. (net/http links compress/gzip and
+// compress/flate for its transport; those are not counted.)
+var decompressors = []string{
+	"allium/imagestore", "github.com/mholt/archives", "github.com/klauspost/compress",
+	"github.com/ulikunitz/xz", "github.com/mikelolasagasti/xz", "github.com/dsnet/compress",
+	"github.com/pierrec/lz4", "github.com/andybalholm/brotli", "github.com/sorairolake/lzip-go",
+	"github.com/minio/minlz", "github.com/bodgit/sevenzip", "github.com/nwaples/rardecode",
+	"compress/bzip2", "compress/lzw", "compress/zlib",
+}
+
+// links reports the first of prefixes that one of deps starts with.
+func links(deps []string, prefixes ...string) string {
+	for _, d := range deps {
+		for _, p := range prefixes {
+			if d == p || strings.HasPrefix(d, p+"/") {
+				return d
+			}
+		}
+	}
+	return ""
+}
+
+// Each part links nothing it must not know of.
+func TestPartsDoNotLink(t *testing.T) {
+	pkgs := list(t)
+	rules := []struct {
+		pkg, why string
+		not      []string
+	}{
+		{"allium/api", "the API's wire types and client link no decompressor", decompressors},
+		{"allium/api", "the API knows nothing of how the node works", []string{"allium/supervisor", "allium/state",
+			"allium/hiddenservice", "go.etcd.io/bbolt"}},
+		// cloud reads an image's manifest before the upload with
+		// mholt/archives (the dependency chosen for identifying formats
+		// for users); it never links the node's unpacker.
+		{"allium/cloud", "cloud links none of the node's parts", []string{"allium/imagestore", "allium/supervisor",
+			"allium/state", "allium/init", "go.etcd.io/bbolt"}},
+		{"allium/supervisor", "the supervisor knows nothing of HTTP servers, tor, images or bbolt", []string{"allium/api",
+			"allium/hiddenservice", "github.com/cretz/bine", "allium/state", "go.etcd.io/bbolt", "allium/imagestore", "testing"}},
+		{"allium/imagestore", "the image store knows nothing of the supervisor, the API or bbolt", []string{"allium/supervisor",
+			"allium/api", "allium/state", "go.etcd.io/bbolt", "allium/hiddenservice"}},
+		{"allium/init", "PID 1 links no test code", []string{"testing", "allium/internal/testkit", "allium/internal/tornet"}},
+	}
+	for _, r := range rules {
+		p, ok := pkgs[r.pkg]
+		if !ok {
+			t.Errorf("go list: no package %s", r.pkg)
+			continue
+		}
+		if d := links(p.deps, r.not...); d != "" {
+			t.Errorf("%s links %s; want not: %s", r.pkg, d, r.why)
+		}
+	}
+}
+
+// The manifest is read by the client, the builder and the node: it
+// imports only the standard library.
+func TestManifestIsALeaf(t *testing.T) {
+	for _, d := range list(t)["allium/manifest"].deps {
+		if !standard(d) {
+			t.Errorf("allium/manifest links %s; want the standard library only", d)
+		}
+	}
+}
+
+// state is the only package that imports bbolt.
+func TestOnlyStateImportsBbolt(t *testing.T) {
+	for name, p := range list(t) {
+		if name != "allium/state" && slices.Contains(p.imports, "go.etcd.io/bbolt") {
+			t.Errorf("%s imports go.etcd.io/bbolt; only allium/state may", name)
+		}
+	}
+}
+
+// The supervisor's direct imports outside the standard library: the
+// manifest, PID 1's panic guard and x/sys.
+func TestSupervisorImports(t *testing.T) {
+	allowed := []string{"allium/manifest", "allium/internal/safe"}
+	for _, p := range list(t)["allium/supervisor"].imports {
+		if !standard(p) && !slices.Contains(allowed, p) && !strings.HasPrefix(p, "golang.org/x/sys/") {
+			t.Errorf("supervisor imports %s; want only %v, golang.org/x/sys and the standard library", p, allowed)
+		}
+	}
+}
