@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"allium/internal/testkit"
+	"allium/supervisor/restart"
+
 	"allium/api"
 	"allium/hiddenservice"
 	"allium/hiddenservice/tornet"
@@ -44,9 +47,9 @@ func publish(t *testing.T, n *tornet.Network, target string, client *ecdh.Public
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	proc, err := hiddenservice.NewProcess(hiddenservice.Options{
 		Config: hiddenservice.Config{DataDir: filepath.Join(dir, "data"), ControlSocket: filepath.Join(dir, "run", "control"), Extra: n.ClientLines()},
-		Exe:    "/usr/sbin/tor", Start: tornet.StartReaped, Service: svc,
-		Log:     slog.New(slog.NewTextHandler(t.Output(), nil)),
-		Backoff: hiddenservice.Backoff{Delay: 100 * time.Millisecond},
+		Exe:    "/usr/sbin/tor", Starter: testkit.Starter, Service: svc,
+		Log:    slog.New(slog.NewTextHandler(t.Output(), nil)),
+		Policy: restart.Policy{Delay: 100 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -14,8 +14,9 @@
 //   - the control connection (Controller), publication (Service: raw
 //     ADD_ONION with ClientAuthV3, the wait for HS_DESC UPLOADED,
 //     client list updates) and the supervision of the tor process
-//     (Process: restart with backoff, republish, Status for `cloud
-//     info`);
+//     (Process: restart under the containers' restart policy,
+//     restart.Policy, with tor's parameters in TorPolicy; republish;
+//     Status for `cloud info`);
 //   - the client side `cloud` needs: .auth_private files
 //     (WriteAuthPrivate), ONION_CLIENT_AUTH_ADD (Controller.AddClientAuth,
 //     which accepts tor's 251 and 252), and a SOCKS5 dialer whose
@@ -24,14 +25,15 @@
 //
 // It does not own: the API's listener and TLS (package api: PID 1 runs
 // a listener on 127.0.0.1 and passes its address as Onion.Target), the
-// reaper (PID 1 passes reaper.Start as Options.Start), the tor binary
+// reaper (PID 1 passes it as Options.Starter, a child.Starter), the
+// restart policy (supervisor/restart), the tor binary
 // and the tor user's /etc/passwd entry in the image (mkimage, rootfs),
 // where keys are stored (PID 1 and mkimage), or the private test
 // network (subpackage tornet, used by tests only).
 //
 // # Processes
 //
-//	PID 1 ──Options.Start(tor -f /run/allium-tor/torrc)──> tor (root, then User)
+//	PID 1 ──Options.Starter(tor -f /run/allium-tor/torrc)─> tor (root, then User)
 //	  │                                                     │ opens /run/allium-tor/control
 //	  │<──────────── unix socket, SAFECOOKIE ───────────────┤ (cookie in DataDir)
 //	  ├─ SETEVENTS STATUS_CLIENT STATUS_GENERAL HS_DESC ───>│

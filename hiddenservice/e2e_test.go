@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"allium/internal/testkit"
+	"allium/supervisor/restart"
+
 	"allium/hiddenservice"
 	"allium/hiddenservice/tornet"
 
@@ -180,8 +183,8 @@ func startService(t *testing.T, n *tornet.Network) *onionTest {
 			DataDir: filepath.Join(dir, "data"), ControlSocket: filepath.Join(dir, "run", "control"),
 			User: torUser(), Extra: extra,
 		},
-		Exe: "/usr/sbin/tor", Start: tornet.StartReaped, Service: svc, Stdout: torLog, Log: log,
-		Backoff: hiddenservice.Backoff{Delay: 100 * time.Millisecond},
+		Exe: "/usr/sbin/tor", Starter: testkit.Starter, Service: svc, Stdout: torLog, Log: log,
+		Policy: restart.Policy{Delay: 100 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)

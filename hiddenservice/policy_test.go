@@ -3,46 +3,57 @@ package hiddenservice
 import (
 	"testing"
 	"time"
+
+	"allium/supervisor/restart"
 )
 
-func TestBackoffNext(t *testing.T) {
-	var b Backoff
-	d := time.Duration(0)
+// tor's restart policy, through the containers' Decide: delays double
+// from 1 s to the 1 min cap, a long run starts afresh, and five failures
+// within 10 min are a crash loop that still retries every minute.
+func TestTorPolicyDelays(t *testing.T) {
+	p := torPolicy(restart.Policy{})
+	t0 := time.Unix(1_700_000_000, 0)
+	var h restart.History
 	var got []time.Duration
-	for range 9 {
-		d = b.Next(d, time.Second)
-		got = append(got, d)
+	for i := range 9 {
+		var d restart.Decision
+		d, h = p.Decide(h, time.Second, restart.Exit{Code: 1}, t0.Add(time.Duration(i)*time.Hour), nil)
+		got = append(got, d.After)
 	}
 	want := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60, 60}
 	for i := range want {
 		if got[i] != want[i]*time.Second {
-			t.Fatalf("Backoff{}.Next delays = %v, want %v seconds", got, want)
+			t.Fatalf("tor's delays = %v, want %v seconds", got, want)
 		}
 	}
-	if d := b.Next(time.Minute, 61*time.Second); d != time.Second {
-		t.Errorf("Next(1m, ran 61s) = %s, want 1s (a long run resets the backoff)", d)
+	if d, _ := p.Decide(h, 61*time.Second, restart.Exit{Code: 1}, t0.Add(10*time.Hour), nil); d.After != time.Second {
+		t.Errorf("after a run of 61 s: delay %s, want 1s (a long run resets the backoff)", d.After)
 	}
-	custom := Backoff{Delay: 10 * time.Millisecond, MaxDelay: 15 * time.Millisecond}
-	if d := custom.Next(10*time.Millisecond, 0); d != 15*time.Millisecond {
-		t.Errorf("custom.Next(10ms) = %s, want the 15ms cap", d)
+	custom := torPolicy(restart.Policy{Delay: 10 * time.Millisecond, MaxDelay: 15 * time.Millisecond})
+	if d, _ := custom.Decide(restart.History{Delay: 10 * time.Millisecond}, 0, restart.Exit{Code: 1}, t0, nil); d.After != 15*time.Millisecond {
+		t.Errorf("custom delay after 10ms = %s, want the 15ms cap", d.After)
 	}
 }
 
-func TestBackoffFailed(t *testing.T) {
-	var b Backoff
+func TestTorPolicyCrashloop(t *testing.T) {
+	p := torPolicy(restart.Policy{})
 	t0 := time.Unix(1_700_000_000, 0)
-	var recent []time.Time
-	var loop bool
+	var h restart.History
+	var d restart.Decision
 	for i := range 4 {
-		if recent, loop = b.Failed(recent, t0.Add(time.Duration(i)*time.Minute)); loop {
-			t.Fatalf("crash loop after %d failures, want 5", i+1)
+		if d, h = p.Decide(h, 0, restart.Exit{Code: 1}, t0.Add(time.Duration(i)*time.Minute), nil); d.Action != restart.Restart {
+			t.Fatalf("failure %d: %v, want restart (a crash loop takes 5)", i+1, d.Action)
 		}
 	}
-	if recent, loop = b.Failed(recent, t0.Add(4*time.Minute)); !loop {
-		t.Fatal("no crash loop after 5 failures in 4 min")
+	if d, h = p.Decide(h, 0, restart.Exit{Code: 1}, t0.Add(4*time.Minute), nil); d.Action != restart.CrashloopRetry || d.After != time.Minute {
+		t.Fatalf("5 failures in 4 min: %v after %s, want a crash loop retried after 1m", d.Action, d.After)
 	}
-	// 11 min later the old failures have left the window.
-	if recent, loop = b.Failed(recent, t0.Add(15*time.Minute)); loop || len(recent) != 1 {
-		t.Errorf("Failed 11 min later = %d recent, loop %v, want 1 and no loop", len(recent), loop)
+	// A healthy run ends the crash loop; 11 min later the old failures
+	// have left the window anyway.
+	if d, h = p.Decide(h, 0, restart.Exit{Code: 1}, t0.Add(15*time.Minute), nil); d.Action == restart.StayDown {
+		t.Errorf("tor stays down: %v", d)
+	}
+	if len(h.Failures) != 1 {
+		t.Errorf("failures 11 min later = %d, want 1", len(h.Failures))
 	}
 }

@@ -16,7 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"allium/internal/child"
+	"allium/supervisor/restart"
 )
 
 // Options configure a Process. Start is required.
@@ -25,16 +26,17 @@ type Options struct {
 	Config Config
 	// Exe is the tor binary; empty means DefaultExe.
 	Exe string
-	// Start starts cmd and returns a channel that receives its exit
-	// status once: PID 1's reaper.Start, the one caller of wait4. It
-	// must leave cmd.Process set. tor's stdio is nil or *os.File, so
-	// os/exec starts no copying goroutines that only Wait would end.
-	Start func(cmd *exec.Cmd) (<-chan unix.WaitStatus, error)
+	// Starter starts tor and delivers its wait status: PID 1's reaper,
+	// the one caller of wait4 (tests: testkit.Starter); required. tor's
+	// stdio is nil or *os.File, so os/exec starts no copying goroutines
+	// that only Wait would end.
+	Starter child.Starter
 	// Service is the onion to publish and republish after each start;
 	// nil runs tor without one.
 	Service *Service
-	// Backoff is the restart policy; the zero value is the default.
-	Backoff Backoff
+	// Policy is tor's restart policy; each zero field takes
+	// TorPolicy's value (not a container's default).
+	Policy restart.Policy
 	// Stdout receives tor's log (notice level); nil discards it.
 	Stdout *os.File
 	// Log receives the supervisor's own events; nil means none.
@@ -55,9 +57,10 @@ type Process struct {
 
 // NewProcess checks opts and returns a Process that has not started.
 func NewProcess(opts Options) (*Process, error) {
-	if opts.Start == nil {
-		return nil, errors.New("hiddenservice: Options.Start is required (PID 1's reaper)")
+	if opts.Starter == nil {
+		return nil, fmt.Errorf("hiddenservice: Options.Starter: %w", child.ErrNoStarter)
 	}
+	opts.Policy = torPolicy(opts.Policy)
 	if _, err := opts.Config.Torrc(); err != nil {
 		return nil, err
 	}
@@ -215,15 +218,4 @@ func startError(exe string, err error) error {
 		return fmt.Errorf("%w: %s is there but will not run: its ELF interpreter or a library is missing (%v)", ErrNoTor, exe, err)
 	}
 	return fmt.Errorf("%w at %s: build the image with tor in it (%v)", ErrNoTor, exe, err)
-}
-
-// describeExit renders a wait status as Status.LastExit does.
-func describeExit(ws unix.WaitStatus) string {
-	switch {
-	case ws.Exited():
-		return "exit " + strconv.Itoa(ws.ExitStatus())
-	case ws.Signaled():
-		return "killed by " + unix.SignalName(ws.Signal())
-	}
-	return "status " + strconv.Itoa(int(ws))
 }

@@ -18,6 +18,11 @@ import (
 	"testing/synctest"
 	"time"
 
+	"allium/internal/testkit"
+
+	"allium/internal/child"
+	"allium/supervisor/restart"
+
 	"golang.org/x/sys/unix"
 
 	"allium/hiddenservice/tornet"
@@ -26,9 +31,9 @@ import (
 func TestCommand(t *testing.T) {
 	out := os.Stderr
 	p, err := NewProcess(Options{
-		Config: Config{DataDir: "/d/tor", ControlSocket: "/r/ctl"},
-		Start:  func(*exec.Cmd) (<-chan unix.WaitStatus, error) { return nil, nil },
-		Stdout: out,
+		Config:  Config{DataDir: "/d/tor", ControlSocket: "/r/ctl"},
+		Starter: child.StarterFunc(func(*exec.Cmd) (<-chan unix.WaitStatus, error) { return nil, nil }),
+		Stdout:  out,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +60,7 @@ func TestPrepare(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := Config{DataDir: filepath.Join(dir, "data"), ControlSocket: filepath.Join(dir, "run", "control"), User: me.Username}
-	p, _ := NewProcess(Options{Config: cfg, Start: func(*exec.Cmd) (<-chan unix.WaitStatus, error) { return nil, nil }})
+	p, _ := NewProcess(Options{Config: cfg, Starter: child.StarterFunc(func(*exec.Cmd) (<-chan unix.WaitStatus, error) { return nil, nil })})
 	os.MkdirAll(cfg.RunDir(), 0o755)
 	os.WriteFile(cfg.ControlSocket, nil, 0o600) // stale socket
 	if err := p.Prepare(); err != nil {
@@ -75,7 +80,7 @@ func TestPrepare(t *testing.T) {
 		t.Errorf("torrc =\n%s\nwant\n%s", rc, want)
 	}
 	cfg.User = "no-such-user-allium"
-	p, _ = NewProcess(Options{Config: cfg, Start: func(*exec.Cmd) (<-chan unix.WaitStatus, error) { return nil, nil }})
+	p, _ = NewProcess(Options{Config: cfg, Starter: child.StarterFunc(func(*exec.Cmd) (<-chan unix.WaitStatus, error) { return nil, nil })})
 	if err := p.Prepare(); err == nil || !strings.Contains(err.Error(), "/etc/passwd") {
 		t.Errorf("Prepare with an unknown user = %v", err)
 	}
@@ -90,10 +95,10 @@ func TestRunMissingBinary(t *testing.T) {
 		p, err := NewProcess(Options{
 			Config: Config{DataDir: filepath.Join(dir, "data"), ControlSocket: filepath.Join(dir, "run", "control")},
 			Exe:    "/nonexistent/tor",
-			Start: func(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
+			Starter: child.StarterFunc(func(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
 				starts++
 				return nil, &fs.PathError{Op: "fork/exec", Path: cmd.Path, Err: syscall.ENOENT}
-			},
+			}),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -177,19 +182,20 @@ func TestRunRestarts(t *testing.T) {
 			t.Fatal(err)
 		}
 		srv.Serve(ln)
-		if err := cmd.Start(); err != nil {
+		ch, err := testkit.Starter.Start(cmd)
+		if err != nil {
 			ln.Close()
 			return nil, err
 		}
-		ch := make(chan unix.WaitStatus, 1)
+		out := make(chan unix.WaitStatus, 1)
 		go func() {
-			cmd.Wait()
-			ln.Close()
-			ch <- unix.WaitStatus(cmd.ProcessState.Sys().(syscall.WaitStatus))
+			ws := <-ch
+			ln.Close() // the fake tor's control port dies with it
+			out <- ws
 		}()
-		return ch, nil
+		return out, nil
 	}
-	p, err := NewProcess(Options{Config: cfg, Start: start, Service: svc, Backoff: Backoff{Delay: 10 * time.Millisecond}})
+	p, err := NewProcess(Options{Config: cfg, Starter: child.StarterFunc(start), Service: svc, Policy: restart.Policy{Delay: 10 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ const (
 	// StateBackoff: tor is down and waits to be restarted.
 	StateBackoff State = "backoff"
 	// StateCrashLoop: like StateBackoff, after too many failures in a
-	// row (Backoff.Burst within Backoff.Window).
+	// row (Policy.Burst within Policy.Window; TorPolicy: 5 in 10 min).
 	StateCrashLoop State = "crashloop"
 	// StateStopped: Run has returned, or has not been called.
 	StateStopped State = "stopped"

@@ -10,6 +10,9 @@ import (
 	"syscall"
 	"time"
 
+	"allium/internal/child"
+	"allium/supervisor/restart"
+
 	"github.com/cretz/bine/control"
 	"golang.org/x/sys/unix"
 
@@ -58,13 +61,13 @@ var phaseStates = [...]State{StateStarting, StateConnecting, StatePublishing, St
 
 // machine is Run's state, owned by Run's goroutine alone.
 type machine struct {
-	p     *Process
-	ctx   context.Context
-	log   *slog.Logger
-	tor   *torRun // the current tor, or nil
-	delay time.Duration
-	fails []time.Time
-	ran   time.Duration // how long the last tor ran
+	p    *Process
+	ctx  context.Context
+	log  *slog.Logger
+	tor  *torRun // the current tor, or nil
+	hist restart.History
+	ran  time.Duration // how long the last tor ran
+	exit restart.Exit  // how it ended
 }
 
 // torRun is one tor process.
@@ -120,10 +123,7 @@ func (m *machine) start() phase {
 		return m.failed(err)
 	}
 	cmd := m.p.Command()
-	ch, err := m.p.opts.Start(cmd)
-	if err == nil && (cmd.Process == nil || cmd.Process.Pid <= 1) {
-		return m.failed(errors.New("hiddenservice: Start left no pid in cmd.Process"))
-	}
+	ch, err := child.Start(m.p.opts.Starter, cmd)
 	if err != nil {
 		return m.failed(startError(cmd.Path, err))
 	}
@@ -303,7 +303,7 @@ func (m *machine) lost(err error) phase {
 func (m *machine) failed(err error) phase {
 	m.log.Error("tor did not start", "err", err)
 	m.setError(err)
-	m.ran = 0
+	m.ran, m.exit = 0, restart.Exit{Code: exitCannotStart, Time: time.Now()}
 	return phaseBackoff
 }
 
@@ -315,18 +315,25 @@ func (m *machine) setError(err error) {
 	m.p.update(func(s *Status) { s.LastError = msg })
 }
 
+// exitCannotStart is the exit a failed start counts as, as the
+// supervisor counts a shim that cannot start.
+const exitCannotStart = 126
+
+// backoff asks the restart policy when to start tor again, and waits.
 func (m *machine) backoff() phase {
-	now := time.Now()
-	var loop bool
-	m.fails, loop = m.p.opts.Backoff.Failed(m.fails, now)
-	m.delay = m.p.opts.Backoff.Next(m.delay, m.ran)
-	next := now.Add(m.delay)
-	m.p.update(func(s *Status) { s.NextStart = next })
-	if loop {
-		m.p.setState(StateCrashLoop)
-		m.log.Error("tor keeps failing", "failures", len(m.fails), "next start in", m.delay)
+	var d restart.Decision
+	d, m.hist = m.p.opts.Policy.Decide(m.hist, m.ran, m.exit, time.Now(), nil)
+	if d.Action == restart.StayDown {
+		// Exit 125 (or a policy that says never): tor is the node's way
+		// in, so it is not left down.
+		d.After = m.p.opts.Policy.MaxDelay
 	}
-	t := time.NewTimer(m.delay)
+	m.p.update(func(s *Status) { s.NextStart = time.Now().Add(d.After) })
+	if d.Action == restart.CrashloopRetry {
+		m.p.setState(StateCrashLoop)
+		m.log.Error("tor keeps failing", "failures", len(m.hist.Failures), "next start in", d.After)
+	}
+	t := time.NewTimer(d.After)
 	defer t.Stop()
 	select {
 	case <-m.ctx.Done():
@@ -358,8 +365,10 @@ func (m *machine) stopTor() {
 	t.cancel()
 	m.ran = time.Since(t.started)
 	exit := "no exit status after SIGKILL"
+	m.exit = restart.Exit{Code: 128 + int(unix.SIGKILL), Signal: "SIGKILL", Time: time.Now()}
 	if exited {
-		exit = describeExit(t.status) // set before exited was closed
+		m.exit = restart.ExitFrom(t.status, time.Now()) // set before exited was closed
+		exit = m.exit.String()
 	}
 	m.log.Info("tor exited", "pid", t.cmd.Process.Pid, "status", exit, "ran", m.ran.Round(time.Millisecond))
 	m.p.update(func(s *Status) { s.PID, s.LastExit, s.Bootstrap, s.Published = 0, exit, 0, false })

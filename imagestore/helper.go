@@ -10,10 +10,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"runtime"
-	"syscall"
+
+	"allium/internal/child"
+	"allium/internal/safe"
 
 	"allium/manifest"
 
@@ -49,10 +52,13 @@ type Helper struct {
 	// Exe is the binary that runs HelperMain for the arguments
 	// "unpack ..."; "" means /proc/self/exe.
 	Exe string
-	// Start starts cmd and returns a channel that receives its wait
-	// status once it has exited. PID 1 passes its reaper's start, since
-	// only the reaper may wait; nil means cmd.Start and cmd.Wait.
-	Start func(cmd *exec.Cmd) (<-chan unix.WaitStatus, error)
+	// Starter starts the helper and delivers its wait status: PID 1's
+	// reaper, the one caller of wait4 (tests: testkit.Starter).
+	// Required: without it Unpack fails with child.ErrNoStarter.
+	Starter child.Starter
+	// Log receives a panic of the goroutine that reads the helper's
+	// result; nil means slog.Default().
+	Log *slog.Logger
 }
 
 const maxResult = 4 << 20
@@ -67,21 +73,18 @@ func (h Helper) Unpack(ctx context.Context, archivePath, stagingDir string, lim 
 		return nil, err
 	}
 	defer stdout.Close()
-	start := h.Start
-	if start == nil {
-		start = startAndWait
-	}
-	status, err := start(cmd)
+	status, err := child.Start(h.Starter, cmd)
 	closeChildFiles(cmd) // the child has its copies; the parent's would keep the pipe open
 	if err != nil {
 		return nil, fmt.Errorf("imagestore: start the unpack helper: %w", err)
 	}
-	out := make(chan []byte, 1)
-	go func() {
+	out := make(chan []byte, 2) // the result, then the deferred nil
+	safe.Go(h.Log, "imagestore: unpack helper result", func() {
+		defer func() { out <- nil }() // a panic leaves a nil result, not a hang
 		b, _ := io.ReadAll(io.LimitReader(stdout, maxResult))
 		io.Copy(io.Discard, stdout) // never leave the helper blocked on a full pipe
 		out <- b
-	}()
+	})
 	select {
 	case ws := <-status:
 		return ParseHelperResult(<-out, ws)
@@ -100,20 +103,6 @@ func closeChildFiles(cmd *exec.Cmd) {
 			f.Close()
 		}
 	}
-}
-
-// startAndWait is Helper.Start outside PID 1.
-func startAndWait(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	ch := make(chan unix.WaitStatus, 1)
-	go func() {
-		cmd.Wait()
-		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-		ch <- unix.WaitStatus(ws)
-	}()
-	return ch, nil
 }
 
 // HelperCommand builds the helper's command: exe with the arguments

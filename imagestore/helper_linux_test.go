@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 
+	"allium/internal/child"
+	"allium/internal/testkit"
+
 	"allium/manifest"
 
 	"golang.org/x/sys/unix"
@@ -140,10 +143,10 @@ func needRoot(t *testing.T) {
 
 // helperForTest re-executes this test binary as the helper.
 func helperForTest() Helper {
-	return Helper{Exe: os.Args[0], Start: func(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
+	return Helper{Exe: os.Args[0], Starter: child.StarterFunc(func(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
 		cmd.Env = append(cmd.Env, helperEnv+"=1")
-		return startAndWait(cmd)
-	}}
+		return testkit.Starter.Start(cmd)
+	})}
 }
 
 // TestHelperRoot runs the real helper, chrooted and confined, through a
@@ -275,5 +278,16 @@ func TestConfinementRoot(t *testing.T) {
 	}
 	if p.FSize != 5<<20 || p.File != helperNoFile {
 		t.Errorf("rlimits: fsize %d, nofile %d; want %d, %d", p.FSize, p.File, 5<<20, helperNoFile)
+	}
+}
+
+// A Helper without a Starter refuses to start the helper: there is no
+// fallback to cmd.Wait, which in PID 1 would be a second waiter.
+func TestHelperNeedsAStarter(t *testing.T) {
+	archive := filepath.Join(t.TempDir(), "a.tar")
+	os.WriteFile(archive, nil, 0o644)
+	_, err := Helper{Exe: "/bin/true"}.Unpack(context.Background(), archive, t.TempDir(), DefaultLimits(1<<30))
+	if !errors.Is(err, child.ErrNoStarter) {
+		t.Errorf("Helper{}.Unpack = %v, want child.ErrNoStarter", err)
 	}
 }

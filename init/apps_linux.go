@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 
+	"allium/supervisor/restart"
+
 	"allium/manifest"
 
 	"encoding/json"
@@ -238,7 +240,7 @@ func (a *apps) PutContainer(ctx context.Context, name string, req api.ContainerR
 			a.log.Warn("apps: clearing the old root", "container", name, "err", err)
 		}
 	}
-	if err := a.add(name, req.Image, m, supervisor.History{}, true); err != nil {
+	if err := a.add(name, req.Image, m, restart.History{}, true); err != nil {
 		return api.Container{}, err
 	}
 	if exists {
@@ -248,7 +250,7 @@ func (a *apps) PutContainer(ctx context.Context, name string, req api.ContainerR
 }
 
 // add prepares name's root, records it and hands it to the supervisor.
-func (a *apps) add(name, image string, m *manifest.Manifest, hist supervisor.History, running bool) error {
+func (a *apps) add(name, image string, m *manifest.Manifest, hist restart.History, running bool) error {
 	mode, err := a.roots.prepare(name, a.store.RootFS(image), m)
 	if err != nil {
 		return api.Unavailable("prepare the root of %s: %v", name, err)

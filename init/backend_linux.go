@@ -69,5 +69,5 @@ func parseKB(s string) map[string]uint64 {
 	return out
 }
 
-func (n *node) Reboot() error   { n.requestPower(restart); return nil }
+func (n *node) Reboot() error   { n.requestPower(powerReboot); return nil }
 func (n *node) Poweroff() error { n.requestPower(powerOff); return nil }

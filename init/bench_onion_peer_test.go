@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"allium/internal/testkit"
+
 	"allium/api"
 	"allium/hiddenservice"
 	"allium/hiddenservice/tornet"
@@ -68,7 +70,7 @@ func startBarePeer(b *testing.B, nw *tornet.Network) *barePeer {
 	b.Cleanup(func() { torLog.Close() })
 	p.proc, err = hiddenservice.NewProcess(hiddenservice.Options{
 		Config: hiddenservice.Config{DataDir: filepath.Join(dir, "data"), ControlSocket: p.control, Extra: nw.ClientLines()},
-		Exe:    rootfs.TorExe, Start: tornet.StartReaped, Stdout: torLog,
+		Exe:    rootfs.TorExe, Starter: testkit.Starter, Stdout: torLog,
 	})
 	if err != nil {
 		b.Fatal(err)

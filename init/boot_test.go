@@ -204,7 +204,7 @@ func TestShutdownOrder(t *testing.T) {
 	k.running = 3
 	var rebootErr error = unix.EINVAL
 	n.afterReboot = func(err error) { rebootErr = err }
-	n.shutdown(restart)
+	n.shutdown(powerReboot)
 	calls := k.log()
 	order := []string{
 		"kill -1 SIGTERM",

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"log/slog"
 	"os/exec"
-	"strconv"
 	"sync"
+	"time"
+
+	"allium/supervisor/restart"
 
 	"golang.org/x/sys/unix"
 )
@@ -74,7 +76,7 @@ func (r *reaper) deliver(pid int, ws unix.WaitStatus) {
 		ch <- ws
 		return
 	}
-	r.log.Info("reaped an orphan", "pid", pid, "status", describeStatus(ws))
+	r.log.Info("reaped an orphan", "pid", pid, "status", restart.ExitFrom(ws, time.Now()).String())
 }
 
 // running is the number of registered children still running.
@@ -82,14 +84,4 @@ func (r *reaper) running() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.children)
-}
-
-func describeStatus(ws unix.WaitStatus) string {
-	switch {
-	case ws.Exited():
-		return "exit " + strconv.Itoa(ws.ExitStatus())
-	case ws.Signaled():
-		return "killed by " + unix.SignalName(ws.Signal())
-	}
-	return "status " + strconv.Itoa(int(ws))
 }

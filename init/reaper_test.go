@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"allium/supervisor/restart"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -41,7 +43,7 @@ func TestReaperDeliversAndReapsOrphans(t *testing.T) {
 		}
 	}
 	if !ws.Exited() || ws.ExitStatus() != 3 {
-		t.Errorf("reaper delivered %v, want exit 3", describeStatus(ws))
+		t.Errorf("reaper delivered %v, want exit 3", restart.ExitFrom(ws, time.Now()))
 	}
 	for !strings.Contains(logs.String(), "reaped an orphan") {
 		select {

@@ -112,7 +112,7 @@ func (n *node) halt(cmd int) {
 }
 
 func actionName(cmd int) string {
-	if cmd == restart {
+	if cmd == powerReboot {
 		return "reboot"
 	}
 	return "power off"

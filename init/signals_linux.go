@@ -9,8 +9,8 @@ import (
 
 // Power actions, as reboot(2) commands.
 const (
-	powerOff = unix.LINUX_REBOOT_CMD_POWER_OFF
-	restart  = unix.LINUX_REBOOT_CMD_RESTART
+	powerOff    = unix.LINUX_REBOOT_CMD_POWER_OFF
+	powerReboot = unix.LINUX_REBOOT_CMD_RESTART
 )
 
 // handleSignals catches every signal. A Go PID 1 that leaves a signal
@@ -45,7 +45,7 @@ func (n *node) onSignal(sig os.Signal) {
 		n.requestPower(powerOff)
 	case unix.SIGINT:
 		n.log.Info("signal: rebooting", "signal", sig)
-		n.requestPower(restart)
+		n.requestPower(powerReboot)
 	case unix.SIGURG:
 		// the Go runtime's own preemption signal
 	default:

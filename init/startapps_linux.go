@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"allium/supervisor/restart"
+
 	"allium/imagestore"
 	"allium/rootfs"
 	"allium/supervisor"
@@ -20,7 +22,7 @@ func (n *node) startApps() {
 		return
 	}
 	data := filepath.Join(n.root, rootfs.DataDir)
-	store, err := imagestore.Open(data, imagestore.Helper{Start: n.reaper.Start}, n.log)
+	store, err := imagestore.Open(data, imagestore.Helper{Starter: n.reaper, Log: n.log}, n.log)
 	if err != nil {
 		n.log.Error("apps: cannot open the image store", "err", err)
 		n.warn("images and containers are unavailable: " + err.Error())
@@ -82,7 +84,7 @@ func (n *node) restoreOne(a *apps, name, image string, history []byte, running b
 	if err != nil {
 		return err
 	}
-	var hist supervisor.History
+	var hist restart.History
 	if len(history) > 0 {
 		if err := json.Unmarshal(history, &hist); err != nil {
 			n.log.Warn("apps: unreadable restart history; starting afresh", "container", name, "err", err)

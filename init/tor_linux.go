@@ -100,7 +100,7 @@ func (n *node) startTor() {
 			Extra:         n.cfg.Tor.Torrc,
 		},
 		Exe:     exe,
-		Start:   n.reaper.Start,
+		Starter: n.reaper,
 		Service: svc,
 		Stdout:  n.torLog(),
 		Log:     n.log.With("part", "tor"),

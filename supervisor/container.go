@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"allium/supervisor/restart"
+
 	"golang.org/x/sys/unix"
 
 	"allium/internal/safe"
@@ -96,7 +98,7 @@ type container struct {
 
 	spec    Spec
 	pending *Spec // kReplace's spec, swapped in once the old run is down
-	hist    History
+	hist    restart.History
 	state   State
 	errMsg  string
 	logs    *logWriter
@@ -117,7 +119,7 @@ type waiter struct {
 	replace bool
 }
 
-func newContainer(s *Supervisor, spec Spec, hist History) *container {
+func newContainer(s *Supervisor, spec Spec, hist restart.History) *container {
 	c := &container{sup: s, events: make(chan event, 16), done: make(chan struct{}), spec: spec, hist: hist}
 	c.publish()
 	return c
@@ -366,18 +368,18 @@ func (c *container) operatorStart() {
 }
 
 // applyPolicy decides what follows an exit and goes there.
-func (c *container) applyPolicy(ex Exit, ran time.Duration) {
+func (c *container) applyPolicy(ex restart.Exit, ran time.Duration) {
 	d, h := c.spec.Policy.Decide(c.hist, ran, ex, time.Now(), c.sup.opts.Rand)
 	c.hist = h
 	switch d.Action {
-	case StayDown:
+	case restart.StayDown:
 		c.setState(Exited)
 		c.emitExit(ex, ran, "not restarting: "+d.Reason)
-	case Restart:
+	case restart.Restart:
 		c.schedule(Backoff, d.After)
 		c.emitExit(ex, ran, d.Reason)
 		c.emit(Event{Type: EventRestart, Message: d.Reason, Delay: d.After})
-	case CrashloopRetry:
+	case restart.CrashloopRetry:
 		c.schedule(Crashloop, d.After)
 		c.emitExit(ex, ran, d.Reason)
 		c.emit(Event{Type: EventCrashloop, Message: d.Reason, Delay: d.After})
@@ -423,7 +425,7 @@ func (c *container) disarm() {
 	c.timerGen++
 }
 
-func (c *container) emitExit(ex Exit, ran time.Duration, note string) {
+func (c *container) emitExit(ex restart.Exit, ran time.Duration, note string) {
 	msg := fmt.Sprintf("%v after %v; %s", ex, ran.Round(time.Millisecond), note)
 	c.emit(Event{Type: EventExit, Message: msg, Exit: &ex})
 }
@@ -432,7 +434,7 @@ func (c *container) emitExit(ex Exit, ran time.Duration, note string) {
 // publishes the status first: whoever sees an event finds Status at
 // least as new.
 func (c *container) emit(ev Event) {
-	ev.Time, ev.Container, ev.State, ev.History = time.Now(), c.spec.Name, c.state, c.hist.clone()
+	ev.Time, ev.Container, ev.State, ev.History = time.Now(), c.spec.Name, c.state, c.hist.Clone()
 	c.publish()
 	if f := c.sup.opts.OnEvent; f != nil {
 		safe.Run(c.sup.opts.Log, "supervisor: OnEvent", func() { f(ev) })
@@ -443,7 +445,7 @@ func (c *container) emit(ev Event) {
 func (c *container) publish() {
 	s := Status{
 		Name: c.spec.Name, State: c.state, Restarts: c.hist.Restarts,
-		NextRestart: c.next, Error: c.errMsg, LastExit: c.hist.clone().LastExit,
+		NextRestart: c.next, Error: c.errMsg, LastExit: c.hist.Clone().LastExit,
 	}
 	if c.run != nil {
 		s.PID, s.Started = c.run.pid, c.run.started

@@ -9,6 +9,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"allium/supervisor/restart"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -19,7 +21,7 @@ func TestStartsRunning(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
-		h.add(fakeSpec("a"), History{}, true)
+		h.add(fakeSpec("a"), restart.History{}, true)
 		st := h.wantState("a", Running)
 		if st.PID != 1001 || !st.Started.Equal(time.Now()) {
 			t.Errorf("Status = pid %d started %v, want pid 1001 started now", st.PID, st.Started)
@@ -30,9 +32,9 @@ func TestStartsRunning(t *testing.T) {
 		if evs := h.eventsOf(EventReady); len(evs) != 1 || evs[0].PID != 1001 || evs[0].State != Running {
 			t.Errorf("ready events = %+v, want one for pid 1001 in state running (the exec)", evs)
 		}
-		h.add(fakeSpec("b"), History{}, false)
+		h.add(fakeSpec("b"), restart.History{}, false)
 		h.wantState("b", Stopped)
-		if err := h.sup.Add(fakeSpec("b"), History{}, false); !errors.Is(err, ErrExists) {
+		if err := h.sup.Add(fakeSpec("b"), restart.History{}, false); !errors.Is(err, ErrExists) {
 			t.Errorf("Add(b) twice = %v, want ErrExists", err)
 		}
 		if err := h.sup.Start("nope"); !errors.Is(err, ErrNotFound) {
@@ -45,7 +47,7 @@ func TestCrashBackoffGrowth(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
-		h.add(fakeSpec("a"), History{}, true)
+		h.add(fakeSpec("a"), restart.History{}, true)
 		for i, want := range []time.Duration{1, 2, 4, 8, 16} {
 			st := h.crash("a", 1)
 			if st.State != Backoff || !st.NextRestart.Equal(time.Now().Add(want*time.Second)) {
@@ -70,7 +72,7 @@ func TestBackoffResetsAfterHealthyRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
-		h.add(fakeSpec("a"), History{}, true)
+		h.add(fakeSpec("a"), restart.History{}, true)
 		h.crash("a", 1)
 		time.Sleep(time.Second)
 		h.crash("a", 1)
@@ -89,8 +91,8 @@ func TestCrashloopEntryRetryAndOperatorStart(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
 		s := fakeSpec("a")
-		s.Policy = Policy{Burst: 3, Window: time.Minute, CrashloopRetry: 30 * time.Minute}
-		h.add(s, History{}, true)
+		s.Policy = restart.Policy{Burst: 3, Window: time.Minute, CrashloopRetry: 30 * time.Minute}
+		h.add(s, restart.History{}, true)
 		h.crash("a", 1)
 		time.Sleep(time.Second)
 		h.crash("a", 1)
@@ -126,7 +128,7 @@ func TestStartWhileRunningClearsCrashloop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
-		h.add(fakeSpec("a"), History{Crashloop: true}, true)
+		h.add(fakeSpec("a"), restart.History{Crashloop: true}, true)
 		pid := h.wantState("a", Running).PID
 		h.sup.Start("a")
 		if st := h.wantState("a", Running); st.PID != pid {
@@ -142,7 +144,7 @@ func TestExit125StaysDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
-		h.add(fakeSpec("a"), History{}, true)
+		h.add(fakeSpec("a"), restart.History{}, true)
 		st := h.crash("a", 125)
 		if st.State != Exited || st.LastExit.Code != 125 || !st.NextRestart.IsZero() {
 			t.Errorf("after exit 125: %+v, want exited", st)
@@ -162,7 +164,7 @@ func TestStopDuringBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
-		h.add(fakeSpec("a"), History{}, true)
+		h.add(fakeSpec("a"), restart.History{}, true)
 		h.crash("a", 1)
 		if err := h.sup.Stop(context.Background(), "a"); err != nil {
 			t.Fatal(err)
@@ -180,7 +182,7 @@ func TestStopGraceful(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
-		h.add(fakeSpec("a"), History{}, true)
+		h.add(fakeSpec("a"), restart.History{}, true)
 		pid := h.wantState("a", Running).PID
 		start := time.Now()
 		if err := h.sup.Stop(context.Background(), "a"); err != nil {
@@ -209,7 +211,7 @@ func TestStopEscalatesToSIGKILL(t *testing.T) {
 		h.node.deaf = true
 		s := fakeSpec("a")
 		s.StopSignal, s.StopTimeout = unix.SIGQUIT, 7*time.Second
-		h.add(s, History{}, true)
+		h.add(s, restart.History{}, true)
 		pid := h.wantState("a", Running).PID
 		start := time.Now()
 		if err := h.sup.Stop(context.Background(), "a"); err != nil {
@@ -237,7 +239,7 @@ func TestStopThenStartWhileStopping(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
 		h.node.deaf = true
-		h.add(fakeSpec("a"), History{}, true)
+		h.add(fakeSpec("a"), restart.History{}, true)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if err := h.sup.Stop(ctx, "a"); !errors.Is(err, context.DeadlineExceeded) {
@@ -257,7 +259,7 @@ func TestRestartIsNotAFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
-		h.add(fakeSpec("a"), History{}, true)
+		h.add(fakeSpec("a"), restart.History{}, true)
 		old := h.wantState("a", Running).PID
 		for range 20 {
 			if err := h.sup.Restart("a"); err != nil {
@@ -279,7 +281,7 @@ func TestRemove(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
-		h.add(fakeSpec("a"), History{}, true)
+		h.add(fakeSpec("a"), restart.History{}, true)
 		if err := h.sup.Remove(context.Background(), "a"); err != nil {
 			t.Fatal(err)
 		}
@@ -292,7 +294,7 @@ func TestRemove(t *testing.T) {
 		if err := h.sup.Stop(context.Background(), "a"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Stop after Remove = %v, want ErrNotFound", err)
 		}
-		h.add(fakeSpec("a"), History{}, false) // the name is free again
+		h.add(fakeSpec("a"), restart.History{}, false) // the name is free again
 		h.wantState("a", Stopped)
 	})
 }
@@ -301,7 +303,7 @@ func TestRemoveDuringBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
-		h.add(fakeSpec("a"), History{}, true)
+		h.add(fakeSpec("a"), restart.History{}, true)
 		h.crash("a", 1)
 		if err := h.sup.Remove(context.Background(), "a"); err != nil {
 			t.Fatal(err)
@@ -317,7 +319,7 @@ func TestReplace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
-		h.add(fakeSpec("a"), History{Crashloop: true, Restarts: 4}, true)
+		h.add(fakeSpec("a"), restart.History{Crashloop: true, Restarts: 4}, true)
 		old := h.wantState("a", Running).PID
 		s := fakeSpec("a")
 		s.Command = []string{"/bin/new"}
@@ -354,7 +356,7 @@ func TestSetupFailureIsFailed(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
 		h.node.setup = `allium shim: chdir to workdir /srv: no such file or directory`
-		h.add(fakeSpec("a"), History{}, true)
+		h.add(fakeSpec("a"), restart.History{}, true)
 		st := h.wantState("a", Failed)
 		if !strings.Contains(st.Error, "/srv") || st.LastExit.Code != ExitShimRoot {
 			t.Errorf("status = %+v, want the shim's message and exit %d", st, ExitShimRoot)
@@ -375,7 +377,7 @@ func TestStartErrorGoesThroughPolicy(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
 		h.node.startErr = unix.EAGAIN
-		h.add(fakeSpec("a"), History{}, true)
+		h.add(fakeSpec("a"), restart.History{}, true)
 		st := h.wantState("a", Backoff)
 		if !strings.Contains(st.Error, "resource temporarily unavailable") {
 			t.Errorf("Error = %q, want the fork's", st.Error)
@@ -391,7 +393,7 @@ func TestReadiness(t *testing.T) {
 		defer h.close()
 		s := fakeSpec("a")
 		s.Ready = flakyProbe{readyAt: time.Now().Add(3 * time.Second)}
-		h.add(s, History{}, true)
+		h.add(s, restart.History{}, true)
 		h.wantState("a", Starting)
 		time.Sleep(3 * time.Second)
 		h.wantState("a", Running)
@@ -408,7 +410,7 @@ func TestNotReadyIsAFailure(t *testing.T) {
 		s := fakeSpec("a")
 		s.Ready = flakyProbe{readyAt: time.Now().Add(time.Hour)}
 		s.ReadyTimeout = 5 * time.Second
-		h.add(s, History{}, true)
+		h.add(s, restart.History{}, true)
 		time.Sleep(5 * time.Second)
 		st := h.wantState("a", Backoff)
 		if !strings.Contains(st.Error, "not ready within 5s") || st.Restarts != 1 {
@@ -423,7 +425,7 @@ func TestStopAll(t *testing.T) {
 		defer h.close()
 		h.node.deaf = true
 		for _, n := range []string{"c", "a", "b"} {
-			h.add(fakeSpec(n), History{}, true)
+			h.add(fakeSpec(n), restart.History{}, true)
 		}
 		start := time.Now()
 		if err := h.sup.StopAll(context.Background()); err != nil {
@@ -451,7 +453,7 @@ func TestHistoryRoundTrip(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
-		h.add(fakeSpec("a"), History{}, true)
+		h.add(fakeSpec("a"), restart.History{}, true)
 		h.crash("a", 3)
 		evs := h.eventsOf(EventRestart)
 		hist := evs[len(evs)-1].History
@@ -472,7 +474,7 @@ func TestOperatorSignalIsACrash(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
-		h.add(fakeSpec("a"), History{}, true)
+		h.add(fakeSpec("a"), restart.History{}, true)
 		pid := h.wantState("a", Running).PID
 		if err := h.sup.Signal(context.Background(), "a", unix.SIGKILL); err != nil {
 			t.Fatalf("Signal(a, SIGKILL) = %v", err)

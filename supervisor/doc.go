@@ -8,8 +8,9 @@
 //   - the shim (ShimMain), PID 1's binary re-executed as "init shim",
 //     which chroots, sets rlimits and no_new_privs, drops capabilities
 //     and credentials, and execs the workload;
-//   - the restart policy (Policy.Decide), pure and tested under
-//     testing/synctest, and the History the caller persists;
+//   - applying the restart policy (subpackage restart: Policy.Decide,
+//     pure, and the History the caller persists; tor uses it too),
+//     with backoff timers tested under testing/synctest;
 //   - supervision (Supervisor): one goroutine per container, a table of
 //     state × event (container.go), stop with SIGTERM, grace and SIGKILL
 //     of the whole process group, readiness probes;
@@ -19,7 +20,7 @@
 // It does not own HTTP, tor or bbolt: it is handed Specs and Histories
 // and reports Events through a callback; init persists them and maps
 // them to the API's wire types. It does not unpack images, mount
-// volumes, or reap: it starts processes through a Starter (PID 1's
+// volumes, or reap: it starts processes through a child.Starter (PID 1's
 // reaper, the one caller of wait4) and signals them through a Killer.
 // It imports manifest for the Manifest type only.
 //

@@ -18,10 +18,6 @@ var (
 	// ErrUnknownUser: the manifest's user is not in the image's
 	// /etc/passwd.
 	ErrUnknownUser = errors.New("unknown user")
-	// ErrStarterPID: a Starter returned without cmd.Process.Pid (the
-	// process may run, unsupervised). os.Process.Release sets Pid to
-	// -1: a Starter must not call it before returning.
-	ErrStarterPID = errors.New("supervisor: the Starter left no pid in cmd.Process (did it call Release?)")
 	// ErrIsolation: the manifest needs a rung of the isolation ladder
 	// this supervisor does not provide.
 	ErrIsolation = errors.New("supervisor: isolation level not available")

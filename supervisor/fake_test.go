@@ -11,6 +11,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"allium/supervisor/restart"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -163,7 +165,7 @@ func (h *harness) delays() []time.Duration {
 	return ds
 }
 
-func (h *harness) add(s Spec, hist History, run bool) {
+func (h *harness) add(s Spec, hist restart.History, run bool) {
 	h.t.Helper()
 	if err := h.sup.Add(s, hist, run); err != nil {
 		h.t.Fatalf("Add(%s) = %v", s.Name, err)
@@ -216,3 +218,6 @@ func (p flakyProbe) Check(ctx context.Context) error {
 func signals(s ...unix.Signal) []unix.Signal { return s }
 
 func equalSignals(a, b []unix.Signal) bool { return slices.Equal(a, b) }
+
+// half is a Rand without jitter.
+func half() float64 { return 0.5 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"allium/supervisor/restart"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -19,7 +21,7 @@ func TestOnEventPanic(t *testing.T) {
 		n := newFakeNode()
 		log := slog.New(slog.DiscardHandler)
 		sup := New(Options{Starter: n, Killer: n, Rand: half, Log: log, OnEvent: func(Event) { panic("boom") }})
-		sup.Add(fakeSpec("a"), History{}, true)
+		sup.Add(fakeSpec("a"), restart.History{}, true)
 		defer sup.Remove(context.Background(), "a")
 		synctest.Wait()
 		if err := sup.Stop(context.Background(), "a"); err != nil {
@@ -48,7 +50,7 @@ func TestStarterWithoutPID(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := newFakeNode()
 		sup := New(Options{Starter: releasingStarter{n}, Killer: n, Rand: half})
-		sup.Add(fakeSpec("a"), History{}, true)
+		sup.Add(fakeSpec("a"), restart.History{}, true)
 		defer sup.Remove(context.Background(), "a")
 		synctest.Wait()
 		st, _ := sup.Status("a")

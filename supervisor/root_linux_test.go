@@ -15,6 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"allium/supervisor/restart"
+
+	"allium/internal/testkit"
+
 	"allium/manifest"
 
 	"golang.org/x/sys/unix"
@@ -78,7 +82,7 @@ func newRootHarness(t *testing.T) *rootHarness {
 		t.Fatal(err)
 	}
 	h := &rootHarness{t: t, notify: make(chan struct{})}
-	h.sup = New(Options{Exe: exe, Rand: half, OnEvent: h.record, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h.sup = New(Options{Exe: exe, Starter: testkit.Starter, Rand: half, OnEvent: h.record, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), rootWait)
 		defer cancel()
@@ -173,7 +177,7 @@ func procStatus(t *testing.T, pid int) map[string]string {
 
 func (h *rootHarness) add(s Spec) int {
 	h.t.Helper()
-	if err := h.sup.Add(s, History{}, true); err != nil {
+	if err := h.sup.Add(s, restart.History{}, true); err != nil {
 		h.t.Fatal(err)
 	}
 	return h.waitMatch("start of "+s.Name, 1, func(ev Event) bool {
@@ -284,7 +288,7 @@ func TestRootRestartAfterKill(t *testing.T) {
 	needRoot(t)
 	root := busyboxRoot(t)
 	h := newRootHarness(t)
-	pid := h.add(Spec{Name: "k", Root: root, Command: []string{"sleep", "1000"}, Policy: Policy{Delay: 10 * time.Millisecond}})
+	pid := h.add(Spec{Name: "k", Root: root, Command: []string{"sleep", "1000"}, Policy: restart.Policy{Delay: 10 * time.Millisecond}})
 	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +305,7 @@ func TestRootBackoffGrowth(t *testing.T) {
 	h := newRootHarness(t)
 	ms := time.Millisecond
 	h.add(Spec{Name: "b", Root: root, Command: []string{"sh", "-c", "exit 1"},
-		Policy: Policy{Delay: 20 * ms, MaxDelay: 160 * ms, Burst: 100, Window: time.Minute}})
+		Policy: restart.Policy{Delay: 20 * ms, MaxDelay: 160 * ms, Burst: 100, Window: time.Minute}})
 	var got []time.Duration
 	for _, ev := range h.waitFor(EventRestart, 6)[:6] {
 		got = append(got, ev.Delay)
@@ -316,7 +320,7 @@ func TestRootCrashloop(t *testing.T) {
 	root := busyboxRoot(t)
 	h := newRootHarness(t)
 	h.add(Spec{Name: "c", Root: root, Command: []string{"sh", "-c", "exit 3"},
-		Policy: Policy{Delay: 10 * time.Millisecond, Burst: 3, Window: time.Minute, CrashloopRetry: 300 * time.Millisecond}})
+		Policy: restart.Policy{Delay: 10 * time.Millisecond, Burst: 3, Window: time.Minute, CrashloopRetry: 300 * time.Millisecond}})
 	loops := h.waitFor(EventCrashloop, 2) // entry, then the retry failed too
 	if loops[0].Delay != 300*time.Millisecond || loops[0].State != Crashloop {
 		t.Errorf("crashloop event = %+v, want a 300ms retry in state crashloop", loops[0])
@@ -343,7 +347,7 @@ func TestRootExit125StaysDown(t *testing.T) {
 	needRoot(t)
 	root := busyboxRoot(t)
 	h := newRootHarness(t)
-	h.add(Spec{Name: "e", Root: root, Command: []string{"sh", "-c", "exit 125"}, Policy: Policy{Delay: time.Millisecond}})
+	h.add(Spec{Name: "e", Root: root, Command: []string{"sh", "-c", "exit 125"}, Policy: restart.Policy{Delay: time.Millisecond}})
 	ex := h.waitFor(EventExit, 1)[0]
 	if ex.State != Exited || ex.Exit.Code != 125 {
 		t.Errorf("exit event = %+v, want exit 125 leading to exited", ex)
@@ -421,7 +425,7 @@ func TestRootSetupFailure(t *testing.T) {
 	}
 	for i, tt := range tests {
 		tt.spec.Root, tt.spec.LogDir = root, filepath.Join(logs, tt.spec.Name)
-		if err := h.sup.Add(tt.spec, History{}, true); err != nil {
+		if err := h.sup.Add(tt.spec, restart.History{}, true); err != nil {
 			t.Fatal(err)
 		}
 		ev := h.waitFor(EventError, i+1)[i]

@@ -8,6 +8,10 @@ import (
 	"os"
 	"time"
 
+	"allium/supervisor/restart"
+
+	"allium/internal/child"
+
 	"golang.org/x/sys/unix"
 
 	"allium/internal/safe"
@@ -32,16 +36,16 @@ func (r *run) stopProbe() { r.cancel() }
 func (c *container) spawn() {
 	c.gen++
 	r, err := c.start(c.gen)
-	if errors.Is(err, ErrStarterPID) {
-		c.errMsg = err.Error()
-		c.setState(Failed) // a bug of the Starter: retrying would only start more
+	if errors.Is(err, child.ErrNoPID) || errors.Is(err, child.ErrNoStarter) {
+		c.errMsg = "supervisor: " + err.Error()
+		c.setState(Failed) // a bug of the wiring: retrying would only start more
 		c.emit(Event{Type: EventError, Message: c.errMsg})
 		return
 	}
 	if err != nil {
 		c.errMsg = "start: " + err.Error()
 		c.emit(Event{Type: EventError, Message: c.errMsg})
-		c.applyPolicy(Exit{Code: ExitCannotExec, Time: time.Now()}, 0)
+		c.applyPolicy(restart.Exit{Code: ExitCannotExec, Time: time.Now()}, 0)
 		return
 	}
 	c.run = r
@@ -69,11 +73,7 @@ func (c *container) start(gen uint64) (*run, error) {
 	}
 	cmd := Command(c.sup.opts.Exe, c.spec, outW, errW)
 	withStatus(cmd, statusW, c.spec.ReadyFD, readyW)
-	ch, err := c.sup.opts.Starter.Start(cmd)
-	if err == nil && (cmd.Process == nil || cmd.Process.Pid <= 1) {
-		// Never signal -(-1) or -1: that is every process, or PID 1.
-		err = ErrStarterPID
-	}
+	ch, err := child.Start(c.sup.opts.Starter, cmd) // never a pid of -1 or 1 to signal
 	if err != nil {
 		ps.closeParent()
 		return nil, err
@@ -181,7 +181,7 @@ func waitReadyFD(ctx context.Context, f *os.File, fd int, timeout time.Duration)
 
 // endRun ends the live run after its exit: it stops the readiness wait,
 // kills what is left of its process group, and records the exit.
-func (c *container) endRun(ws unix.WaitStatus) (Exit, time.Duration) {
+func (c *container) endRun(ws unix.WaitStatus) (restart.Exit, time.Duration) {
 	r := c.run
 	c.run = nil
 	r.cancel()
@@ -191,7 +191,7 @@ func (c *container) endRun(ws unix.WaitStatus) (Exit, time.Duration) {
 	// Children left behind die with the run, as they will when the
 	// namespaces rung's shim, PID 1 of the container, exits. ESRCH: none.
 	c.sup.opts.Killer.Kill(-r.pid, unix.SIGKILL)
-	ex := ExitFrom(ws, time.Now())
+	ex := restart.ExitFrom(ws, time.Now())
 	c.hist.LastExit = &ex
 	return ex, time.Since(r.started)
 }

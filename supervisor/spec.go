@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"allium/supervisor/restart"
+
 	"allium/manifest"
 
 	"golang.org/x/sys/unix"
@@ -50,7 +52,7 @@ type Spec struct {
 	// them (the workload gets /dev/null).
 	LogDir string `json:"log_dir,omitempty"`
 	// Policy is the restart policy.
-	Policy Policy `json:"policy"`
+	Policy restart.Policy `json:"policy"`
 	// Ready is a readiness probe; nil (and ReadyFD 0) means ready once
 	// started.
 	Ready Probe `json:"-"`
@@ -211,7 +213,7 @@ func FromManifest(m *manifest.Manifest, name, root, logDir string) (Spec, error)
 		Name: name, Root: root, Command: slices.Clone(m.Command), Env: Environ(m.Env, u),
 		Workdir: m.Workdir, UID: u.UID, GID: u.GID, Groups: u.Groups,
 		Rlimits: maps.Clone(m.Resources.Rlimits), StopTimeout: m.Stop.Timeout.D,
-		LogDir: logDir, Policy: PolicyFrom(m.Restart),
+		LogDir: logDir, Policy: restart.PolicyFrom(m.Restart),
 	}
 	if m.Stop.Signal != "" {
 		n, err := manifest.ParseSignal(m.Stop.Signal)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"allium/supervisor/restart"
+
 	"allium/manifest"
 
 	"golang.org/x/sys/unix"
@@ -160,7 +162,7 @@ func TestFromManifest(t *testing.T) {
 		Env:     []string{"A=1", "HOME=/home/app", "PATH=" + DefaultPath},
 		Workdir: "/srv", UID: 1000, GID: 1000, Groups: []uint32{2000, 2001},
 		Rlimits: map[string]uint64{"nofile": 64}, StopSignal: unix.SIGQUIT, StopTimeout: 3 * time.Second,
-		LogDir: "/logs/web1", Policy: Policy{Mode: "on-failure", Delay: 2 * time.Second},
+		LogDir: "/logs/web1", Policy: restart.Policy{Mode: "on-failure", Delay: 2 * time.Second},
 		Ready: TCPProbe{Addr: "127.0.0.1:8080"}, ReadyTimeout: 9 * time.Second,
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -7,64 +7,36 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os/exec"
 	"slices"
 	"sync"
-	"syscall"
+
+	"allium/supervisor/restart"
+
+	"allium/internal/child"
 
 	"golang.org/x/sys/unix"
 
 	"allium/internal/safe"
 )
 
-// Starter starts a command and delivers its wait status once. PID 1
-// passes its reaper, the one caller of wait4 on the node. cmd's standard
-// streams and ExtraFiles are *os.File or nil. When Start returns,
-// cmd.Process.Pid must be the child's pid: do not call
-// cmd.Process.Release before (it sets Pid to -1); release it once the
-// exit is delivered.
-type Starter interface {
-	Start(cmd *exec.Cmd) (<-chan unix.WaitStatus, error)
-}
-
 // Killer sends a signal; a negative pid is a process group.
 type Killer interface {
 	Kill(pid int, sig unix.Signal) error
-}
-
-// WaitStarter starts a command and waits for it with cmd.Wait. It is for
-// tests and for running outside PID 1: in PID 1 it would race the reaper
-// for exit statuses.
-type WaitStarter struct{}
-
-func (WaitStarter) Start(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	ch := make(chan unix.WaitStatus, 1)
-	safe.Go(slog.Default(), "supervisor: wait", func() {
-		cmd.Wait()
-		ws := unix.WaitStatus(255 << 8) // exit 255 if Wait says nothing better
-		if st, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
-			ws = unix.WaitStatus(st)
-		}
-		ch <- ws
-	})
-	return ch, nil
 }
 
 type unixKiller struct{}
 
 func (unixKiller) Kill(pid int, sig unix.Signal) error { return unix.Kill(pid, sig) }
 
-// Options configure a Supervisor. The zero value works outside PID 1.
+// Options configure a Supervisor. Starter is required.
 type Options struct {
 	// Exe is the binary started as "init shim"; "" means
 	// /proc/self/exe, PID 1 itself.
 	Exe string
-	// Starter starts the shim; nil means WaitStarter, which PID 1 must
-	// not use: it passes its reaper.
-	Starter Starter
+	// Starter starts the shim and delivers its wait status: PID 1's
+	// reaper (tests: testkit.Starter). Without one, every container
+	// fails to start with child.ErrNoStarter.
+	Starter child.Starter
 	// Killer signals process groups; nil means kill(2).
 	Killer Killer
 	// Rand returns numbers in [0, 1) for the restart jitter; nil means
@@ -97,9 +69,6 @@ func New(opts Options) *Supervisor {
 	if opts.Exe == "" {
 		opts.Exe = "/proc/self/exe"
 	}
-	if opts.Starter == nil {
-		opts.Starter = WaitStarter{}
-	}
 	if opts.Killer == nil {
 		opts.Killer = unixKiller{}
 	}
@@ -115,7 +84,7 @@ func New(opts Options) *Supervisor {
 // Add puts a container under supervision with the history the caller
 // kept, and starts it if desiredRunning (a boot restoring it: this is
 // not an operator start, so a crashloop stays). Otherwise it is stopped.
-func (s *Supervisor) Add(spec Spec, hist History, desiredRunning bool) error {
+func (s *Supervisor) Add(spec Spec, hist restart.History, desiredRunning bool) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
@@ -124,7 +93,7 @@ func (s *Supervisor) Add(spec Spec, hist History, desiredRunning bool) error {
 	if _, ok := s.containers[spec.Name]; ok {
 		return fmt.Errorf("%w: %s", ErrExists, spec.Name)
 	}
-	c := newContainer(s, spec, hist.clone())
+	c := newContainer(s, spec, hist.Clone())
 	s.containers[spec.Name] = c
 	safe.Go(s.opts.Log, "supervisor: "+spec.Name, func() { c.loop(desiredRunning) })
 	return nil

@@ -3,6 +3,8 @@ package supervisor
 import (
 	"fmt"
 	"time"
+
+	"allium/supervisor/restart"
 )
 
 // State is a container's state. Its String is the name on the wire
@@ -72,7 +74,7 @@ type Event struct {
 	State     State
 	Message   string
 	// Exit is how the run ended (EventExit).
-	Exit *Exit
+	Exit *restart.Exit
 	// Delay is the wait before the next start (EventRestart,
 	// EventCrashloop).
 	Delay time.Duration
@@ -80,7 +82,7 @@ type Event struct {
 	PID int
 	// History is the restart history after the event: persist it and
 	// hand it back to Add after a reboot.
-	History History
+	History restart.History
 }
 
 // Status is a container as `cloud ps` shows it.
@@ -94,7 +96,7 @@ type Status struct {
 	// Restarts counts restarts after exits (History.Restarts).
 	Restarts uint64
 	// LastExit is how the last run ended; nil if none has.
-	LastExit *Exit
+	LastExit *restart.Exit
 	// NextRestart is when a scheduled restart will happen; zero if
 	// none is.
 	NextRestart time.Time

@@ -5,13 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Shared is a test package's one private network, started by the
@@ -74,23 +70,4 @@ func (s *Shared) Close(code int) int {
 		code = 1
 	}
 	return code
-}
-
-// StartReaped stands in for PID 1's reaper in tests (a
-// hiddenservice.Options.Start): it starts cmd, to die with the test,
-// and reports its exit status once.
-func StartReaped(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	ch := make(chan unix.WaitStatus, 1)
-	go func() {
-		cmd.Wait()
-		ch <- unix.WaitStatus(cmd.ProcessState.Sys().(syscall.WaitStatus))
-	}()
-	return ch, nil
 }

@@ -1,4 +1,4 @@
-package supervisor
+package restart
 
 import (
 	"fmt"
@@ -123,8 +123,8 @@ func (h History) OperatorStart() History {
 	return History{Restarts: h.Restarts, LastExit: h.LastExit}
 }
 
-// clone copies h so that a copy handed out shares nothing with it.
-func (h History) clone() History {
+// Clone copies h so that a copy handed out shares nothing with it.
+func (h History) Clone() History {
 	h.Failures = slices.Clone(h.Failures)
 	if h.LastExit != nil {
 		e := *h.LastExit
@@ -172,7 +172,7 @@ type Decision struct {
 // none. Decide is pure: it reads no clock and touches nothing.
 func (p Policy) Decide(h History, ran time.Duration, ex Exit, now time.Time, rnd func() float64) (Decision, History) {
 	p = p.withDefaults()
-	h = h.clone()
+	h = h.Clone()
 	h.LastExit = &ex
 	if ok, why := p.wantsRestart(ex); !ok {
 		return Decision{Action: StayDown, Reason: why}, h
