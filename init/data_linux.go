@@ -38,7 +38,7 @@ var deviceWait = 10 * time.Second
 // allium.data= or the baked config: "LABEL=x", "UUID=x", "/dev/x", or a
 // directory. With no spec, a VM gets a tmpfs (nothing persists) and an
 // OS container uses the directory on its own root filesystem.
-func mountData(k kernel, log *slog.Logger, root, spec string, container bool) dataRoot {
+func mountData(k mounter, log *slog.Logger, root, spec string, container bool) dataRoot {
 	dir := filepath.Join(root, rootfs.DataDir)
 	if err := mkdirPrivate(dir); err != nil {
 		log.Error("data: cannot make the data directory", "dir", dir, "err", err)
@@ -83,7 +83,7 @@ func onRootFS(dir, what string) dataRoot {
 
 // dataDirectory bind-mounts a directory of an existing filesystem on the
 // data root ("runs within a single partition").
-func dataDirectory(k kernel, log *slog.Logger, root, dir, spec string) dataRoot {
+func dataDirectory(k mounter, log *slog.Logger, root, dir, spec string) dataRoot {
 	src := filepath.Join(root, spec)
 	if filepath.Clean(spec) == rootfs.DataDir {
 		return onRootFS(dir, "the root filesystem")
@@ -99,7 +99,7 @@ func dataDirectory(k kernel, log *slog.Logger, root, dir, spec string) dataRoot 
 
 // dataTmpfs is the fallback: the node runs, and says loudly that nothing
 // it is told will survive a reboot.
-func dataTmpfs(k kernel, log *slog.Logger, dir, why string) dataRoot {
+func dataTmpfs(k mounter, log *slog.Logger, dir, why string) dataRoot {
 	msg := "persistence is OFF: " + why + "; the data root is a tmpfs and nothing will survive a reboot"
 	log.Error("data: " + msg)
 	mounted := ""

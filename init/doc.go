@@ -4,6 +4,13 @@
 // the state database and serves the API, and then waits: it reaps every
 // child and orphan, catches every signal, and shuts down in order.
 //
+// init is boot and wiring. It keeps the boot sequence, the reaper (the
+// one caller of wait4, which every part starts its children through as
+// a child.Starter), signals, the shutdown, the listeners and the onion;
+// the node's images and containers are package init/apps, the network
+// bring-up is init/netup. The machine sits behind small seams, one per
+// concern (kernel.go: mounter, moduleLoader, processes, power, clock).
+//
 // PID 1 must never exit and never panic (the kernel panics if it does):
 // every goroutine runs under safe.Go, a panicking API handler costs one
 // request, and after boot errors are logged, never fatal.

@@ -17,7 +17,7 @@ import (
 // early ones, or with late the ones nothing at boot waits for. A module
 // that is missing or does not apply is a warning, never a stop: the
 // machine may still boot with what the kernel has built in.
-func loadModules(k kernel, log *slog.Logger, root, release string, onXen, late bool) (warnings []string) {
+func loadModules(k moduleLoader, log *slog.Logger, root, release string, onXen, late bool) (warnings []string) {
 	f, err := os.Open(filepath.Join(root, rootfs.ModulesOrderFile))
 	if err != nil {
 		log.Warn("modules: no module list; relying on built-in drivers", "err", err)

@@ -15,7 +15,7 @@ import (
 // the targets it mounted, for unmounting in reverse. A target that is
 // already mounted is fine: an OS container, or a kernel that mounted
 // devtmpfs itself, got there first.
-func mountTable(k kernel, log *slog.Logger, root string, table []rootfs.Mount) []string {
+func mountTable(k mounter, log *slog.Logger, root string, table []rootfs.Mount) []string {
 	var mounted []string
 	for _, m := range table {
 		target := filepath.Join(root, m.Target)
@@ -45,7 +45,7 @@ func mountTable(k kernel, log *slog.Logger, root string, table []rootfs.Mount) [
 // quiet, for the early virtual filesystems (/dev is busy while init
 // holds /dev/kmsg and the power button open, and that is harmless), a
 // busy one is detached without a warning.
-func unmountAll(k kernel, log *slog.Logger, targets []string, quiet bool) {
+func unmountAll(k mounter, log *slog.Logger, targets []string, quiet bool) {
 	for i := len(targets) - 1; i >= 0; i-- {
 		t := targets[i]
 		err := k.Unmount(t, 0)

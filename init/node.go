@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"allium/api"
+	"allium/init/apps"
 	"allium/rootfs"
 	"allium/state"
 )
@@ -13,8 +14,9 @@ import (
 // node is PID 1's state. The boot sequence fills it in; after that the
 // API reads it and the main loop waits on power.
 type node struct {
-	// Apps serves images and containers: *apps once the state and the
-	// data root are up, else api.UnimplementedApps, which says so.
+	// Apps serves images and containers: the apps.Service once the
+	// state and the data root are up, else api.UnimplementedApps, which
+	// says so.
 	api.Apps
 
 	log     *slog.Logger
@@ -33,7 +35,7 @@ type node struct {
 	bootCount uint64
 	reaper    *reaper
 	api       *api.Server
-	apps      *apps
+	apps      *apps.Service
 	tor       torState
 	tcp       tcpSwitch
 

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"allium/internal/mountinfo"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -42,11 +44,10 @@ func (n *node) shutdown(cmd int) {
 	if n.apps != nil {
 		n.log.Info("shutdown: stopping containers")
 		ctx, cancel := context.WithTimeout(context.Background(), containerGrace)
-		if err := n.apps.sup.StopAll(ctx); err != nil {
+		if err := n.apps.Stop(ctx, 5*time.Second); err != nil {
 			n.log.Warn("shutdown: stopping containers", "err", err)
 		}
 		cancel()
-		n.apps.events.drain(5 * time.Second)
 	}
 	n.stopTor()
 	n.log.Info("shutdown: stopping processes")
@@ -62,7 +63,7 @@ func (n *node) shutdown(cmd int) {
 	if n.data.Mounted != "" {
 		// Container roots and volumes are mounted below the data root.
 		// unmountAll goes from the end: the latest first, the data root last.
-		children := slices.DeleteFunc(mountsUnder(n.data.Mounted), func(m string) bool { return m == n.data.Mounted })
+		children := slices.DeleteFunc(mountinfo.Under(n.data.Mounted), func(m string) bool { return m == n.data.Mounted })
 		unmountAll(n.k, n.log, append([]string{n.data.Mounted}, reverse(children)...), false)
 	}
 	unmountAll(n.k, n.log, n.mounts, true)
@@ -118,7 +119,7 @@ func actionName(cmd int) string {
 	return "power off"
 }
 
-// reverse returns s reversed: mountsUnder lists deepest first, and
+// reverse returns s reversed: mountinfo.Under lists deepest first, and
 // unmountAll unmounts from the end.
 func reverse(s []string) []string {
 	out := make([]string, len(s))

@@ -1,8 +1,12 @@
 package deps
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -127,6 +131,50 @@ func TestSupervisorImports(t *testing.T) {
 	for _, p := range list(t)["allium/supervisor"].imports {
 		if !standard(p) && !slices.Contains(allowed, p) && !strings.HasPrefix(p, "golang.org/x/sys/") {
 			t.Errorf("supervisor imports %s; want only %v, golang.org/x/sys and the standard library", p, allowed)
+		}
+	}
+}
+
+// helperOnly are files linked into init whose goroutines run only in the
+// `init unpack` helper process (or in tests), never in PID 1: a panic
+// there kills the helper.
+var helperOnly = []string{"imagestore/pipe.go", "imagestore/xzparallel.go", "internal/safe/safe.go"}
+
+// Every goroutine PID 1 starts goes through internal/safe, which
+// recovers a panic (a panic in PID 1 panics the kernel): no go statement
+// in the code init links, but in safe itself and the helper's decoders.
+func TestPID1GoroutinesAreSafe(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "-f", `{{if not .Standard}}{{.Dir}}|{{join .GoFiles ","}}{{end}}`, "allium/init")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps allium/init: %v", err)
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, line := range strings.Fields(string(out)) {
+		dir, files, _ := strings.Cut(line, "|")
+		rel, err := filepath.Rel(root, dir)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			continue // not ours
+		}
+		for _, name := range strings.Split(files, ",") {
+			if name == "" || slices.Contains(helperOnly, filepath.ToSlash(filepath.Join(rel, name))) {
+				continue
+			}
+			f, err := parser.ParseFile(fset, filepath.Join(dir, name), nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				if g, ok := n.(*ast.GoStmt); ok {
+					t.Errorf("%s: a go statement in code PID 1 links; start it with safe.Go", fset.Position(g.Pos()))
+				}
+				return true
+			})
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package apps
 
 import (
 	"context"
@@ -66,10 +66,10 @@ func (h *eventHub) record(e supervisor.Event) {
 // state.db, so their last exits are kept.
 func (h *eventHub) drain(limit time.Duration) {
 	done := make(chan struct{})
-	go func() {
+	safe.Go(h.log, "events: drain", func() {
 		h.pending.Wait()
 		close(done)
-	}()
+	})
 	select {
 	case <-done:
 	case <-time.After(limit):

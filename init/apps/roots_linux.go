@@ -1,4 +1,4 @@
-package main
+package apps
 
 import (
 	"errors"
@@ -7,12 +7,20 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"allium/internal/mountinfo"
 
 	"allium/manifest"
 
 	"golang.org/x/sys/unix"
 )
+
+// Mounter is the mount(2) and umount2(2) the containers' roots need;
+// PID 1 passes its kernel seam.
+type Mounter interface {
+	Mount(source, target, fstype string, flags uintptr, data string) error
+	Unmount(target string, flags int) error
+}
 
 // Container roots on the data root:
 //
@@ -25,7 +33,7 @@ import (
 //
 // /containers points at containers/, as in the original sketch.
 type roots struct {
-	k    kernel
+	m    Mounter
 	data string // the data root, rootfs.DataDir below the test root
 }
 
@@ -66,7 +74,7 @@ func (r roots) mountOverlay(name, image string) (string, error) {
 		}
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", image, filepath.Join(ov, "upper"), filepath.Join(ov, "work"))
-	err := r.k.Mount("overlay", r.root(name), "overlay", 0, opts)
+	err := r.m.Mount("overlay", r.root(name), "overlay", 0, opts)
 	if err == nil {
 		return "overlay", nil
 	}
@@ -103,7 +111,7 @@ func (r roots) bindVolume(name string, v manifest.Volume) error {
 	}
 	defer dir.Close()
 	target := fmt.Sprintf("/proc/self/fd/%d", dir.Fd())
-	if err := r.k.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+	if err := r.m.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("volume %s at %s: %w", v.Name, v.Path, err)
 	}
 	return nil
@@ -112,8 +120,8 @@ func (r roots) bindVolume(name string, v manifest.Volume) error {
 // release unmounts everything below name's root and the root itself.
 func (r roots) release(name string) {
 	root := r.root(name)
-	for _, m := range mountsUnder(root) {
-		r.k.Unmount(m, unix.MNT_DETACH)
+	for _, m := range mountinfo.Under(root) {
+		r.m.Unmount(m, unix.MNT_DETACH)
 	}
 }
 
@@ -127,23 +135,6 @@ func (r roots) reset(name string) error {
 // remove is reset, and the logs go too. Volumes stay.
 func (r roots) remove(name string) error {
 	return errors.Join(r.reset(name), os.RemoveAll(r.logs(name)))
-}
-
-// mountsUnder lists the mount points at or below dir, deepest first,
-// from /proc/self/mountinfo.
-func mountsUnder(dir string) []string {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			out = append(out, f[4])
-		}
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out
 }
 
 // copyTree copies src to dst, keeping modes, owners and symlinks.

@@ -1,0 +1,151 @@
+package apps
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"allium/api"
+	"allium/imagestore"
+	"allium/internal/child"
+	"allium/manifest"
+	"allium/state"
+	"allium/supervisor"
+	"allium/supervisor/restart"
+)
+
+// Service is the node's images and containers: api.Apps over the image
+// store, the supervisor and state.db. state.db holds what the operator
+// asked for (image, running or not, the restart history); the
+// supervisor holds what is happening now.
+type Service struct {
+	log    *slog.Logger
+	db     *state.DB
+	store  *imagestore.Store
+	sup    *supervisor.Supervisor
+	roots  roots
+	events *eventHub
+
+	// mu serializes changes to the set of containers (create, replace,
+	// remove), so two PUTs of one name cannot interleave.
+	mu sync.Mutex
+}
+
+var _ api.Apps = (*Service)(nil)
+
+// gcGrace keeps a freshly pushed image from being collected before the
+// PUT of its container arrives.
+const gcGrace = 15 * time.Minute
+
+// Options configure a Service. DB, Data, Starter and Mounter are
+// required.
+type Options struct {
+	// DB is the node's state: containers, their histories, events.
+	DB *state.DB
+	// Data is the data root: images/, uploads/, containers/,
+	// overlay/, volumes/ and logs/ live below it.
+	Data string
+	// Starter starts the unpack helper and the container shims: PID 1's
+	// reaper.
+	Starter child.Starter
+	// Mounter mounts the containers' roots and volumes.
+	Mounter Mounter
+	// Log receives what happens; nil means slog.Default().
+	Log *slog.Logger
+}
+
+// New opens the image store in opts.Data and starts the supervisor,
+// with no container yet: Restore hands it the recorded ones.
+func New(opts Options) (*Service, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	store, err := imagestore.Open(opts.Data, imagestore.Helper{Starter: opts.Starter, Log: opts.Log}, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	store.Limits = limits
+	hub := newEventHub(opts.Log, opts.DB)
+	s := &Service{log: opts.Log, db: opts.DB, store: store, events: hub, roots: roots{m: opts.Mounter, data: opts.Data}}
+	s.sup = supervisor.New(supervisor.Options{Starter: opts.Starter, OnEvent: hub.onSupervisor, Log: opts.Log})
+	return s, nil
+}
+
+// limits are the node's limits on an upload: DefaultLimits, but a
+// manifest may ask for setuid files (no_new_privs makes them inert at
+// the chroot rung); device nodes stay refused.
+func limits(free int64) imagestore.Limits {
+	l := imagestore.DefaultLimits(free)
+	l.AllowSetuid = true
+	return l
+}
+
+// ContainersDir is where the containers' roots are, below the data
+// root; the node links /containers to it.
+func ContainersDir(data string) string { return filepath.Join(data, "containers") }
+
+// Restore hands every recorded container back to the supervisor: those
+// the operator left running start again, the others stay stopped. Then
+// it collects the images no container uses. It returns what the
+// operator should know (a container that could not be restored).
+func (a *Service) Restore() (warnings []string) {
+	cs, err := a.db.Containers()
+	if err != nil {
+		a.log.Error("apps: reading containers", "err", err)
+		return []string{"containers: " + err.Error()}
+	}
+	for _, c := range cs {
+		if err := a.restore(c); err != nil {
+			a.log.Error("apps: cannot restore a container", "container", c.Name, "err", err)
+			warnings = append(warnings, fmt.Sprintf("container %s: %v", c.Name, err))
+		}
+	}
+	a.log.Info("apps: containers restored", "count", len(cs))
+	a.collect()
+	return warnings
+}
+
+func (a *Service) restore(c state.Container) error {
+	m, err := a.store.Manifest(c.Image)
+	if err != nil {
+		return err
+	}
+	var hist restart.History
+	if len(c.History) > 0 {
+		if err := json.Unmarshal(c.History, &hist); err != nil {
+			a.log.Warn("apps: unreadable restart history; starting afresh", "container", c.Name, "err", err)
+		}
+	}
+	return a.add(c.Name, c.Image, m, hist, c.Running)
+}
+
+// add prepares name's root, records it and hands it to the supervisor.
+func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.History, running bool) error {
+	mode, err := a.roots.prepare(name, a.store.RootFS(image), m)
+	if err != nil {
+		return api.Unavailable("prepare the root of %s: %v", name, err)
+	}
+	a.log.Info("apps: root ready", "container", name, "mode", mode)
+	spec, err := supervisor.FromManifest(m, name, a.roots.root(name), a.roots.logs(name))
+	if err != nil {
+		return api.BadRequest("%s: %v", name, err)
+	}
+	h, _ := json.Marshal(hist)
+	if err := a.db.PutContainer(state.Container{Name: name, Image: image, Running: running, History: h}); err != nil {
+		return err
+	}
+	return a.sup.Add(spec, hist, running)
+}
+
+// Stop stops every container in parallel (each with its own stop
+// timeout), until ctx ends, and then waits up to drain for their last
+// events to be recorded: the shutdown calls it before closing state.db.
+func (a *Service) Stop(ctx context.Context, drain time.Duration) error {
+	err := a.sup.StopAll(ctx)
+	a.events.drain(drain)
+	return err
+}

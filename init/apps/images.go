@@ -1,0 +1,118 @@
+package apps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"allium/api"
+	"allium/imagestore"
+)
+
+func (a *Service) Images(ctx context.Context) ([]api.Image, error) {
+	infos, err := a.store.List()
+	if err != nil {
+		return nil, err
+	}
+	users := a.imageUsers()
+	out := make([]api.Image, 0, len(infos))
+	for _, i := range infos {
+		out = append(out, toImage(i, users[i.Digest]))
+	}
+	return out, nil
+}
+
+func (a *Service) Image(ctx context.Context, digest string) (api.Image, error) {
+	i, err := a.store.Image(digest)
+	if errors.Is(err, imagestore.ErrNotFound) {
+		return api.Image{}, api.NotFound("image %s is not on this node", digest)
+	}
+	if err != nil {
+		return api.Image{}, err
+	}
+	return toImage(i, a.imageUsers()[digest]), nil
+}
+
+func toImage(i imagestore.Info, users []string) api.Image {
+	return api.Image{Digest: i.Digest, Name: i.Name, Size: i.Size, Created: i.Created, UsedBy: users}
+}
+
+// imageUsers maps each digest to the containers that run it.
+func (a *Service) imageUsers() map[string][]string {
+	cs, err := a.db.Containers()
+	if err != nil {
+		a.log.Error("apps: reading containers", "err", err)
+	}
+	users := map[string][]string{}
+	for _, c := range cs {
+		users[c.Image] = append(users[c.Image], c.Name)
+	}
+	return users
+}
+
+func (a *Service) UploadOffset(ctx context.Context, digest string) (int64, error) {
+	return a.store.Offset(digest), nil
+}
+
+func (a *Service) PutImage(ctx context.Context, digest string, offset, total int64, body io.Reader) (api.Image, error) {
+	kept, err := a.store.Write(ctx, digest, offset, total, body)
+	if err != nil {
+		return api.Image{}, imageError(digest, err)
+	}
+	if kept < total {
+		return api.Image{}, fmt.Errorf("upload of %s stopped at %d of %d bytes", digest, kept, total)
+	}
+	img, err := a.Image(ctx, digest)
+	if err == nil {
+		a.events.publish(api.Event{Type: api.EventImage, Image: digest, Message: fmt.Sprintf("image %s (%s) unpacked", img.Name, digest)})
+	}
+	return img, err
+}
+
+// imageError maps the store's errors to honest statuses.
+func imageError(digest string, err error) error {
+	var off *imagestore.OffsetError
+	switch {
+	case errors.As(err, &off):
+		return api.OffsetMismatch(digest, off.Kept)
+	case errors.Is(err, imagestore.ErrBusy):
+		return api.UploadBusy("%v", err)
+	case errors.Is(err, imagestore.ErrTooLarge):
+		return api.TooLarge("%v", err)
+	case errors.Is(err, imagestore.ErrBadDigest), errors.Is(err, imagestore.ErrDigest),
+		errors.Is(err, imagestore.ErrInvalid):
+		return api.BadRequest("%v", err)
+	}
+	return err
+}
+
+func (a *Service) RemoveImage(ctx context.Context, digest string) error {
+	if users := a.imageUsers()[digest]; len(users) > 0 {
+		return api.Conflict("image %s is used by %v; remove those containers first", digest, users)
+	}
+	err := a.store.Remove(digest)
+	if errors.Is(err, imagestore.ErrNotFound) {
+		return api.NotFound("image %s is not on this node", digest)
+	}
+	return err
+}
+
+// collect removes images no container uses, but for fresh ones.
+func (a *Service) collect() {
+	users := a.imageUsers()
+	removed, err := a.store.GC(func(d string) bool {
+		if len(users[d]) > 0 {
+			return true
+		}
+		i, err := a.store.Image(d)
+		return err == nil && time.Since(i.Created) < gcGrace
+	})
+	if err != nil {
+		a.log.Error("apps: collecting images", "err", err)
+	}
+	for _, d := range removed {
+		a.events.publish(api.Event{Type: api.EventImage, Image: d, Message: "image " + d + " collected: no container uses it"})
+	}
+}

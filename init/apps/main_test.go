@@ -1,0 +1,23 @@
+package apps
+
+import (
+	"os"
+	"testing"
+
+	"allium/imagestore"
+	"allium/supervisor"
+)
+
+// TestMain lets the test binary play PID 1's helpers, as init does: the
+// Service starts /proc/self/exe as "init unpack" and "init shim".
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[0] == "init" {
+		switch os.Args[1] {
+		case "unpack":
+			os.Exit(imagestore.HelperMain(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+		case "shim":
+			os.Exit(supervisor.ShimMain(os.Args[2:]))
+		}
+	}
+	os.Exit(m.Run())
+}
