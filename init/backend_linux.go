@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
+
+	"allium/internal/procstatus"
 
 	"allium/api"
 
@@ -48,25 +48,9 @@ func (n *node) uptime() time.Duration {
 }
 
 func (n *node) memory() api.Memory {
-	mem := parseKB(readFile(filepath.Join(n.root, "proc/meminfo")))
-	self := parseKB(readFile(filepath.Join(n.root, "proc/self/status")))
+	mem := procstatus.Bytes(readFile(filepath.Join(n.root, "proc/meminfo")))
+	self := procstatus.Bytes(readFile(filepath.Join(n.root, "proc/self/status")))
 	return api.Memory{Total: mem["MemTotal"], Available: mem["MemAvailable"], InitRSS: self["VmRSS"]}
-}
-
-// parseKB reads "Key:   123 kB" lines into bytes.
-func parseKB(s string) map[string]uint64 {
-	out := map[string]uint64{}
-	for _, line := range strings.Split(s, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		f := strings.Fields(v)
-		if !ok || len(f) != 2 || f[1] != "kB" {
-			continue
-		}
-		if kb, err := strconv.ParseUint(f[0], 10, 64); err == nil {
-			out[k] = kb * 1024
-		}
-	}
-	return out
 }
 
 func (n *node) Reboot() error   { n.requestPower(powerReboot); return nil }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"allium/internal/procstatus"
+
 	"allium/api"
 	"allium/hiddenservice"
 	"allium/hiddenservice/tornet"
@@ -188,7 +190,7 @@ func vmRSS(b *testing.B, pid int) uint64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rss, ok := parseKB(string(data))["VmRSS"]
+	rss, ok := procstatus.Bytes(string(data))["VmRSS"]
 	if !ok {
 		b.Fatalf("%s: no VmRSS line", path)
 	}

@@ -7,8 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
+
+	"allium/internal/procstatus"
 
 	"allium/api"
 	"allium/init/netup"
@@ -104,16 +105,8 @@ func isContainer(args []string, containerEnv string) bool {
 // hasCapSysModule reports whether PID 1 may load modules; an OS
 // container's init may not. With /proc unreadable, assume a VM.
 func hasCapSysModule(root string) bool {
-	for _, line := range strings.Split(readFile(filepath.Join(root, "proc/self/status")), "\n") {
-		if hex, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			var caps uint64
-			for _, c := range strings.TrimSpace(hex) {
-				caps = caps<<4 | uint64(strings.IndexRune("0123456789abcdef", c))
-			}
-			return caps&(1<<unix.CAP_SYS_MODULE) != 0
-		}
-	}
-	return true
+	caps, ok := procstatus.Hex(readFile(filepath.Join(root, "proc/self/status")), "CapEff")
+	return !ok || caps&(1<<unix.CAP_SYS_MODULE) != 0
 }
 
 func (n *node) environment() string {

@@ -265,13 +265,6 @@ func TestPowerButton(t *testing.T) {
 	}
 }
 
-func TestParseKB(t *testing.T) {
-	got := parseKB("MemTotal:        492000 kB\nMemAvailable:  400000 kB\nHugePages_Total: 0\n")
-	if got["MemTotal"] != 492000*1024 || got["MemAvailable"] != 400000*1024 || len(got) != 2 {
-		t.Errorf("parseKB = %v", got)
-	}
-}
-
 func mustFirstKey(t *testing.T, authorized string) ed25519.PublicKey {
 	keys, err := api.ParseAuthorizedKeys(strings.NewReader(authorized))
 	if err != nil || len(keys) == 0 {

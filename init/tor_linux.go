@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"allium/internal/procstatus"
+
 	"allium/api"
 	"allium/hiddenservice"
 	"allium/internal/safe"
@@ -316,7 +318,7 @@ func (n *node) torStatus() *api.Tor {
 		t.LastError = "tor said: " + said
 	}
 	if s.PID > 0 {
-		t.RSS = parseKB(readFile(filepath.Join(n.root, "proc", strconv.Itoa(s.PID), "status")))["VmRSS"]
+		t.RSS = procstatus.Bytes(readFile(filepath.Join(n.root, "proc", strconv.Itoa(s.PID), "status")))["VmRSS"]
 	}
 	return t
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"unsafe"
 
+	"allium/internal/procstatus"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -132,7 +134,7 @@ func resetIgnoredSignals(*shimConfig) error {
 	if err != nil {
 		return nil // no /proc on the node: nothing to go by
 	}
-	mask, ok := statusMask(string(b), "SigIgn:")
+	mask, ok := procstatus.Hex(string(b), "SigIgn")
 	if !ok {
 		return nil
 	}
@@ -146,18 +148,6 @@ func resetIgnoredSignals(*shimConfig) error {
 		}
 	}
 	return nil
-}
-
-// statusMask reads a hex mask line ("SigIgn:\t0000000080000000") of
-// /proc/PID/status.
-func statusMask(status, key string) (uint64, bool) {
-	for _, line := range strings.Split(status, "\n") {
-		if v, ok := strings.CutPrefix(line, key); ok {
-			m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return m, err == nil
-		}
-	}
-	return 0, false
 }
 
 // shimStatus opens the status pipe and marks it close-on-exec, so that
