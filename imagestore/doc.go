@@ -36,7 +36,7 @@
 //
 //   - github.com/mholt/archives identifies the compression from the
 //     stream (Identify) and decompresses it (Decompressor), so that every
-//     format DESIGN.md promises works: xz (github.com/mikelolasagasti/xz,
+//     format the image format promises works: xz (github.com/mikelolasagasti/xz,
 //     a port of XZ Embedded that caps the dictionary at 64 MiB, ~1.4x
 //     faster than ulikunitz/xz), gzip and zstd
 //     (github.com/klauspost/compress), bzip2 (github.com/dsnet/compress),
@@ -50,7 +50,7 @@
 //     already links net/http, crypto/tls, bbolt and klauspost's zstd and
 //     gzip (as init does) grows from 6,762,658 to 8,499,362 bytes
 //     (+1.74 MB). Using the decoders directly would cost about 0.3 MB
-//     (../shared/notes/perf-baselines.md) at the price of our own format
+//     (measured on this code's build machine) at the price of our own format
 //     sniffing.
 //   - golang.org/x/sys/unix for the *at system calls below an os.Root,
 //     statfs and syncfs, and the helper's chroot, prctl, capset and

@@ -28,7 +28,7 @@ func (n *node) startApps() {
 }
 
 // restoreApps hands the recorded containers back to the supervisor. It
-// runs after the API is up (DESIGN.md: serve, then restore), because
+// runs after the API is up (serve, then restore), because
 // preparing a root can take long where it has to be a copy.
 func (n *node) restoreApps() {
 	if n.apps == nil {

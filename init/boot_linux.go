@@ -20,7 +20,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// boot runs the boot sequence up to serving, as DESIGN.md lists it.
+// boot runs the boot sequence up to serving: 1 console and kmsg
+// logging, 2 the environment (a VM, or an OS container), 3 the early
+// mounts, 4 modules, 5 the network, 6 the clock, 7 the data root and
+// state.db; pid1 then starts 8 the API and tor, 9 restores the
+// containers and 10 serves.
 // Every step logs and goes on: a node that boots half-way and says why is
 // better than a kernel panic.
 func (n *node) boot(args []string, netUp netUpFunc) {

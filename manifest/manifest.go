@@ -41,8 +41,8 @@ type Manifest struct {
 	// User is "NAME", "UID" or "UID:GID"; "" means root (0:0). A name
 	// is looked up in the image's /etc/passwd at start.
 	User string `json:"user,omitempty"`
-	// Restart is the restart policy; its zero value is DESIGN.md's
-	// defaults (always, 1 s doubling to 5 min, reset after 60 s).
+	// Restart is the restart policy; its zero value is the default
+	// policy (always, 1 s doubling to 5 min, reset after 60 s).
 	Restart Restart `json:"restart,omitzero"`
 	// Stop is how the container is stopped; zero means SIGTERM, 10 s.
 	Stop Stop `json:"stop,omitzero"`

@@ -49,7 +49,7 @@
 //     is the node's decision.
 //   - Running tor: init does, through hiddenservice, with the baked key.
 //   - Not yet: the PyGrub disk image, the install bundle, and OCI images
-//     (from-oci), which DESIGN.md also gives to mkimage.
+//     (from-oci), which is mkimage's too.
 //
 // # Dependencies
 //

@@ -1,6 +1,6 @@
 package main
 
-// The native image is a tar (DESIGN.md, "Native image format"):
+// The native image is a tar (README, "Images"; package manifest):
 //
 //	manifest.json          first, so a reader can validate before unpacking
 //	rootfs/                the container's root

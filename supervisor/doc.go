@@ -1,7 +1,7 @@
 // Package supervisor runs containers and keeps them running.
 //
-// It owns a container's lifecycle at the chroot rung of DESIGN.md's
-// isolation ladder:
+// It owns a container's lifecycle at the chroot rung of the isolation
+// ladder (chroot, namespaces, userns, cgroups):
 //   - the process spec (Spec, FromManifest, Command): root, command, env,
 //     workdir, user and groups resolved from the image's /etc/passwd,
 //     rlimits, stop signal and timeout, readiness;

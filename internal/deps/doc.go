@@ -1,5 +1,5 @@
 // Package deps holds no code: its tests keep the import rules between
-// Allium's parts (DESIGN.md, "Imports run one way"), over the whole
+// Allium's parts (docs/architecture.md, "The parts"), over the whole
 // module at once. init's own list of allowed modules, and its static
 // linking, are tested in init/deps_test.go.
 package deps

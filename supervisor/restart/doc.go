@@ -1,7 +1,7 @@
 // Package restart is Allium's one restart policy, for containers and
 // for tor alike: Policy.Decide is a pure function from (history, how
 // long the run lasted, how it ended, now) to (what to do, after how
-// long, the new history), with DESIGN.md's defaults (1 s doubling to
+// long, the new history), with the node's defaults (1 s doubling to
 // 5 min, ±20% jitter, reset after 60 s, a crashloop after 10 failures in
 // 10 min that retries every 30 min, exit 125 means "do not restart me").
 //

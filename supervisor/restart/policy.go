@@ -12,7 +12,7 @@ import (
 // restart me" (as in gokrazy and s6). No policy overrides it.
 const ExitNoRestart = 125
 
-// DESIGN.md's restart defaults.
+// The restart defaults (README, "On the node").
 const (
 	DefaultDelay          = 1 * time.Second
 	DefaultMaxDelay       = 5 * time.Minute
@@ -24,7 +24,7 @@ const (
 )
 
 // Policy is a container's restart policy. The zero value of every field
-// is DESIGN.md's default, so Policy{} restarts always, with a delay of
+// is the default, so Policy{} restarts always, with a delay of
 // 1 s doubling to 5 min ±20%, reset after a 60 s run, and a crashloop
 // after 10 failures in 10 min that retries every 30 min.
 type Policy struct {

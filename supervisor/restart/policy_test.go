@@ -183,7 +183,7 @@ func TestPolicyFrom(t *testing.T) {
 	}
 	if got := PolicyFrom(manifest.Restart{}).withDefaults(); got.Delay != time.Second || got.MaxDelay != 5*time.Minute ||
 		got.ResetAfter != time.Minute || got.Burst != 10 || got.Window != 10*time.Minute || got.CrashloopRetry != 30*time.Minute || got.Jitter != 0.2 {
-		t.Errorf("PolicyFrom(zero).withDefaults() = %+v, want DESIGN.md's defaults", got)
+		t.Errorf("PolicyFrom(zero).withDefaults() = %+v, want the defaults", got)
 	}
 }
 
