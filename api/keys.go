@@ -5,10 +5,8 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base32"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"allium/internal/keyfile"
 )
 
 const keyPrefix = "ed25519:"
@@ -57,28 +57,12 @@ func NewKey() (ed25519.PrivateKey, error) {
 
 // MarshalPrivateKey renders a private key as PKCS#8 PEM.
 func MarshalPrivateKey(priv ed25519.PrivateKey) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+	return keyfile.Marshal(priv)
 }
 
 // ParsePrivateKey parses what MarshalPrivateKey wrote.
 func ParsePrivateKey(b []byte) (ed25519.PrivateKey, error) {
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, errors.New("not a PEM \"PRIVATE KEY\" block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("a %T, want an ed25519 key", k)
-	}
-	return priv, nil
+	return keyfile.Parse(b)
 }
 
 // ReadPrivateKey reads a PEM private key file.
