@@ -7,6 +7,8 @@
 // the node aliases mkimage writes), because that is the client half of
 // authentication.
 //
+// Every field of a wire type is part of the API: add, never rename.
+//
 // api knows nothing of how the node does what it is asked: the server is
 // handed a Backend. It does not import bbolt, the supervisor or tor.
 package api

@@ -16,7 +16,7 @@ import (
 
 // Apps is the node's images and containers: what the handlers of
 // /v1/images, /v1/containers and /v1/events ask of the node (the
-// protocol is in apps.go).
+// protocol is in images.go, upload.go, containers.go and events.go).
 //
 // The handlers validate digests and container names before calling, so
 // an implementation sees only well-formed ones. To answer with an honest
@@ -72,15 +72,6 @@ type Apps interface {
 	// Events calls emit for each recorded event, oldest first, then,
 	// with follow, for each new one until ctx ends or emit fails.
 	Events(ctx context.Context, follow bool, emit func(Event) error) error
-}
-
-// LogOptions selects a container's log lines.
-type LogOptions struct {
-	// Tail is how many of the last lines to send first; negative
-	// means all of them, and 0 none (with Follow: only new lines).
-	Tail int
-	// Follow keeps the stream open for new lines.
-	Follow bool
 }
 
 func (s *Server) appRoutes() {

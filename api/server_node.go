@@ -38,23 +38,6 @@ func (s *Server) ServeOnion(ln net.Listener) error {
 	return s.serve(tls.NewListener(ln, s.tls), withVia(s.requireKey(s.mux), ViaOnion))
 }
 
-// TCPRequest is the body of PUT /v1/node/tcp.
-type TCPRequest struct {
-	Enabled bool `json:"enabled"`
-	// Force switches TCP off from a TCP connection even when the
-	// onion is not published, which can leave only the node's own
-	// console and unix socket.
-	Force bool `json:"force,omitempty"`
-}
-
-// TCPState is the answer to PUT /v1/node/tcp: Node.TCP afterwards.
-type TCPState struct {
-	TCP string `json:"tcp"`
-}
-
-// CodeLockOut: the request would leave its caller no way back in.
-const CodeLockOut = "would_lock_out"
-
 func (s *Server) putTCP(w http.ResponseWriter, r *http.Request) {
 	var req TCPRequest
 	d := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
