@@ -3,41 +3,35 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 )
 
-// Listener names of Via.
-const (
-	ViaTCP   = "tcp"
-	ViaOnion = "onion"
-	ViaUnix  = "unix"
-)
-
-type viaKey struct{}
-
-// Via names the listener a request came in on: ViaTCP, ViaOnion or
-// ViaUnix.
-func Via(ctx context.Context) string {
-	v, _ := ctx.Value(viaKey{}).(string)
-	return v
+// getNode serves GET /v1/node.
+func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
+	n, err := s.backend.Node(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
 }
 
-func withVia(h http.Handler, via string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), viaKey{}, via)))
-	})
+// action makes a handler that starts do, which returns at once, and
+// answers 202 with status.
+func (s *Server) action(status string, do func() error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := do(); err != nil {
+			writeError(w, http.StatusConflict, CodeUnavailable, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusAccepted, Accepted{Status: status})
+	}
 }
 
-// ServeOnion serves the listener tor forwards the onion's connections
-// to: the same TLS and keys as ServeTLS, and Via says "onion".
-func (s *Server) ServeOnion(ln net.Listener) error {
-	return s.serve(tls.NewListener(ln, s.tls), withVia(s.requireKey(s.mux), ViaOnion))
-}
-
+// putTCP serves PUT /v1/node/tcp. It refuses to switch TCP off from a
+// TCP connection while the onion is not published, unless forced.
 func (s *Server) putTCP(w http.ResponseWriter, r *http.Request) {
 	var req TCPRequest
 	d := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
