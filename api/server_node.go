@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -73,15 +72,4 @@ func (s *Server) onionDown(ctx context.Context) string {
 		return fmt.Sprintf("its onion is not published (tor is %s)", n.Tor.State)
 	}
 	return ""
-}
-
-// SetTCP switches the node's TCP listener (PUT /v1/node/tcp).
-func (c *Client) SetTCP(ctx context.Context, req TCPRequest) (TCPState, error) {
-	b, err := json.Marshal(req)
-	if err != nil {
-		return TCPState{}, err
-	}
-	var st TCPState
-	err = c.do(ctx, http.MethodPut, "/v1/node/tcp", bytes.NewReader(b), &st)
-	return st, err
 }
