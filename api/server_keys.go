@@ -8,7 +8,7 @@ import (
 )
 
 // KeyStore is the node's authorized client keys: what the handlers of
-// /v1/keys ask of the node (the protocol is in keys_wire.go).
+// /v1/keys ask of the node (the protocol is in keys.go).
 //
 // The handlers parse and check requests before calling, so AddKey sees
 // a well-formed key with its Role set. To answer with an honest
