@@ -47,7 +47,7 @@ func headError(resp *http.Response) error {
 	case http.StatusNotFound:
 		msg, code = msg+" without "+HeaderUploadOffset+": this node does not take images (is it older?)", CodeNotFound
 	case http.StatusNotImplemented:
-		msg, code = "this node does not run apps yet", CodeNotImplemented
+		msg, code = noApps, CodeNotImplemented
 	case http.StatusUnauthorized:
 		code = CodeUnauthorized
 	case http.StatusBadRequest:

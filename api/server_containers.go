@@ -97,7 +97,7 @@ func (s *Server) putContainer(w http.ResponseWriter, r *http.Request) {
 
 func decodeContainerRequest(w http.ResponseWriter, r *http.Request) (ContainerRequest, error) {
 	var req ContainerRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	if err := decodeJSON(w, r, &req, `{"image": "sha256:..."}`); err != nil {
 		return req, err
 	}
 	if err := ValidDigest(req.Image); err != nil {
@@ -113,7 +113,7 @@ func (s *Server) killContainer(w http.ResponseWriter, r *http.Request) {
 	}
 	var req SignalRequest // an empty body means SIGKILL
 	if r.ContentLength != 0 {
-		if err := decodeJSON(w, r, &req); err != nil {
+		if err := decodeJSON(w, r, &req, `{"signal": "TERM"}`); err != nil {
 			s.fail(w, r, err)
 			return
 		}

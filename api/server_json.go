@@ -63,8 +63,9 @@ func isNotFound(err error) bool {
 // maxRequest bounds a JSON request body.
 const maxRequest = 64 << 10
 
-// decodeJSON reads exactly one JSON value with known fields into v.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+// decodeJSON reads exactly one JSON value with known fields into v. An
+// empty body is refused with example, a body the endpoint takes.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, example string) error {
 	d := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest))
 	d.DisallowUnknownFields()
 	err := d.Decode(v)
@@ -76,7 +77,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	case errors.As(err, &tooLarge):
 		return TooLarge("request body: more than %d bytes", tooLarge.Limit)
 	case err == io.EOF:
-		return BadRequest("request body: empty; want JSON such as {\"image\": \"sha256:...\"}")
+		return BadRequest("request body: empty; want JSON such as %s", example)
 	case err != nil:
 		return BadRequest("request body: %v", err)
 	}

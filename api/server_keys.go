@@ -48,7 +48,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) addKey(w http.ResponseWriter, r *http.Request) {
 	var req KeyRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	if err := decodeJSON(w, r, &req, `{"name": "laptop", "key": "ed25519:..."}`); err != nil {
 		s.fail(w, r, err)
 		return
 	}

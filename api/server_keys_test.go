@@ -227,6 +227,16 @@ func TestAddKeyBadRequests(t *testing.T) {
 	}
 }
 
+// Regression: an empty POST /v1/keys was told to send JSON such as
+// {"image": "sha256:..."}, the body of another endpoint.
+func TestAddKeyEmptyBody(t *testing.T) {
+	n, _ := startKeys(t)
+	resp, body := n.send(t, n.request(t, http.MethodPost, "/v1/keys", nil))
+	if msg := message(body); resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg, `"key": "ed25519:`) || strings.Contains(msg, "image") {
+		t.Errorf("POST /v1/keys with no body: %d %q, want 400 showing a key request", resp.StatusCode, msg)
+	}
+}
+
 func TestAddKeyConflict(t *testing.T) {
 	n, _ := startKeys(t)
 	c := n.dial(t, n.client)

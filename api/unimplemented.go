@@ -5,11 +5,17 @@ import (
 	"io"
 )
 
-// UnimplementedApps answers every apps request with 501. A Backend
-// embeds it until it has images and containers.
+// UnimplementedApps answers every request about images, containers and
+// events with 501 and noApps. PID 1 serves it when its images and
+// containers are unavailable, because its state database or data root
+// did not come up; its warnings say why.
 type UnimplementedApps struct{}
 
-var errNoApps = NotImplemented("this node does not run apps yet (images and containers are not implemented)")
+// noApps says why a node answers UnimplementedApps; the client says it
+// too, for a HEAD whose answer has no body.
+const noApps = "images and containers are unavailable on this node: its state database or data root did not come up (cloud info shows why)"
+
+var errNoApps = NotImplemented(noApps)
 
 func (UnimplementedApps) Images(context.Context) ([]Image, error)             { return nil, errNoApps }
 func (UnimplementedApps) Image(context.Context, string) (Image, error)        { return Image{}, errNoApps }
@@ -43,8 +49,9 @@ func (UnimplementedApps) Logs(context.Context, string, LogOptions, io.Writer) er
 }
 func (UnimplementedApps) Events(context.Context, bool, func(Event) error) error { return errNoApps }
 
-// UnimplementedKeys answers every keys request with 501. A Backend
-// embeds it until it manages keys.
+// UnimplementedKeys answers every request about client keys with 501.
+// A Backend that does not manage keys over the API, such as a test's,
+// embeds it.
 type UnimplementedKeys struct{}
 
 var errNoKeys = NotImplemented("this node does not manage keys over the API")
