@@ -116,25 +116,7 @@ func (n *testNode) dial(t *testing.T, key ed25519.PrivateKey) *Client {
 // the header and the body as sent.
 func (n *testNode) raw(t *testing.T, method, path string) (int, http.Header, []byte) {
 	t.Helper()
-	cfg, err := ClientTLS(n.client, n.key.Public().(ed25519.PublicKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
-	defer hc.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(t.Context(), method, "https://"+n.addr+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := n.send(t, n.request(t, method, path, nil))
 	return resp.StatusCode, resp.Header, body
 }
 
@@ -185,6 +167,10 @@ func TestWrongMethod(t *testing.T) {
 		{http.MethodDelete, "/v1/node", "GET, HEAD"},
 		{http.MethodGet, "/v1/node/reboot", "POST"},
 		{http.MethodPut, "/v1/node/poweroff", "POST"},
+		{http.MethodPost, "/v1/images", "GET, HEAD"},
+		{http.MethodPost, "/v1/images/" + zeroDigest, "GET, HEAD, PUT, DELETE"},
+		{http.MethodGet, "/v1/containers/foo/stop", "POST"},
+		{http.MethodPost, "/v1/events", "GET, HEAD"},
 	}
 	for _, tt := range tests {
 		status, header, body := n.raw(t, tt.method, tt.path)
@@ -287,22 +273,6 @@ func TestErrorStatuses(t *testing.T) {
 		e := wantStatus(t, fmt.Sprintf("RemoveImage() failing with %v", tt.err), err, tt.status, tt.code)
 		if !strings.Contains(tt.err.Error(), e.Message) {
 			t.Errorf("RemoveImage() failing with %v: message %q, want the backend's", tt.err, e.Message)
-		}
-	}
-}
-
-func TestAppsWrongMethod(t *testing.T) {
-	n, _ := startApps(t)
-	tests := []struct{ method, path, allow string }{
-		{http.MethodPost, "/v1/images", "GET, HEAD"},
-		{http.MethodPost, "/v1/images/" + zeroDigest, "GET, HEAD, PUT, DELETE"},
-		{http.MethodGet, "/v1/containers/foo/stop", "POST"},
-		{http.MethodPost, "/v1/events", "GET, HEAD"},
-	}
-	for _, tt := range tests {
-		status, header, _ := n.raw(t, tt.method, tt.path)
-		if status != http.StatusMethodNotAllowed || header.Get("Allow") != tt.allow {
-			t.Errorf("%s %s: %d, Allow %q; want 405 and %q", tt.method, tt.path, status, header.Get("Allow"), tt.allow)
 		}
 	}
 }
