@@ -67,23 +67,6 @@ func NewUnixClient(path string) *Client {
 	return &Client{base: "http://allium", hc: &http.Client{Transport: tr}}
 }
 
-// Node returns the node's identity and health.
-func (c *Client) Node(ctx context.Context) (Node, error) {
-	var n Node
-	err := c.do(ctx, http.MethodGet, "/v1/node", nil, &n)
-	return n, err
-}
-
-// Reboot asks the node to reboot; it answers before it goes down.
-func (c *Client) Reboot(ctx context.Context) error {
-	return c.do(ctx, http.MethodPost, "/v1/node/reboot", nil, nil)
-}
-
-// Poweroff asks the node to power off; it answers before it goes down.
-func (c *Client) Poweroff(ctx context.Context) error {
-	return c.do(ctx, http.MethodPost, "/v1/node/poweroff", nil, nil)
-}
-
 // Do sends method path (such as GET /v1/node) with body, and decodes a
 // 2xx answer into out unless out is nil; a *json.RawMessage keeps the
 // answer exactly as the node sent it. A non-2xx answer is an *Error.
@@ -119,6 +102,8 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ou
 	return nil
 }
 
+// decodeError makes an *Error of a non-2xx answer, from its JSON body
+// or, failing that, its status and text.
 func decodeError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	e := &Error{Status: resp.StatusCode}
@@ -127,4 +112,35 @@ func decodeError(resp *http.Response) error {
 		e.Code = CodeInternal
 	}
 	return e
+}
+
+// stream GETs path and returns the body of a 2xx answer.
+func (c *Client) stream(ctx context.Context, path string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp.Body, nil
+}
+
+// streamEnd is nil for a stream that ended cleanly, and ctx's error
+// for one that ended because ctx did.
+func streamEnd(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err == io.EOF:
+		return nil
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("the node closed the stream: %w", err)
+	}
+	return err
 }

@@ -94,9 +94,6 @@ func checkHostPort(s string) error {
 	return nil
 }
 
-// ErrNoAlias means there is no alias of that name.
-var ErrNoAlias = errors.New("no such alias")
-
 var aliasName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 // ValidName reports whether name can be an alias (and a node name).

@@ -1,15 +1,13 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"sort"
 	"sync"
@@ -312,58 +310,24 @@ func startApps(t *testing.T) (*testNode, *fakeApps) {
 	return n, apps
 }
 
-// send makes a request with the authorized key and returns the answer
-// with its body read.
-func (n *testNode) send(t *testing.T, req *http.Request) (*http.Response, []byte) {
+// zeroDigest is a well-formed digest of no image.
+const zeroDigest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+
+// waitFollowerGone waits until a followed Logs or Events of the fake
+// has ended.
+func waitFollowerGone(t *testing.T, apps *fakeApps) {
 	t.Helper()
-	cfg, err := ClientTLS(n.client, n.key.Public().(ed25519.PublicKey))
-	if err != nil {
-		t.Fatal(err)
+	select {
+	case <-apps.followers:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the node kept following after the client went away")
 	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
-	defer hc.CloseIdleConnections()
-	resp, err := hc.Do(req.WithContext(t.Context()))
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, body
 }
 
-func (n *testNode) request(t *testing.T, method, path string, body []byte, header ...string) *http.Request {
-	t.Helper()
-	req, err := http.NewRequest(method, "https://"+n.addr+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	return req
+// archive is size bytes of reproducible noise to upload.
+func archive(size int) []byte {
+	b := make([]byte, size)
+	r := rand.NewChaCha8([32]byte{1})
+	r.Read(b)
+	return b
 }
-
-// wantStatus checks err is an *Error with status and code.
-func wantStatus(t *testing.T, what string, err error, status int, code string) *Error {
-	t.Helper()
-	var e *Error
-	if !errors.As(err, &e) || e.Status != status || e.Code != code {
-		t.Fatalf("%s = %v, want an *Error %d %q", what, err, status, code)
-	}
-	return e
-}
-
-func newFuzzKey(tb testing.TB) ed25519.PrivateKey {
-	tb.Helper()
-	k, err := NewKey()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return k
-}
-
-// testLoggerTB is quiet: a fuzz target would log every iteration.
-func testLoggerTB(testing.TB) *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -1,229 +1,163 @@
 package api
 
 import (
-	"bufio"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base32"
-	"encoding/base64"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
+	"net/http"
+	"regexp"
+	"time"
 )
 
-const keyPrefix = "ed25519:"
+// Wire types of the authorized client keys. A client is one entry
+// holding both of its keys, so removing it locks it out of TLS (every
+// listener) and of the onion's client authorization at once:
+//
+//	GET    /v1/keys       []KeyInfo; "you" marks the caller's own key
+//	POST   /v1/keys       KeyRequest: 201 + KeyInfo when added; 200 + KeyInfo
+//	                      when the same key with the same fields is there
+//	                      already (a retry); 409 "conflict" when the key, the
+//	                      name or the onion key belongs to another entry;
+//	                      400 naming the bad field
+//	DELETE /v1/keys/{id}  id: a name, a fingerprint (SHA256:...) or the key
+//	                      (ed25519:..., path-escaped). 200 + the removed
+//	                      KeyInfo; 404; 409 "last_admin" when it is the
+//	                      only admin key
+//
+// A viewer key may only read (GET and HEAD, logs and events included);
+// anything else answers 403 "forbidden".
 
-// FormatKey renders a public key as "ed25519:BASE64", the form used in
-// authorized_keys, aliases and flags.
-func FormatKey(pub ed25519.PublicKey) string {
-	return keyPrefix + base64.StdEncoding.EncodeToString(pub)
+// Roles of KeyInfo.Role and KeyRequest.Role.
+const (
+	// RoleAdmin may do everything.
+	RoleAdmin = "admin"
+	// RoleViewer may read (GET and HEAD) and nothing else.
+	RoleViewer = "viewer"
+)
+
+// Error codes of the keys endpoints and of the role check.
+const (
+	CodeForbidden = "forbidden"
+	CodeLastAdmin = "last_admin"
+)
+
+// KeyInfo is an authorized client as GET /v1/keys shows it.
+type KeyInfo struct {
+	Name string `json:"name"`
+	// Key is the TLS key, "ed25519:BASE64".
+	Key string `json:"key"`
+	// OnionKey is the x25519 key of tor's client authorization,
+	// "x25519:BASE32"; "" for a client that only uses TCP.
+	OnionKey    string `json:"onion_key,omitempty"`
+	Fingerprint string `json:"fingerprint"`
+	// Role is RoleAdmin or RoleViewer.
+	Role string `json:"role"`
+	// Added is when the key was added; zero for a key baked into the
+	// image before the node recorded that.
+	Added time.Time `json:"added,omitzero"`
+	// You is true for the key the request came with.
+	You bool `json:"you,omitempty"`
 }
 
-// ParseKey parses what FormatKey wrote.
-func ParseKey(s string) (ed25519.PublicKey, error) {
-	b64, ok := strings.CutPrefix(strings.TrimSpace(s), keyPrefix)
-	if !ok {
-		return nil, fmt.Errorf("key %q: want \"ed25519:BASE64\"", s)
+// KeyRequest is the body of POST /v1/keys.
+type KeyRequest struct {
+	Name string `json:"name"`
+	// Key is the client's TLS key, "ed25519:BASE64".
+	Key string `json:"key"`
+	// OnionKey is its x25519 key, "x25519:BASE32", or "" for a client
+	// that only uses TCP.
+	OnionKey string `json:"onion_key,omitempty"`
+	// Role is RoleAdmin or RoleViewer; "" means RoleAdmin.
+	Role string `json:"role,omitempty"`
+}
+
+// ClientKey is an authorized client as a Backend keeps it.
+type ClientKey struct {
+	AuthorizedKey
+	// Role is RoleAdmin or RoleViewer; "" means RoleAdmin.
+	Role string
+	// Added is when it was added; zero when not recorded.
+	Added time.Time
+}
+
+var keyNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,62}$`)
+
+// ValidKeyName reports whether name can name a client key. Names hold
+// no ':' so that they never read as a fingerprint or a key.
+func ValidKeyName(name string) error {
+	if !keyNameRE.MatchString(name) {
+		return fmt.Errorf("name %q: use 1-63 letters, digits, '.', '_', '@', '+' or '-', starting with a letter or digit", name)
 	}
-	b, err := base64.StdEncoding.DecodeString(b64)
+	return nil
+}
+
+// ValidRole reports whether role is one a key can have ("" is admin).
+func ValidRole(role string) error {
+	if role != "" && role != RoleAdmin && role != RoleViewer {
+		return fmt.Errorf("role %q: want %s or %s", role, RoleAdmin, RoleViewer)
+	}
+	return nil
+}
+
+// Parse checks r and returns the key it asks for, with Role set; a
+// bad field is a BadRequest error naming it.
+func (r KeyRequest) Parse() (ClientKey, error) {
+	if err := ValidKeyName(r.Name); err != nil {
+		return ClientKey{}, BadRequest("%v", err)
+	}
+	if r.Key == "" {
+		return ClientKey{}, BadRequest("key: missing; want the client's TLS key, \"ed25519:BASE64\"")
+	}
+	pub, err := ParseKey(r.Key)
 	if err != nil {
-		return nil, fmt.Errorf("key %q: %w", s, err)
+		return ClientKey{}, BadRequest("%v", err)
 	}
-	if len(b) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("key %q: %d bytes, want %d", s, len(b), ed25519.PublicKeySize)
-	}
-	return ed25519.PublicKey(b), nil
-}
-
-// Fingerprint is a short, printable digest of a public key, as SSH shows
-// them: "SHA256:BASE64".
-func Fingerprint(pub ed25519.PublicKey) string {
-	sum := sha256.Sum256(pub)
-	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
-}
-
-// NewKey makes a new ed25519 key pair.
-func NewKey() (ed25519.PrivateKey, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	return priv, err
-}
-
-// MarshalPrivateKey renders a private key as PKCS#8 PEM.
-func MarshalPrivateKey(priv ed25519.PrivateKey) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
-}
-
-// ParsePrivateKey parses what MarshalPrivateKey wrote.
-func ParsePrivateKey(b []byte) (ed25519.PrivateKey, error) {
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, errors.New("not a PEM \"PRIVATE KEY\" block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("a %T, want an ed25519 key", k)
-	}
-	return priv, nil
-}
-
-// ReadPrivateKey reads a PEM private key file.
-func ReadPrivateKey(path string) (ed25519.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	priv, err := ParsePrivateKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return priv, nil
-}
-
-// LoadOrCreateKey reads the private key at path, or makes one and writes
-// it there (mode 0600, atomically) when there is none.
-func LoadOrCreateKey(path string) (priv ed25519.PrivateKey, created bool, err error) {
-	priv, err = ReadPrivateKey(path)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return priv, false, err
-	}
-	if priv, err = NewKey(); err != nil {
-		return nil, false, err
-	}
-	b, err := MarshalPrivateKey(priv)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := WriteFileAtomic(path, b, 0o600); err != nil {
-		return nil, false, err
-	}
-	return priv, true, nil
-}
-
-// WriteFileAtomic writes data to a temporary file beside path, syncs it
-// and renames it into place, so a crash leaves the old file or the new
-// one, never half of one.
-func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // fails harmlessly once renamed
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
-
-// AuthorizedKey is a client the node accepts: its TLS key, the x25519
-// key tor's client authorization needs to reach the onion (nil when the
-// client only uses TCP), and a name for people.
-type AuthorizedKey struct {
-	Key   ed25519.PublicKey
-	Onion []byte // raw x25519 public key, OnionKeySize bytes, or nil
-	Name  string
-}
-
-const onionKeyPrefix = "x25519:"
-
-// OnionKeySize is the size of a raw x25519 public key.
-const OnionKeySize = 32
-
-// onionB32 is tor's spelling of x25519 keys: RFC 4648 base32 without
-// padding (52 characters for 32 bytes).
-var onionB32 = base32.StdEncoding.WithPadding(base32.NoPadding)
-
-// FormatOnionKey renders a raw x25519 public key as "x25519:BASE32", the
-// form used in authorized_keys and flags. BASE32 is what tor's
-// ClientAuthV3 takes.
-func FormatOnionKey(pub []byte) string {
-	return onionKeyPrefix + onionB32.EncodeToString(pub)
-}
-
-// ParseOnionKey parses what FormatOnionKey wrote (BASE32 in either case).
-func ParseOnionKey(s string) ([]byte, error) {
-	b32, ok := strings.CutPrefix(strings.TrimSpace(s), onionKeyPrefix)
-	if !ok {
-		return nil, fmt.Errorf("onion key %q: want \"x25519:BASE32\"", s)
-	}
-	b, err := onionB32.DecodeString(strings.ToUpper(b32))
-	if err != nil {
-		return nil, fmt.Errorf("onion key %q: %w", s, err)
-	}
-	if len(b) != OnionKeySize {
-		return nil, fmt.Errorf("onion key %q: %d bytes, want %d", s, len(b), OnionKeySize)
-	}
-	return b, nil
-}
-
-// ParseAuthorizedKeys reads lines of "ed25519:BASE64 [x25519:BASE32]
-// NAME"; blank lines and lines starting with # are skipped.
-func ParseAuthorizedKeys(r io.Reader) ([]AuthorizedKey, error) {
-	var keys []AuthorizedKey
-	sc := bufio.NewScanner(r)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	k := ClientKey{AuthorizedKey: AuthorizedKey{Key: pub, Name: r.Name}, Role: r.Role}
+	if r.OnionKey != "" {
+		if k.Onion, err = ParseOnionKey(r.OnionKey); err != nil {
+			return ClientKey{}, BadRequest("%v", err)
 		}
-		k, rest, _ := strings.Cut(line, " ")
-		pub, err := ParseKey(k)
-		if err != nil {
-			return nil, fmt.Errorf("authorized_keys:%d: %w", n, err)
-		}
-		ak := AuthorizedKey{Key: pub}
-		rest = strings.TrimSpace(rest)
-		if strings.HasPrefix(rest, onionKeyPrefix) {
-			var ok string
-			ok, rest, _ = strings.Cut(rest, " ")
-			if ak.Onion, err = ParseOnionKey(ok); err != nil {
-				return nil, fmt.Errorf("authorized_keys:%d: %w", n, err)
-			}
-		}
-		ak.Name = strings.TrimSpace(rest)
-		keys = append(keys, ak)
 	}
-	return keys, sc.Err()
+	if err := ValidRole(r.Role); err != nil {
+		return ClientKey{}, BadRequest("%v", err)
+	}
+	if k.Role == "" {
+		k.Role = RoleAdmin
+	}
+	return k, nil
 }
 
-// FormatAuthorizedKeys renders keys as ParseAuthorizedKeys reads them.
-func FormatAuthorizedKeys(keys []AuthorizedKey) []byte {
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(FormatKey(k.Key))
-		if k.Onion != nil {
-			b.WriteString(" " + FormatOnionKey(k.Onion))
-		}
-		fmt.Fprintf(&b, " %s\n", k.Name)
+// Info is k as the wire shows it.
+func (k ClientKey) Info() KeyInfo {
+	info := KeyInfo{Name: k.Name, Key: FormatKey(k.Key), Fingerprint: fingerprintOf(k.Key), Role: k.Role, Added: k.Added}
+	if k.Onion != nil {
+		info.OnionKey = FormatOnionKey(k.Onion)
 	}
-	return []byte(b.String())
+	if info.Role == "" {
+		info.Role = RoleAdmin
+	}
+	return info
+}
+
+// Matches reports whether id names k: its name, its fingerprint, or
+// its key as FormatKey writes it.
+func (k ClientKey) Matches(id string) bool {
+	if id == k.Name || id == fingerprintOf(k.Key) {
+		return true
+	}
+	pub, err := ParseKey(id)
+	return err == nil && pub.Equal(k.Key)
+}
+
+// IsAdmin reports whether k has the admin role.
+func (k ClientKey) IsAdmin() bool { return k.Role == "" || k.Role == RoleAdmin }
+
+// LastAdmin is an error that answers 409 "last_admin": the removal
+// would leave no admin key.
+func LastAdmin(format string, args ...any) *Error {
+	return newError(http.StatusConflict, CodeLastAdmin, fmt.Errorf(format, args...))
+}
+
+// Forbidden is an error that answers 403: the caller's role may not do
+// this.
+func Forbidden(format string, args ...any) *Error {
+	return newError(http.StatusForbidden, CodeForbidden, fmt.Errorf(format, args...))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +36,22 @@ type Backend interface {
 	KeyStore
 }
 
+// Apps is the node's images and containers: what the handlers of
+// /v1/images, /v1/containers and /v1/events ask of the node. Each part
+// is declared beside its handlers.
+//
+// The handlers validate digests and container names before calling, so
+// an implementation sees only well-formed ones. To answer with an honest
+// status, a method returns an *Error made by NotFound, Conflict,
+// BadRequest, TooLarge, Unavailable or NotImplemented (wrapped or not);
+// PutImage returns OffsetMismatch when the client's offset is not what
+// the node kept. Any other error answers 500 with its text.
+type Apps interface {
+	ImageStore     // server_images.go
+	ContainerStore // server_containers.go
+	EventLog       // server_events.go
+}
+
 // Server serves one handler set on any number of listeners.
 type Server struct {
 	backend Backend
@@ -59,14 +74,43 @@ func NewServer(backend Backend, key ed25519.PrivateKey, log *slog.Logger) (*Serv
 	return s, nil
 }
 
+// routes is the API: every endpoint and the handler that serves it.
 func (s *Server) routes() {
-	s.mux.HandleFunc("GET /v1/node", s.getNode)
-	s.mux.HandleFunc("POST /v1/node/reboot", s.action("rebooting", s.backend.Reboot))
-	s.mux.HandleFunc("POST /v1/node/poweroff", s.action("powering off", s.backend.Poweroff))
-	s.mux.HandleFunc("PUT /v1/node/tcp", s.putTCP)
-	s.appRoutes()
-	s.keyRoutes()
-	s.mux.HandleFunc("/", s.notFound)
+	for _, r := range []struct {
+		pattern string
+		handle  http.HandlerFunc
+	}{
+		{"GET /v1/node", s.getNode},
+		{"POST /v1/node/reboot", s.action("rebooting", s.backend.Reboot)},
+		{"POST /v1/node/poweroff", s.action("powering off", s.backend.Poweroff)},
+		{"PUT /v1/node/tcp", s.putTCP},
+
+		{"GET /v1/images", s.listImages},
+		{"GET /v1/images/{digest}", s.getImage},
+		{"DELETE /v1/images/{digest}", s.deleteImage},
+		{"HEAD /v1/images/{digest}", s.headImage},
+		{"PUT /v1/images/{digest}", s.putImage},
+
+		{"GET /v1/containers", s.listContainers},
+		{"GET /v1/containers/{name}", s.container(ContainerStore.Container)},
+		{"PUT /v1/containers/{name}", s.putContainer},
+		{"DELETE /v1/containers/{name}", s.deleteContainer},
+		{"POST /v1/containers/{name}/start", s.container(ContainerStore.StartContainer)},
+		{"POST /v1/containers/{name}/stop", s.container(ContainerStore.StopContainer)},
+		{"POST /v1/containers/{name}/restart", s.container(ContainerStore.RestartContainer)},
+		{"POST /v1/containers/{name}/kill", s.killContainer},
+		{"GET /v1/containers/{name}/logs", s.logs},
+
+		{"GET /v1/events", s.events},
+
+		{"GET /v1/keys", s.listKeys},
+		{"POST /v1/keys", s.addKey},
+		{"DELETE /v1/keys/{id...}", s.removeKey},
+
+		{"/", s.notFound},
+	} {
+		s.mux.HandleFunc(r.pattern, r.handle)
+	}
 }
 
 // notFound answers what no other route took. Because "/" matches every
@@ -96,29 +140,38 @@ func (s *Server) allowed(r *http.Request) []string {
 	return allow
 }
 
-func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
-	n, err := s.backend.Node(r.Context())
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, n)
+// Listener names of Via.
+const (
+	ViaTCP   = "tcp"
+	ViaOnion = "onion"
+	ViaUnix  = "unix"
+)
+
+type viaKey struct{}
+
+// Via names the listener a request came in on: ViaTCP, ViaOnion or
+// ViaUnix.
+func Via(ctx context.Context) string {
+	v, _ := ctx.Value(viaKey{}).(string)
+	return v
 }
 
-func (s *Server) action(status string, do func() error) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if err := do(); err != nil {
-			writeError(w, http.StatusConflict, CodeUnavailable, err.Error())
-			return
-		}
-		writeJSON(w, http.StatusAccepted, Accepted{Status: status})
-	}
+func withVia(h http.Handler, via string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), viaKey{}, via)))
+	})
 }
 
 // ServeTLS serves on a TCP listener: TLS 1.3, and only
 // authorized client keys. It returns when the listener is closed.
 func (s *Server) ServeTLS(ln net.Listener) error {
 	return s.serve(tls.NewListener(ln, s.tls), withVia(s.requireKey(s.mux), ViaTCP))
+}
+
+// ServeOnion serves the listener tor forwards the onion's connections
+// to: the same TLS and keys as ServeTLS, and Via says "onion".
+func (s *Server) ServeOnion(ln net.Listener) error {
+	return s.serve(tls.NewListener(ln, s.tls), withVia(s.requireKey(s.mux), ViaOnion))
 }
 
 // ServeUnix serves on a unix socket, to root only (by SO_PEERCRED).
@@ -171,50 +224,4 @@ func (s *Server) recover(h http.Handler) http.Handler {
 		}()
 		h.ServeHTTP(w, r)
 	})
-}
-
-func (s *Server) requireKey(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "no client certificate")
-			return
-		}
-		pub, ok := r.TLS.PeerCertificates[0].PublicKey.(ed25519.PublicKey)
-		var role string
-		if ok {
-			role, ok = s.backend.Authorize(pub)
-		}
-		if !ok {
-			s.log.Warn("api: refused an unknown client key", "remote", r.RemoteAddr, "key", fmt.Sprint(fingerprintOf(pub)))
-			writeError(w, http.StatusUnauthorized, CodeUnauthorized,
-				fmt.Sprintf("client key %s is not authorized on this node", fingerprintOf(pub)))
-			return
-		}
-		c := caller{key: pub, role: role}
-		if !mayDo(role, r.Method) {
-			e := forbidden(c, r)
-			writeError(w, e.Status, e.Code, e.Message)
-			return
-		}
-		h.ServeHTTP(w, withCaller(r, c))
-	})
-}
-
-func fingerprintOf(pub ed25519.PublicKey) string {
-	if len(pub) != ed25519.PublicKeySize {
-		return "(not ed25519)"
-	}
-	return Fingerprint(pub)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v) // the client sees a truncated body if this fails
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, Error{Message: msg, Code: code})
 }

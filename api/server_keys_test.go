@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -84,26 +83,6 @@ type keysBackend struct {
 func (b keysBackend) Authorize(pub ed25519.PublicKey) (string, bool) {
 	b.auths.Add(1)
 	return b.fakeKeys.Authorize(pub)
-}
-
-// serve serves b as n on a loopback TLS listener until the test ends.
-func (n *testNode) serve(t *testing.T, b Backend) {
-	t.Helper()
-	srv, err := NewServer(b, n.key, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.addr, n.server = ln.Addr().String(), srv
-	go srv.ServeTLS(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
 }
 
 // startKeys serves a fakeKeys on a loopback TLS listener, holding
@@ -245,6 +224,16 @@ func TestAddKeyBadRequests(t *testing.T) {
 	}
 	if len(keys.keys) != 1 {
 		t.Errorf("bad requests stored keys: %+v", keys.keys)
+	}
+}
+
+// Regression: an empty POST /v1/keys was told to send JSON such as
+// {"image": "sha256:..."}, the body of another endpoint.
+func TestAddKeyEmptyBody(t *testing.T) {
+	n, _ := startKeys(t)
+	resp, body := n.send(t, n.request(t, http.MethodPost, "/v1/keys", nil))
+	if msg := message(body); resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg, `"key": "ed25519:`) || strings.Contains(msg, "image") {
+		t.Errorf("POST /v1/keys with no body: %d %q, want 400 showing a key request", resp.StatusCode, msg)
 	}
 }
 

@@ -1,60 +1,36 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 )
 
-// Listener names of Via.
-const (
-	ViaTCP   = "tcp"
-	ViaOnion = "onion"
-	ViaUnix  = "unix"
-)
-
-type viaKey struct{}
-
-// Via names the listener a request came in on: ViaTCP, ViaOnion or
-// ViaUnix.
-func Via(ctx context.Context) string {
-	v, _ := ctx.Value(viaKey{}).(string)
-	return v
+// getNode serves GET /v1/node.
+func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
+	n, err := s.backend.Node(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
 }
 
-func withVia(h http.Handler, via string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), viaKey{}, via)))
-	})
+// action makes a handler that starts do, which returns at once, and
+// answers 202 with status.
+func (s *Server) action(status string, do func() error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := do(); err != nil {
+			writeError(w, http.StatusConflict, CodeUnavailable, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusAccepted, Accepted{Status: status})
+	}
 }
 
-// ServeOnion serves the listener tor forwards the onion's connections
-// to: the same TLS and keys as ServeTLS, and Via says "onion".
-func (s *Server) ServeOnion(ln net.Listener) error {
-	return s.serve(tls.NewListener(ln, s.tls), withVia(s.requireKey(s.mux), ViaOnion))
-}
-
-// TCPRequest is the body of PUT /v1/node/tcp.
-type TCPRequest struct {
-	Enabled bool `json:"enabled"`
-	// Force switches TCP off from a TCP connection even when the
-	// onion is not published, which can leave only the node's own
-	// console and unix socket.
-	Force bool `json:"force,omitempty"`
-}
-
-// TCPState is the answer to PUT /v1/node/tcp: Node.TCP afterwards.
-type TCPState struct {
-	TCP string `json:"tcp"`
-}
-
-// CodeLockOut: the request would leave its caller no way back in.
-const CodeLockOut = "would_lock_out"
-
+// putTCP serves PUT /v1/node/tcp. It refuses to switch TCP off from a
+// TCP connection while the onion is not published, unless forced.
 func (s *Server) putTCP(w http.ResponseWriter, r *http.Request) {
 	var req TCPRequest
 	d := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
@@ -96,15 +72,4 @@ func (s *Server) onionDown(ctx context.Context) string {
 		return fmt.Sprintf("its onion is not published (tor is %s)", n.Tor.State)
 	}
 	return ""
-}
-
-// SetTCP switches the node's TCP listener (PUT /v1/node/tcp).
-func (c *Client) SetTCP(ctx context.Context, req TCPRequest) (TCPState, error) {
-	b, err := json.Marshal(req)
-	if err != nil {
-		return TCPState{}, err
-	}
-	var st TCPState
-	err = c.do(ctx, http.MethodPut, "/v1/node/tcp", bytes.NewReader(b), &st)
-	return st, err
 }

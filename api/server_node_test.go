@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"net"
 	"testing"
 )
 
@@ -42,22 +41,16 @@ func TestSwitchTCP(t *testing.T) {
 	}
 }
 
-func TestViaNamesTheListener(t *testing.T) {
+func TestRebootAndPoweroff(t *testing.T) {
 	n := startNode(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	c := n.dial(t, n.client)
+	if err := c.Reboot(t.Context()); err != nil {
+		t.Errorf("Reboot() = %v", err)
 	}
-	go n.server.ServeOnion(ln)
-	n.addr = ln.Addr().String()
-	n.backend.node.Tor = nil
-	// Over the onion listener there is no lock-out to fear: TCP is not
-	// the caller's way in.
-	if st, err := n.dial(t, n.client).SetTCP(t.Context(), TCPRequest{Enabled: false}); err != nil || st.TCP != "off" {
-		t.Errorf("SetTCP(off) through the onion listener = %+v, %v, want tcp off", st, err)
+	if err := c.Poweroff(t.Context()); err != nil {
+		t.Errorf("Poweroff() = %v", err)
 	}
-	// And the onion listener checks keys as TCP does.
-	if _, err := n.dial(t, newKey(t)).Node(t.Context()); err == nil {
-		t.Errorf("an unknown key got through the onion listener")
+	if r, p := n.backend.reboots.Load(), n.backend.poweroffs.Load(); r != 1 || p != 1 {
+		t.Errorf("backend saw %d Reboot and %d Poweroff, want 1 each", r, p)
 	}
 }

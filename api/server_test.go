@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -114,25 +116,7 @@ func (n *testNode) dial(t *testing.T, key ed25519.PrivateKey) *Client {
 // the header and the body as sent.
 func (n *testNode) raw(t *testing.T, method, path string) (int, http.Header, []byte) {
 	t.Helper()
-	cfg, err := ClientTLS(n.client, n.key.Public().(ed25519.PublicKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
-	defer hc.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(t.Context(), method, "https://"+n.addr+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := n.send(t, n.request(t, method, path, nil))
 	return resp.StatusCode, resp.Header, body
 }
 
@@ -146,66 +130,6 @@ func wantJSONError(t *testing.T, what string, body []byte, code string) {
 	msg, _ := got["error"].(string)
 	if got["code"] != code || msg == "" || len(got) != 2 {
 		t.Errorf("%s: body = %s, want {\"error\": \"...\", \"code\": %q}", what, body, code)
-	}
-}
-
-func TestAuthorizedClientGetsNode(t *testing.T) {
-	n := startNode(t)
-	got, err := n.dial(t, n.client).Node(t.Context())
-	if err != nil {
-		t.Fatalf("Node() = %v", err)
-	}
-	if got.Name != "web1" || got.Environment != EnvVM || !got.Persistent {
-		t.Errorf("Node() = %+v, want the backend's node %+v", got, n.backend.node)
-	}
-}
-
-func TestUnknownClientKeyIsRefused(t *testing.T) {
-	n := startNode(t)
-	stranger := newKey(t)
-	c := n.dial(t, stranger)
-	calls := map[string]func(context.Context) error{
-		"Node":     func(ctx context.Context) error { _, err := c.Node(ctx); return err },
-		"Reboot":   c.Reboot,
-		"Poweroff": c.Poweroff,
-	}
-	for name, call := range calls {
-		err := call(t.Context())
-		var e *Error
-		if !errors.As(err, &e) || e.Status != http.StatusUnauthorized || e.Code != CodeUnauthorized {
-			t.Fatalf("%s() with an unknown key = %v, want *Error 401 %q", name, err, CodeUnauthorized)
-		}
-		if fp := Fingerprint(stranger.Public().(ed25519.PublicKey)); !strings.Contains(e.Message, fp) {
-			t.Errorf("%s() error %q does not name the refused key %s", name, e.Message, fp)
-		}
-	}
-	b := n.backend
-	if b.reboots.Load() != 0 || b.poweroffs.Load() != 0 || b.nodes.Load() != 0 {
-		t.Errorf("an unknown client reached the backend: %d Node, %d Reboot, %d Poweroff",
-			b.nodes.Load(), b.reboots.Load(), b.poweroffs.Load())
-	}
-}
-
-func TestWrongPinnedNodeKey(t *testing.T) {
-	n := startNode(t)
-	impostor := newKey(t).Public().(ed25519.PublicKey)
-	c, err := NewClient(n.addr, n.client, impostor)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = c.Reboot(t.Context())
-	if !errors.Is(err, ErrNodeKey) {
-		t.Fatalf("Reboot() pinning the wrong node key = %v, want an error wrapping ErrNodeKey", err)
-	}
-	for _, fp := range []string{Fingerprint(impostor), Fingerprint(n.key.Public().(ed25519.PublicKey))} {
-		if !strings.Contains(err.Error(), fp) {
-			t.Errorf("Reboot() error %q does not show fingerprint %s", err, fp)
-		}
-	}
-	// The handshake fails before the server sees a request: not even the
-	// key check ran.
-	if a, r := n.backend.auths.Load(), n.backend.reboots.Load(); a != 0 || r != 0 {
-		t.Errorf("the request was sent anyway: %d Authorize, %d Reboot calls", a, r)
 	}
 }
 
@@ -243,6 +167,10 @@ func TestWrongMethod(t *testing.T) {
 		{http.MethodDelete, "/v1/node", "GET, HEAD"},
 		{http.MethodGet, "/v1/node/reboot", "POST"},
 		{http.MethodPut, "/v1/node/poweroff", "POST"},
+		{http.MethodPost, "/v1/images", "GET, HEAD"},
+		{http.MethodPost, "/v1/images/" + zeroDigest, "GET, HEAD, PUT, DELETE"},
+		{http.MethodGet, "/v1/containers/foo/stop", "POST"},
+		{http.MethodPost, "/v1/events", "GET, HEAD"},
 	}
 	for _, tt := range tests {
 		status, header, body := n.raw(t, tt.method, tt.path)
@@ -256,20 +184,6 @@ func TestWrongMethod(t *testing.T) {
 	}
 }
 
-func TestRebootAndPoweroff(t *testing.T) {
-	n := startNode(t)
-	c := n.dial(t, n.client)
-	if err := c.Reboot(t.Context()); err != nil {
-		t.Errorf("Reboot() = %v", err)
-	}
-	if err := c.Poweroff(t.Context()); err != nil {
-		t.Errorf("Poweroff() = %v", err)
-	}
-	if r, p := n.backend.reboots.Load(), n.backend.poweroffs.Load(); r != 1 || p != 1 {
-		t.Errorf("backend saw %d Reboot and %d Poweroff, want 1 each", r, p)
-	}
-}
-
 func TestDoKeepsTheRawAnswer(t *testing.T) {
 	n := startNode(t)
 	var raw json.RawMessage
@@ -279,5 +193,145 @@ func TestDoKeepsTheRawAnswer(t *testing.T) {
 	var got map[string]any
 	if err := json.Unmarshal(raw, &got); err != nil || got["status"] != "rebooting" || len(got) != 1 {
 		t.Errorf("Do(POST /v1/node/reboot) kept %s, want {\"status\": \"rebooting\"}", raw)
+	}
+}
+
+// send makes a request with the authorized key and returns the answer
+// with its body read.
+func (n *testNode) send(t *testing.T, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	cfg, err := ClientTLS(n.client, n.key.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req.WithContext(t.Context()))
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+func (n *testNode) request(t *testing.T, method, path string, body []byte, header ...string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, "https://"+n.addr+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return req
+}
+
+// wantStatus checks err is an *Error with status and code.
+func wantStatus(t *testing.T, what string, err error, status int, code string) *Error {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) || e.Status != status || e.Code != code {
+		t.Fatalf("%s = %v, want an *Error %d %q", what, err, status, code)
+	}
+	return e
+}
+
+func newFuzzKey(tb testing.TB) ed25519.PrivateKey {
+	tb.Helper()
+	k, err := NewKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+// testLoggerTB is quiet: a fuzz target would log every iteration.
+func testLoggerTB(testing.TB) *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestErrorStatuses(t *testing.T) {
+	n, apps := startApps(t)
+	c := n.dial(t, n.client)
+	tests := []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{Conflict("image is used by foo"), 409, CodeConflict},
+		{fmt.Errorf("wrapped: %w", TooLarge("over the cap")), 413, CodeTooLarge},
+		{Unavailable("shutting down"), 503, CodeUnavailable},
+		{BadRequest("bad"), 400, CodeBadRequest},
+		{NotImplemented("later"), 501, CodeNotImplemented},
+		{errors.New("disk on fire"), 500, CodeInternal},
+	}
+	for _, tt := range tests {
+		apps.fail = tt.err
+		err := c.RemoveImage(t.Context(), zeroDigest)
+		e := wantStatus(t, fmt.Sprintf("RemoveImage() failing with %v", tt.err), err, tt.status, tt.code)
+		if !strings.Contains(tt.err.Error(), e.Message) {
+			t.Errorf("RemoveImage() failing with %v: message %q, want the backend's", tt.err, e.Message)
+		}
+	}
+}
+
+// message is the text of a JSON error body.
+func message(body []byte) string {
+	var e Error
+	json.Unmarshal(body, &e)
+	return e.Message
+}
+
+func wantLine[T comparable](t *testing.T, ch <-chan T, want T) {
+	t.Helper()
+	select {
+	case got := <-ch:
+		if got != want {
+			t.Fatalf("streamed %v, want %v", got, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("nothing streamed within 10s, want %v", want)
+	}
+}
+
+// serve serves b as n on a loopback TLS listener until the test ends.
+func (n *testNode) serve(t *testing.T, b Backend) {
+	t.Helper()
+	srv, err := NewServer(b, n.key, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.addr, n.server = ln.Addr().String(), srv
+	go srv.ServeTLS(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+}
+
+func TestViaNamesTheListener(t *testing.T) {
+	n := startNode(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go n.server.ServeOnion(ln)
+	n.addr = ln.Addr().String()
+	n.backend.node.Tor = nil
+	// Over the onion listener there is no lock-out to fear: TCP is not
+	// the caller's way in.
+	if st, err := n.dial(t, n.client).SetTCP(t.Context(), TCPRequest{Enabled: false}); err != nil || st.TCP != "off" {
+		t.Errorf("SetTCP(off) through the onion listener = %+v, %v, want tcp off", st, err)
+	}
+	// And the onion listener checks keys as TCP does.
+	if _, err := n.dial(t, newKey(t)).Node(t.Context()); err == nil {
+		t.Errorf("an unknown key got through the onion listener")
 	}
 }

@@ -70,9 +70,6 @@ func ServerTLS(key ed25519.PrivateKey) (*tls.Config, error) {
 	}, nil
 }
 
-// ErrNodeKey means the node presented a key other than the pinned one.
-var ErrNodeKey = errors.New("the node's key is not the one pinned for it")
-
 // ClientTLS is the client's TLS configuration: it presents key and
 // accepts only a node whose key is node.
 func ClientTLS(key ed25519.PrivateKey, node ed25519.PublicKey) (*tls.Config, error) {

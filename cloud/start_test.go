@@ -293,7 +293,7 @@ func TestNodeWithoutApps(t *testing.T) {
 	if code != exitFailure {
 		t.Errorf("cloud start on a node without apps: exit %d, want %d", code, exitFailure)
 	}
-	wantContains(t, "cloud start on a node without apps", errOut, "this node does not run apps yet", "HTTP 501")
+	wantContains(t, "cloud start on a node without apps", errOut, "images and containers are unavailable on this node", "HTTP 501")
 }
 
 func TestBaseName(t *testing.T) {

@@ -6,19 +6,18 @@ import (
 	"crypto/rand"
 	"crypto/sha3"
 	"crypto/sha512"
-	"crypto/x509"
 	"encoding/base32"
 	"encoding/base64"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
+
+	"allium/internal/keyfile"
 )
 
 // The onion service's identity is an ed25519 key. Allium stores its
-// 32-byte seed (as PKCS#8 PEM, like the node's TLS key), because the
-// seed determines everything else:
+// 32-byte seed (as PKCS#8 PEM, like the node's TLS key; see
+// internal/keyfile), because the seed determines everything else:
 //
 //	seed ──ed25519──> public key ──Address──> xxxx.onion
 //	seed ──SHA-512, clamp──> 64-byte expanded key ──base64──> ADD_ONION ED25519-V3:...
@@ -137,26 +136,18 @@ func IsOnion(host string) bool {
 // MarshalKey renders priv as PKCS#8 PEM (its 32-byte seed), the form
 // mkimage bakes into the image and PID 1 reads back.
 func MarshalKey(priv ed25519.PrivateKey) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	b, err := keyfile.Marshal(priv)
 	if err != nil {
 		return nil, fmt.Errorf("hiddenservice: marshal onion key: %w", err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+	return b, nil
 }
 
 // ParseKey parses what MarshalKey wrote.
 func ParseKey(b []byte) (ed25519.PrivateKey, error) {
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, errors.New("hiddenservice: onion key: not a PEM \"PRIVATE KEY\" block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	priv, err := keyfile.Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("hiddenservice: onion key: %w", err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("hiddenservice: onion key: a %T, want ed25519", k)
 	}
 	return priv, nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"allium/internal/keyfile"
+
 	"github.com/cretz/bine/torutil"
 	bineed "github.com/cretz/bine/torutil/ed25519"
 )
@@ -133,8 +135,9 @@ func TestMarshalKey(t *testing.T) {
 		t.Errorf("ParseKey(MarshalKey(k)) = another key")
 	}
 	for _, bad := range []string{"", "-----BEGIN PUBLIC KEY-----\nAA==\n-----END PUBLIC KEY-----\n"} {
-		if _, err := ParseKey([]byte(bad)); err == nil {
-			t.Errorf("ParseKey(%q) succeeded", bad)
+		_, err := ParseKey([]byte(bad))
+		if !errors.Is(err, keyfile.ErrNotPEM) || !strings.HasPrefix(err.Error(), "hiddenservice: onion key: ") {
+			t.Errorf("ParseKey(%q) = %v, want keyfile.ErrNotPEM under \"hiddenservice: onion key: \"", bad, err)
 		}
 	}
 }

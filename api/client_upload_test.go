@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
@@ -14,13 +13,6 @@ import (
 	"testing"
 	"time"
 )
-
-func archive(size int) []byte {
-	b := make([]byte, size)
-	r := rand.NewChaCha8([32]byte{1})
-	r.Read(b)
-	return b
-}
 
 // progressLog keeps what an upload reported.
 type progressLog struct {

@@ -2,25 +2,7 @@ package api
 
 import "time"
 
-// Wire types of images, containers and events.
-//
-// Uploads are resumable and addressed by the archive's digest:
-//
-//	HEAD /v1/images/{digest}        200: the image is on the node (skip the upload)
-//	                                404: not there; Upload-Offset: N says how many
-//	                                bytes of an earlier upload the node kept
-//	PUT  /v1/images/{digest}        body: the archive from byte Upload-Offset on,
-//	                                headers Upload-Offset: N, Upload-Length: TOTAL.
-//	                                409 + UploadState when N is not what the node
-//	                                has (the body is also an Error, code
-//	                                "upload_offset", and Upload-Offset says it too);
-//	                                201 + Image once all TOTAL bytes are in,
-//	                                the digest matched and the image unpacked;
-//	                                202 + UploadState when the body ended before
-//	                                TOTAL (the node keeps what came: send the rest).
-//	GET  /v1/images                 []Image
-//	GET  /v1/images/{digest}        Image
-//	DELETE /v1/images/{digest}      204; 409 while a container uses it
+// Wire types of containers:
 //
 //	PUT    /v1/containers/{name}    ContainerRequest: create, or replace with a new
 //	                                image (stop old, start new; volumes carry over).
@@ -34,34 +16,6 @@ import "time"
 //	DELETE /v1/containers/{name}    stop and remove (volumes are kept)
 //	GET    /v1/containers/{name}/logs?tail=N&follow=1
 //	                                text/plain, one "RFC3339NANO STREAM LINE" per line
-//	GET    /v1/events?follow=1      application/x-ndjson, one Event per line
-
-// Upload headers.
-const (
-	HeaderUploadOffset = "Upload-Offset"
-	HeaderUploadLength = "Upload-Length"
-)
-
-// Image is an unpacked image on the node.
-type Image struct {
-	// Digest is "sha256:" and the hex sha256 of the archive as pushed.
-	Digest string `json:"digest"`
-	// Name is the manifest's name.
-	Name string `json:"name"`
-	// Size is the archive's size in bytes.
-	Size int64 `json:"size"`
-	// Created is when the node finished unpacking it.
-	Created time.Time `json:"created"`
-	// UsedBy names the containers that run it.
-	UsedBy []string `json:"used_by,omitempty"`
-}
-
-// UploadState is where an upload stands.
-type UploadState struct {
-	Digest string `json:"digest"`
-	// Offset is how many bytes the node has kept.
-	Offset int64 `json:"offset"`
-}
 
 // ContainerRequest is the body of PUT /v1/containers/{name}.
 type ContainerRequest struct {
@@ -121,26 +75,11 @@ type Exit struct {
 	Time   time.Time `json:"time"`
 }
 
-// Event types.
-const (
-	EventStart     = "start"
-	EventReady     = "ready"
-	EventExit      = "exit"
-	EventRestart   = "restart_scheduled"
-	EventCrashloop = "crashloop"
-	EventStop      = "stop"
-	EventSignal    = "signal"
-	EventRemove    = "remove"
-	EventImage     = "image"
-	EventError     = "error"
-)
-
-// Event is something that happened to a container or an image.
-type Event struct {
-	Time      time.Time `json:"time"`
-	Type      string    `json:"type"`
-	Container string    `json:"container,omitempty"`
-	Image     string    `json:"image,omitempty"`
-	Message   string    `json:"message"`
-	Exit      *Exit     `json:"exit,omitempty"`
+// LogOptions selects a container's log lines.
+type LogOptions struct {
+	// Tail is how many of the last lines to send first; negative
+	// means all of them, and 0 none (with Follow: only new lines).
+	Tail int
+	// Follow keeps the stream open for new lines.
+	Follow bool
 }

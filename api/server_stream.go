@@ -1,74 +1,11 @@
 package api
 
-import (
-	"encoding/json"
-	"net/http"
-	"net/url"
-	"strconv"
-)
+import "net/http"
 
 // Streams: logs as text/plain and events as application/x-ndjson. A
 // followed stream sends its header at once, flushes after every write,
 // and ends when the client goes away (its request context ends and the
 // next write fails) or the node ends it.
-
-// logs serves GET /v1/containers/{name}/logs?tail=N&follow=1.
-func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
-	name, ok := s.nameParam(w, r)
-	if !ok {
-		return
-	}
-	opts, err := logOptions(r.URL.Query())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	sw := newStream(w, "text/plain; charset=utf-8", opts.Follow)
-	if opts.Follow {
-		// Say 404 now rather than after a silence.
-		if _, err := s.backend.Container(r.Context(), name); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		sw.start()
-	}
-	s.endStream(w, r, sw, s.backend.Logs(r.Context(), name, opts, sw))
-}
-
-func logOptions(q url.Values) (LogOptions, error) {
-	opts := LogOptions{Tail: -1}
-	follow, err := queryBool(q, "follow")
-	if err != nil {
-		return opts, err
-	}
-	opts.Follow = follow
-	switch v := q.Get("tail"); v {
-	case "", "all":
-	default:
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return opts, BadRequest("tail %q: want a number of lines or \"all\"", v)
-		}
-		opts.Tail = n
-	}
-	return opts, nil
-}
-
-// events serves GET /v1/events?follow=1.
-func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	follow, err := queryBool(r.URL.Query(), "follow")
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	sw := newStream(w, "application/x-ndjson", follow)
-	if follow {
-		sw.start()
-	}
-	enc := json.NewEncoder(sw) // one Write per event: a line each
-	err = s.backend.Events(r.Context(), follow, func(e Event) error { return enc.Encode(e) })
-	s.endStream(w, r, sw, err)
-}
 
 // endStream answers err as JSON if nothing was sent yet; once the
 // stream has begun, the status is gone and the error is only logged.

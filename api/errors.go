@@ -1,19 +1,35 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 )
 
-// Error codes of the apps endpoints.
+// Error codes of Error.Code that any endpoint may answer. Codes of one
+// concern live with it: the upload's in upload.go, the keys' in
+// keys.go, the node's in node.go.
 const (
+	CodeUnauthorized   = "unauthorized"
+	CodeNotFound       = "not_found"
+	CodeBadRequest     = "bad_request"
+	CodeMethod         = "method_not_allowed"
+	CodeInternal       = "internal"
+	CodeUnavailable    = "unavailable"
 	CodeConflict       = "conflict"
 	CodeTooLarge       = "too_large"
 	CodeNotImplemented = "not_implemented"
-	CodeUploadOffset   = "upload_offset"
-	CodeUploadBusy     = "upload_busy"
 )
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Message string `json:"error"`
+	Code    string `json:"code"`
+	// Status is the HTTP status the error came with (not on the wire).
+	Status int `json:"-"`
+}
+
+func (e *Error) Error() string { return e.Message }
 
 // NotFound is an error that answers 404.
 func NotFound(format string, args ...any) *Error {
@@ -24,13 +40,6 @@ func NotFound(format string, args ...any) *Error {
 // node's state (an image in use, an upload under way).
 func Conflict(format string, args ...any) *Error {
 	return newError(http.StatusConflict, CodeConflict, fmt.Errorf(format, args...))
-}
-
-// UploadBusy is an error that answers 409 when another upload of the
-// same digest is under way, such as one whose connection died and that
-// the node has not noticed yet: the client waits and resumes.
-func UploadBusy(format string, args ...any) *Error {
-	return newError(http.StatusConflict, CodeUploadBusy, fmt.Errorf(format, args...))
 }
 
 // BadRequest is an error that answers 400: what the client sent is
@@ -58,26 +67,10 @@ func newError(status int, code string, err error) *Error {
 	return &Error{Message: err.Error(), Code: code, Status: status}
 }
 
-// OffsetError is PutImage's answer to a client whose offset is not what
-// the node kept: 409, with Upload-Offset and the UploadState in the
-// body, so the client resumes from there.
-type OffsetError struct{ UploadState }
-
-func (e *OffsetError) Error() string {
-	return fmt.Sprintf("upload of %s: the node has kept %d bytes; send from there", e.Digest, e.Offset)
-}
-
-// OffsetMismatch says that the node has kept have bytes of digest.
-func OffsetMismatch(digest string, have int64) error {
-	return &OffsetError{UploadState{Digest: digest, Offset: have}}
-}
-
-var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-
-// ValidDigest reports whether d is "sha256:" and 64 lower-case hex digits.
-func ValidDigest(d string) error {
-	if !digestRE.MatchString(d) {
-		return fmt.Errorf("%q: want sha256: and 64 lower-case hex digits", d)
-	}
-	return nil
-}
+var (
+	// ErrNodeKey means the node presented a key other than the pinned
+	// one.
+	ErrNodeKey = errors.New("the node's key is not the one pinned for it")
+	// ErrNoAlias means there is no alias of that name.
+	ErrNoAlias = errors.New("no such alias")
+)

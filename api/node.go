@@ -2,7 +2,14 @@ package api
 
 import "time"
 
-// Wire types. Every field is part of the API; add, never rename.
+// Wire types of the node itself:
+//
+//	GET  /v1/node                   Node
+//	POST /v1/node/reboot|poweroff   202 + Accepted, before the node goes down;
+//	                                409 "unavailable" when it cannot start to
+//	PUT  /v1/node/tcp               TCPRequest: 200 + TCPState; 409
+//	                                "would_lock_out" when switching TCP off from
+//	                                a TCP connection would leave no way in
 
 // Environment values of Node.Environment.
 const (
@@ -77,22 +84,19 @@ type Accepted struct {
 	Status string `json:"status"`
 }
 
-// Error codes of Error.Code.
-const (
-	CodeUnauthorized = "unauthorized"
-	CodeNotFound     = "not_found"
-	CodeBadRequest   = "bad_request"
-	CodeMethod       = "method_not_allowed"
-	CodeInternal     = "internal"
-	CodeUnavailable  = "unavailable"
-)
-
-// Error is the body of every non-2xx answer.
-type Error struct {
-	Message string `json:"error"`
-	Code    string `json:"code"`
-	// Status is the HTTP status the error came with (not on the wire).
-	Status int `json:"-"`
+// TCPRequest is the body of PUT /v1/node/tcp.
+type TCPRequest struct {
+	Enabled bool `json:"enabled"`
+	// Force switches TCP off from a TCP connection even when the
+	// onion is not published, which can leave only the node's own
+	// console and unix socket.
+	Force bool `json:"force,omitempty"`
 }
 
-func (e *Error) Error() string { return e.Message }
+// TCPState is the answer to PUT /v1/node/tcp: Node.TCP afterwards.
+type TCPState struct {
+	TCP string `json:"tcp"`
+}
+
+// CodeLockOut: the request would leave its caller no way back in.
+const CodeLockOut = "would_lock_out"

@@ -1,33 +1,20 @@
 package api
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"time"
 )
 
-// Images lists the images on the node.
-func (c *Client) Images(ctx context.Context) ([]Image, error) {
-	var imgs []Image
-	err := c.do(ctx, http.MethodGet, "/v1/images", nil, &imgs)
-	return imgs, err
-}
-
-// Image returns one image.
-func (c *Client) Image(ctx context.Context, digest string) (Image, error) {
-	var img Image
-	err := c.do(ctx, http.MethodGet, imagePath(digest), nil, &img)
-	return img, err
-}
+// The client's half of the resumable upload (upload.go). Upload asks
+// the node where it stands, sends the rest, and on a dropped
+// connection, a stall or an offset mismatch asks again and resumes.
 
 // ImageState asks (HEAD) whether the node has the image; when it has
 // not, offset is how many bytes of an earlier upload it kept.
@@ -60,7 +47,7 @@ func headError(resp *http.Response) error {
 	case http.StatusNotFound:
 		msg, code = msg+" without "+HeaderUploadOffset+": this node does not take images (is it older?)", CodeNotFound
 	case http.StatusNotImplemented:
-		msg, code = "this node does not run apps yet", CodeNotImplemented
+		msg, code = noApps, CodeNotImplemented
 	case http.StatusUnauthorized:
 		code = CodeUnauthorized
 	case http.StatusBadRequest:
@@ -70,165 +57,6 @@ func headError(resp *http.Response) error {
 	}
 	return &Error{Message: msg, Code: code, Status: resp.StatusCode}
 }
-
-// RemoveImage deletes an image from the node.
-func (c *Client) RemoveImage(ctx context.Context, digest string) error {
-	return c.do(ctx, http.MethodDelete, imagePath(digest), nil, nil)
-}
-
-// Containers lists the containers on the node.
-func (c *Client) Containers(ctx context.Context) ([]Container, error) {
-	var cs []Container
-	err := c.do(ctx, http.MethodGet, "/v1/containers", nil, &cs)
-	return cs, err
-}
-
-// Container returns one container.
-func (c *Client) Container(ctx context.Context, name string) (Container, error) {
-	var ct Container
-	err := c.do(ctx, http.MethodGet, containerPath(name), nil, &ct)
-	return ct, err
-}
-
-// PutContainer creates and starts a container, or replaces its image.
-func (c *Client) PutContainer(ctx context.Context, name string, req ContainerRequest) (Container, error) {
-	b, err := json.Marshal(req)
-	if err != nil {
-		return Container{}, err
-	}
-	var ct Container
-	err = c.do(ctx, http.MethodPut, containerPath(name), bytes.NewReader(b), &ct)
-	return ct, err
-}
-
-// StartContainer starts a stopped container (and clears a crashloop).
-func (c *Client) StartContainer(ctx context.Context, name string) (Container, error) {
-	return c.containerAction(ctx, name, "start")
-}
-
-// StopContainer stops a container; it may answer while it is stopping.
-func (c *Client) StopContainer(ctx context.Context, name string) (Container, error) {
-	return c.containerAction(ctx, name, "stop")
-}
-
-// RestartContainer stops and starts a container.
-func (c *Client) RestartContainer(ctx context.Context, name string) (Container, error) {
-	return c.containerAction(ctx, name, "restart")
-}
-
-// SignalContainer sends signal ("" for SIGKILL) to the container's
-// workload; the restart policy then applies.
-func (c *Client) SignalContainer(ctx context.Context, name, signal string) (Container, error) {
-	body, err := json.Marshal(SignalRequest{Signal: signal})
-	if err != nil {
-		return Container{}, err
-	}
-	var ct Container
-	err = c.do(ctx, http.MethodPost, containerPath(name)+"/kill", bytes.NewReader(body), &ct)
-	return ct, err
-}
-
-func (c *Client) containerAction(ctx context.Context, name, action string) (Container, error) {
-	var ct Container
-	err := c.do(ctx, http.MethodPost, containerPath(name)+"/"+action, nil, &ct)
-	return ct, err
-}
-
-// RemoveContainer stops and removes a container; its volumes are kept.
-func (c *Client) RemoveContainer(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, containerPath(name), nil, nil)
-}
-
-// maxLine is the longest piece of a log line Logs delivers at once.
-const maxLine = 64 << 10
-
-// Logs calls line with each log line ("RFC3339NANO STREAM LINE", without
-// the newline) until the stream ends, ctx ends or line fails. A line
-// longer than 64 KiB comes in pieces.
-func (c *Client) Logs(ctx context.Context, name string, opts LogOptions, line func(string) error) error {
-	q := url.Values{}
-	if opts.Tail >= 0 {
-		q.Set("tail", strconv.Itoa(opts.Tail))
-	}
-	if opts.Follow {
-		q.Set("follow", "1")
-	}
-	body, err := c.stream(ctx, containerPath(name)+"/logs?"+q.Encode())
-	if err != nil {
-		return err
-	}
-	defer body.Close()
-	br := bufio.NewReaderSize(body, maxLine)
-	for {
-		s, err := br.ReadSlice('\n')
-		if len(s) > 0 {
-			if err := line(string(bytes.TrimSuffix(s, []byte("\n")))); err != nil {
-				return err
-			}
-		}
-		if err != nil && err != bufio.ErrBufferFull {
-			return streamEnd(ctx, err)
-		}
-	}
-}
-
-// Events calls fn with each event, oldest first, then (with follow)
-// with each new one until ctx ends or fn fails.
-func (c *Client) Events(ctx context.Context, follow bool, fn func(Event) error) error {
-	path := "/v1/events"
-	if follow {
-		path += "?follow=1"
-	}
-	body, err := c.stream(ctx, path)
-	if err != nil {
-		return err
-	}
-	defer body.Close()
-	dec := json.NewDecoder(body)
-	for {
-		var e Event
-		if err := dec.Decode(&e); err != nil {
-			return streamEnd(ctx, err)
-		}
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-}
-
-// streamEnd is nil for a stream that ended cleanly, and ctx's error
-// for one that ended because ctx did.
-func streamEnd(ctx context.Context, err error) error {
-	switch {
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case err == io.EOF:
-		return nil
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("the node closed the stream: %w", err)
-	}
-	return err
-}
-
-// stream GETs path and returns the body of a 2xx answer.
-func (c *Client) stream(ctx context.Context, path string) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		return nil, decodeError(resp)
-	}
-	return resp.Body, nil
-}
-
-func imagePath(digest string) string   { return "/v1/images/" + url.PathEscape(digest) }
-func containerPath(name string) string { return "/v1/containers/" + url.PathEscape(name) }
 
 // UploadOptions tunes Upload. The zero value is usable.
 type UploadOptions struct {

@@ -1,0 +1,36 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+)
+
+// Node returns the node's identity and health.
+func (c *Client) Node(ctx context.Context) (Node, error) {
+	var n Node
+	err := c.do(ctx, http.MethodGet, "/v1/node", nil, &n)
+	return n, err
+}
+
+// Reboot asks the node to reboot; it answers before it goes down.
+func (c *Client) Reboot(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/node/reboot", nil, nil)
+}
+
+// Poweroff asks the node to power off; it answers before it goes down.
+func (c *Client) Poweroff(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/node/poweroff", nil, nil)
+}
+
+// SetTCP switches the node's TCP listener (PUT /v1/node/tcp).
+func (c *Client) SetTCP(ctx context.Context, req TCPRequest) (TCPState, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return TCPState{}, err
+	}
+	var st TCPState
+	err = c.do(ctx, http.MethodPut, "/v1/node/tcp", bytes.NewReader(b), &st)
+	return st, err
+}

@@ -1,0 +1,31 @@
+package api
+
+import "time"
+
+// Wire types of the event stream:
+//
+//	GET    /v1/events?follow=1      application/x-ndjson, one Event per line
+
+// Event types.
+const (
+	EventStart     = "start"
+	EventReady     = "ready"
+	EventExit      = "exit"
+	EventRestart   = "restart_scheduled"
+	EventCrashloop = "crashloop"
+	EventStop      = "stop"
+	EventSignal    = "signal"
+	EventRemove    = "remove"
+	EventImage     = "image"
+	EventError     = "error"
+)
+
+// Event is something that happened to a container or an image.
+type Event struct {
+	Time      time.Time `json:"time"`
+	Type      string    `json:"type"`
+	Container string    `json:"container,omitempty"`
+	Image     string    `json:"image,omitempty"`
+	Message   string    `json:"message"`
+	Exit      *Exit     `json:"exit,omitempty"`
+}
