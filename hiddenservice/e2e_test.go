@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"allium/hiddenservice"
-	"allium/hiddenservice/tornet"
+	"allium/internal/tornet"
 
 	"golang.org/x/net/proxy"
 )
