@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"allium/hiddenservice"
+	"allium/internal/testkit"
 	"allium/internal/tornet"
 
 	"golang.org/x/net/proxy"
@@ -119,10 +120,8 @@ func getRetry(ctx context.Context, t *testing.T, c *client, dial dialFunc, addr 
 		if !errors.As(err, &se) {
 			c.unstick(ctx, t)
 		}
-		select {
-		case <-ctx.Done():
+		if !testkit.Sleep(ctx, 500*time.Millisecond) {
 			return "", err
-		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
