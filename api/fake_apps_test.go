@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"allium/internal/testkit"
 )
 
 // fakeApps is an in-memory node: images, partial uploads, containers,
@@ -101,10 +103,7 @@ func (f *fakeApps) PutImage(ctx context.Context, d string, offset, total int64, 
 		f.stallAt = 0
 		f.mu.Unlock()
 		// The server notices a gone client only once it reads the body.
-		select {
-		case <-ctx.Done():
-		case <-time.After(1500 * time.Millisecond):
-		}
+		testkit.Sleep(ctx, 1500*time.Millisecond)
 		f.mu.Lock()
 		_, err := io.Copy(io.Discard, body)
 		return Image{}, err

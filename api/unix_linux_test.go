@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"allium/internal/testkit"
 )
 
 // nobody is the uid and gid the refused half of the unix socket test
@@ -68,9 +70,7 @@ func TestUnixSocketServesRootOnly(t *testing.T) {
 // TestUnixSocketRefusesOtherUID dials from a child process running as
 // nobody, which needs root to start.
 func TestUnixSocketRefusesOtherUID(t *testing.T) {
-	if os.Getenv("ALLIUM_ROOT_TESTS") != "1" || os.Geteuid() != 0 {
-		t.Skip("needs root and ALLIUM_ROOT_TESTS=1 to dial from a child running as uid 65534")
-	}
+	testkit.NeedRoot(t)
 	dir := worldReadableDir(t)
 	b := &fakeBackend{node: Node{Name: "web1"}}
 	sock := serveUnix(t, dir, b)

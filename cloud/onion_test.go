@@ -17,7 +17,7 @@ import (
 
 	"allium/api"
 	"allium/hiddenservice"
-	"allium/hiddenservice/tornet"
+	"allium/internal/tornet"
 )
 
 // testOnion is a valid onion address of a fresh key.

@@ -17,8 +17,8 @@ import (
 
 	"allium/api"
 	"allium/hiddenservice"
-	"allium/hiddenservice/tornet"
 	"allium/internal/testbin"
+	"allium/internal/tornet"
 )
 
 // torNet is the private Tor network this package's tor tests share.

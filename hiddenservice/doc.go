@@ -29,7 +29,7 @@
 // restart policy (supervisor/restart), the tor binary
 // and the tor user's /etc/passwd entry in the image (mkimage, rootfs),
 // where keys are stored (PID 1 and mkimage), or the private test
-// network (subpackage tornet, used by tests only).
+// network (internal/tornet, used by tests only).
 //
 // # Processes
 //

@@ -21,7 +21,7 @@ import (
 	"allium/supervisor/restart"
 
 	"allium/hiddenservice"
-	"allium/hiddenservice/tornet"
+	"allium/internal/tornet"
 
 	"golang.org/x/net/proxy"
 )
@@ -122,10 +122,8 @@ func getRetry(ctx context.Context, t *testing.T, c *client, dial dialFunc, addr 
 		if !errors.As(err, &se) {
 			c.unstick(ctx, t)
 		}
-		select {
-		case <-ctx.Done():
+		if !testkit.Sleep(ctx, 500*time.Millisecond) {
 			return "", err
-		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

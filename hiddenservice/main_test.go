@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"allium/hiddenservice/tornet"
+	"allium/internal/tornet"
 )
 
 // torNet is the private Tor network this package's tor tests share.

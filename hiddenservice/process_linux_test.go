@@ -25,7 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"allium/hiddenservice/tornet"
+	"allium/internal/tornet"
 )
 
 func TestCommand(t *testing.T) {

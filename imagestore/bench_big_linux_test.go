@@ -10,13 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"allium/internal/testbin"
+	"allium/internal/testkit"
 )
 
 // BenchmarkUnpackThroughput is issue 3's unpack benchmark: MB/s and
@@ -173,32 +173,12 @@ func (tg unpackTarget) fresh(b *testing.B) string {
 // diskTarget is a journaled ext4 in a loop-mounted file of 4 trees'
 // size (root tier), or else a directory on os.TempDir()'s filesystem.
 func diskTarget(b *testing.B, tarBytes int64) unpackTarget {
-	dir := b.TempDir()
-	if os.Getenv("ALLIUM_ROOT_TESTS") == "" || os.Geteuid() != 0 {
-		b.Log("disk: no loop-mounted ext4 outside the root tier (ALLIUM_ROOT_TESTS=1, as root): extracting to os.TempDir()")
-		return unpackTarget{name: "disk", desc: "a directory on os.TempDir()'s filesystem, a new one per run", dir: dir, n: new(int)}
-	}
-	img, mnt := filepath.Join(dir, "ext4.img"), filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		b.Fatal(err)
+	if ok, why := testkit.RootTier(); !ok {
+		b.Logf("disk: no loop-mounted ext4 (%s): extracting to os.TempDir()", why)
+		return unpackTarget{name: "disk", desc: "a directory on os.TempDir()'s filesystem, a new one per run", dir: b.TempDir(), n: new(int)}
 	}
 	size := max(512<<20, 4*tarBytes)
-	f, err := os.Create(img)
-	if err == nil {
-		err = f.Truncate(size)
-		f.Close()
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	benchRun(b, "mkfs.ext4", "-q", "-F", img)
-	benchRun(b, "mount", "-o", "loop", img, mnt)
-	b.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			b.Errorf("umount %s: %v: %s", mnt, err, out)
-			exec.Command("umount", "-l", mnt).Run()
-		}
-	})
+	mnt := testkit.Ext4(b, size)
 	return unpackTarget{name: "disk", desc: fmt.Sprintf("a fresh journaled ext4 of %d MB in a loop-mounted file", size>>20), dir: mnt, reuse: true, n: new(int)}
 }
 
@@ -212,12 +192,6 @@ func tmpfsTarget(b *testing.B, tarBytes int64) unpackTarget {
 		b.Skipf("/dev/shm has less than %d MB free", 3*tarBytes>>20)
 	}
 	return unpackTarget{name: "tmpfs", desc: "tmpfs (/dev/shm)", dir: scratchDir(b), reuse: true, n: new(int)}
-}
-
-func benchRun(b *testing.B, name string, args ...string) {
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		b.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
 }
 
 // timeUnpack returns Unpack's wall time and CPU time (this process's

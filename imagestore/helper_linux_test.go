@@ -134,13 +134,6 @@ func TestHelperCommand(t *testing.T) {
 	}
 }
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Getenv("ALLIUM_ROOT_TESTS") != "1" || os.Geteuid() != 0 {
-		t.Skip("root tier: run as root with ALLIUM_ROOT_TESTS=1")
-	}
-}
-
 // helperForTest re-executes this test binary as the helper.
 func helperForTest() Helper {
 	return Helper{Exe: os.Args[0], Starter: child.StarterFunc(func(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
@@ -153,7 +146,7 @@ func helperForTest() Helper {
 // Store: owners, setuid files and device nodes as allowed, and a hostile
 // archive's error back through ParseHelperResult.
 func TestHelperRoot(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	s := openStore(t, helperForTest())
 	s.Limits = func(int64) Limits { l := testLimits(); l.AllowDevices, l.AllowSetuid = true, true; return l }
 	su := fileEnt("rootfs/bin/su", "#!", 0o4755)
@@ -248,7 +241,7 @@ func probeConfinement(dir string) int {
 // (in a cgo test binary, on the confining thread only: build with
 // CGO_ENABLED=0, as `make test` and init do, to check them all).
 func TestConfinementRoot(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "inside"), nil, 0o644)
 	cmd := exec.Command(os.Args[0])

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	fastxz "github.com/mikelolasagasti/xz"
+
+	"allium/internal/xzframe"
 )
 
 // xzParallel decodes the blocks of a multi-block .xz file (as mkimage
@@ -71,7 +73,7 @@ func startXZParallel(ra io.ReaderAt, s *xzStream, workers int) *xzParallel {
 	for range workers {
 		x.decoders <- nil
 	}
-	x.in.n.Add(xzHeaderSize)
+	x.in.n.Add(xzframe.HeaderSize)
 	x.wg.Add(1)
 	go x.dispatch()
 	return x
@@ -88,7 +90,7 @@ func (x *xzParallel) dispatch() {
 			return
 		}
 		// Room for the whole block: a decoder never waits for Read.
-		out := &xzOutput{chunks: make(chan []byte, (b.size+xzChunk-1)/xzChunk)}
+		out := &xzOutput{chunks: make(chan []byte, (b.Uncompressed+xzChunk-1)/xzChunk)}
 		select {
 		case x.order <- out:
 		case <-x.stop:
@@ -117,7 +119,7 @@ func (x *xzParallel) decode(dec **fastxz.Reader, i int, chunks chan<- []byte) (e
 	} else {
 		err = (*dec).Reset(x.blockStream(i))
 	}
-	for left := x.s.blocks[i].size; left > 0 && err == nil; {
+	for left := x.s.blocks[i].Uncompressed; left > 0 && err == nil; {
 		c := x.buffer(min(left, xzChunk))
 		if _, err = io.ReadFull(*dec, c); err == nil {
 			chunks <- c
@@ -129,7 +131,7 @@ func (x *xzParallel) decode(dec **fastxz.Reader, i int, chunks chan<- []byte) (e
 	}
 	var one [1]byte
 	if n, end := (*dec).Read(one[:]); n > 0 {
-		return x.blockError(i, fmt.Errorf("decompresses to more than its size in the index, %d bytes", x.s.blocks[i].size))
+		return x.blockError(i, fmt.Errorf("decompresses to more than its size in the index, %d bytes", x.s.blocks[i].Uncompressed))
 	} else if end != io.EOF {
 		return x.endError(i, end)
 	}
@@ -141,7 +143,7 @@ func (x *xzParallel) decode(dec **fastxz.Reader, i int, chunks chan<- []byte) (e
 func (x *xzParallel) blockStream(i int) io.Reader {
 	b := x.s.blocks[i]
 	return stopReader{io.MultiReader(bytes.NewReader(x.s.header),
-		io.NewSectionReader(x.ra, b.offset, b.length()), bytes.NewReader(x.s.oneBlockTrailer(b))), x.stop}
+		io.NewSectionReader(x.ra, b.offset, b.Padded()), bytes.NewReader(x.s.oneBlockTrailer(b))), x.stop}
 }
 
 // buffer returns a recycled or new buffer of n bytes, n ≤ xzChunk.
@@ -162,14 +164,14 @@ func (x *xzParallel) endError(i int, err error) error {
 		return x.blockError(i, err)
 	}
 	b := x.s.blocks[i]
-	data := make([]byte, b.size)
+	data := make([]byte, b.Uncompressed)
 	dec, derr := fastxz.NewReader(x.blockStream(i), 0)
 	if derr == nil {
 		_, derr = io.ReadFull(dec, data)
 	}
-	stored := make([]byte, xzChecks[x.s.header[7]].size)
-	if _, rerr := x.ra.ReadAt(stored, b.offset+b.length()-int64(len(stored))); derr == nil && rerr == nil &&
-		!xzCheckMatches(x.s.header[7], data, stored) {
+	stored := make([]byte, x.s.check.Size())
+	if _, rerr := x.ra.ReadAt(stored, b.offset+b.Padded()-int64(len(stored))); derr == nil && rerr == nil &&
+		!bytes.Equal(x.s.check.Append(nil, data), stored) {
 		return x.blockError(i, fmt.Errorf("its %s check, where the index puts the block's end, does not match its data (%w)", x.s.check, err))
 	}
 	return x.blockError(i, fmt.Errorf("its sizes in the index do not match the block (%w)", err))
@@ -185,7 +187,7 @@ func (x *xzParallel) blockError(i int, err error) error {
 	case errors.Is(err, fastxz.ErrBuf), errors.Is(err, io.ErrUnexpectedEOF):
 		what = "truncated or corrupt"
 	}
-	return fmt.Errorf("block %d of %d (bytes %d to %d): %s", i+1, len(x.s.blocks), b.offset, b.offset+b.length(), what)
+	return fmt.Errorf("block %d of %d (bytes %d to %d): %s", i+1, len(x.s.blocks), b.offset, b.offset+b.Padded(), what)
 }
 
 // Read reads the decoded blocks in order.
@@ -217,7 +219,7 @@ func (x *xzParallel) nextChunk() error {
 			return io.EOF
 		}
 		x.block = out
-		x.in.n.Add(x.s.blocks[x.next].length())
+		x.in.n.Add(x.s.blocks[x.next].Padded())
 		x.next++
 	}
 	c, ok := <-x.block.chunks

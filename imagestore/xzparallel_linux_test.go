@@ -15,6 +15,8 @@ import (
 
 	fastxz "github.com/mikelolasagasti/xz"
 	"github.com/ulikunitz/xz"
+
+	"allium/internal/xzframe"
 )
 
 // Tests of the parallel decoding of multi-block .xz files
@@ -86,9 +88,9 @@ func TestReadXZIndex(t *testing.T) {
 	}
 	var total int64
 	for _, b := range s.blocks {
-		total += b.size
+		total += b.Uncompressed
 	}
-	if total != int64(len(tarball)) || s.check != "CRC64" {
+	if total != int64(len(tarball)) || s.check != xzframe.CheckCRC64 {
 		t.Errorf("readXZIndex: %d bytes, check %s; want %d, CRC64", total, s.check, len(tarball))
 	}
 	for name, f := range map[string][]byte{
@@ -101,6 +103,18 @@ func TestReadXZIndex(t *testing.T) {
 		if s := readXZIndex(bytes.NewReader(f), int64(len(f))); s != nil && len(s.blocks) > 1 {
 			t.Errorf("%s: readXZIndex = %d blocks, want the streaming decoder", name, len(s.blocks))
 		}
+	}
+}
+
+// Regression: a footer whose backward size is 0, before 4 zero bytes of
+// "index" whose CRC32 matched, made readXZIndex slice past the index's
+// end and panic in the unpack helper; xzframe refuses such an index.
+func TestReadXZIndexTinyIndex(t *testing.T) {
+	f := xzframe.AppendHeader(nil, xzframe.CheckCRC64)
+	f = append(f, make([]byte, 12+4)...) // "blocks", then the index
+	f = xzframe.AppendFooter(f, xzframe.CheckCRC64, 4)
+	if s := readXZIndex(bytes.NewReader(f), int64(len(f))); s != nil {
+		t.Errorf("readXZIndex(an index of 4 bytes) = %+v, want nil", s)
 	}
 }
 
@@ -137,8 +151,8 @@ func TestXZParallelRoundTrip(t *testing.T) {
 			}
 			s := indexOf(t, file)
 			last := s.blocks[len(s.blocks)-1]
-			if n := x.in.n.Load(); n != last.offset+last.length() {
-				t.Errorf("check %#x: compressed bytes counted = %d, want %d", check, n, last.offset+last.length())
+			if n := x.in.n.Load(); n != last.offset+last.Padded() {
+				t.Errorf("check %#x: compressed bytes counted = %d, want %d", check, n, last.offset+last.Padded())
 			}
 		}
 	}
@@ -210,7 +224,11 @@ func rewriteIndex(t *testing.T, file []byte, edit func(blocks []xzBlock)) []byte
 	s := indexOf(t, file)
 	last := s.blocks[len(s.blocks)-1]
 	edit(s.blocks)
-	return append(bytes.Clone(file[:last.offset+last.length()]), xzTrailer(s.header[6:8], s.blocks)...)
+	var records []xzframe.Record
+	for _, b := range s.blocks {
+		records = append(records, b.Record)
+	}
+	return xzframe.AppendTrailer(bytes.Clone(file[:last.offset+last.Padded()]), s.check, records)
 }
 
 // Hostile and broken multi-block .xz files are refused, and the error
@@ -230,13 +248,13 @@ func TestUnpackXZBlocksHostile(t *testing.T) {
 		name, file string
 		want       []string
 	}{
-		{"corrupt data", string(flip(b2.offset + b2.length()/2)), []string{"block 2 of ", "its data is corrupt"}},
-		{"corrupt check", string(flip(b2.offset + b2.length() - 3)), []string{"block 2 of ", "its CRC64 check, where the index puts the block's end, does not match its data"}},
+		{"corrupt data", string(flip(b2.offset + b2.Padded()/2)), []string{"block 2 of ", "its data is corrupt"}},
+		{"corrupt check", string(flip(b2.offset + b2.Padded() - 3)), []string{"block 2 of ", "its CRC64 check, where the index puts the block's end, does not match its data"}},
 		{"corrupt block header", string(flip(b2.offset + 2)), []string{"block 2 of "}},
 		{"truncated", string(file[:b2.offset+100]), []string{"truncated or corrupt"}},
-		{"index lies about a size", string(rewriteIndex(t, file, func(b []xzBlock) { b[2].size-- })),
+		{"index lies about a size", string(rewriteIndex(t, file, func(b []xzBlock) { b[2].Uncompressed-- })),
 			[]string{"block 3 of ", "more than its size in the index"}},
-		{"index lies about where blocks end", string(rewriteIndex(t, file, func(b []xzBlock) { b[0].unpadded += 4; b[1].unpadded -= 4 })),
+		{"index lies about where blocks end", string(rewriteIndex(t, file, func(b []xzBlock) { b[0].Unpadded += 4; b[1].Unpadded -= 4 })),
 			[]string{"block 1 of "}},
 		{"a block decompresses past the ratio cap", string(bomb), []string{"compression ratio limit"}},
 	} {

@@ -20,6 +20,7 @@ import (
 
 	"allium/api"
 	"allium/internal/testbin"
+	"allium/internal/testkit"
 )
 
 // Issue 3's benchmarks of running apps, on the real init as PID 1 of an
@@ -32,50 +33,6 @@ import (
 // scans the inodes deleted in the last ~30-60 s (ext4's
 // recently_deleted), which makes creation 10-20x slower after any
 // removal, anyone's.
-
-func benchRun(b *testing.B, name string, args ...string) {
-	b.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		b.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
-}
-
-// benchDisk mounts a fresh journaled ext4 of size bytes (a sparse file)
-// and returns its mount point; cleanup unmounts it.
-func benchDisk(b *testing.B, size int64) string {
-	dir := b.TempDir()
-	img, mnt := filepath.Join(dir, "ext4.img"), filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	f, err := os.Create(img)
-	if err == nil {
-		err = f.Truncate(size)
-		f.Close()
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	benchRun(b, "mkfs.ext4", "-q", "-F", img)
-	benchRun(b, "mount", "-o", "loop", img, mnt)
-	b.Cleanup(func() { benchUnmount(b, mnt) })
-	return mnt
-}
-
-// benchUnmount unmounts dir, waiting a little for a dying mount
-// namespace to let go of it, then detaching it lazily.
-func benchUnmount(b *testing.B, dir string) {
-	var out []byte
-	var err error
-	for range 50 {
-		if out, err = exec.Command("umount", dir).CombinedOutput(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	b.Errorf("umount %s: %v: %s; detaching it lazily", dir, err, out)
-	exec.Command("umount", "-l", dir).Run()
-}
 
 // benchNode is a started node whose data root is on disk/allium.
 type benchNode struct {
@@ -93,8 +50,8 @@ func startBenchNode(b *testing.B, disk string) *benchNode {
 			b.Fatal(err)
 		}
 	}
-	benchRun(b, "mount", "--bind", src, data)
-	b.Cleanup(func() { benchUnmount(b, data) }) // after the harness has killed init
+	testkit.Run(b, "mount", "--bind", src, data)
+	b.Cleanup(func() { testkit.Unmount(b, data) }) // after the harness has killed init
 	c := startContainerNode(b, dir, port, client, node)
 	b.Cleanup(func() { shutdownNode(c) }) // before
 	c.waitUp()

@@ -21,7 +21,7 @@ import (
 
 	"allium/api"
 	"allium/hiddenservice"
-	"allium/hiddenservice/tornet"
+	"allium/internal/tornet"
 	"allium/rootfs"
 
 	"github.com/cretz/bine/control"

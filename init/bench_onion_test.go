@@ -20,7 +20,7 @@ import (
 
 	"allium/api"
 	"allium/hiddenservice"
-	"allium/hiddenservice/tornet"
+	"allium/internal/tornet"
 )
 
 // BenchmarkOnion is issue 4's benchmark of the onion control plane, on

@@ -17,6 +17,7 @@ import (
 
 	"allium/api"
 	"allium/internal/testbin"
+	"allium/internal/testkit"
 )
 
 // BenchmarkPushToRunning is issue 3's push-to-running latency: a ~5 MB
@@ -52,7 +53,7 @@ func BenchmarkPushToRunning(b *testing.B) {
 	}
 	mkimage := testbin.Path(b, "mkimage")
 	tree := busyboxTree(b, 3<<20)
-	disk := benchDisk(b, 2<<30)
+	disk := testkit.Ext4(b, 2<<30)
 	cr := newCrun(b) // after the mount: its namespace is a copy
 	n := startBenchNode(b, disk)
 	rounds := benchEnvInt(b, "ALLIUM_BENCH_ROUNDS", 7)
@@ -236,7 +237,7 @@ func BenchmarkCrashLoop(b *testing.B) {
 	mkimage := testbin.Path(b, "mkimage")
 	img := filepath.Join(b.TempDir(), "crash.txz")
 	benchPack(b, mkimage, busyboxTree(b, 0), img, "--cmd", "/bin/false", "--name", "crash")
-	n := startBenchNode(b, benchDisk(b, 512<<20))
+	n := startBenchNode(b, testkit.Ext4(b, 512<<20))
 	time.Sleep(2 * time.Second) // let boot's work settle
 
 	idle := n.window(b, window, "")

@@ -52,10 +52,14 @@ var allowedModules = []string{
 	"golang.org/x/crypto/sha3",
 }
 
-// forbidden packages: testing code, cgo, debug servers. (expvar links in
-// through archives -> go4.org/readerutil; it registers /debug/vars on
+// forbidden packages: testing code (the standard library's and Allium's
+// test-only packages), cgo, debug servers. (expvar links in through
+// archives -> go4.org/readerutil; it registers /debug/vars on
 // http.DefaultServeMux, which the API never serves.)
-var forbiddenPackages = []string{"testing", "runtime/cgo", "net/http/pprof", "plugin"}
+var forbiddenPackages = []string{
+	"testing", "allium/internal/testkit", "allium/internal/testbin", "allium/internal/tornet",
+	"runtime/cgo", "net/http/pprof", "plugin",
+}
 
 func TestInitImports(t *testing.T) {
 	cmd := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}|{{.ImportPath}}", ".")

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"allium/hiddenservice/tornet"
+	"allium/internal/tornet"
 )
 
 // torNet is the private Tor network the onion tests share, started by

@@ -16,8 +16,8 @@ import (
 
 	"allium/api"
 	"allium/hiddenservice"
-	"allium/hiddenservice/tornet"
 	"allium/internal/testbin"
+	"allium/internal/tornet"
 	"allium/rootfs"
 )
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -13,27 +12,24 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"allium/api"
 	"allium/internal/testbin"
+	"allium/internal/testkit"
 	"allium/rootfs"
 )
 
 // The root tier: the real init binary as PID 1 of a fresh pid and mount
 // namespace, chrooted, in OS-container mode (as OpenVZ starts it).
 
+// requireRoot skips t outside the root tier, or without util-linux's
+// unshare and nsenter.
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Getenv("ALLIUM_ROOT_TESTS") == "" {
-		t.Skip("root tier: set ALLIUM_ROOT_TESTS=1 (as root) to run; `make test` does")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("root tier: needs root")
-	}
+	testkit.NeedRoot(t)
 	for _, tool := range []string{"unshare", "nsenter"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("root tier: %s not found (apt-get install util-linux)", tool)
@@ -50,7 +46,7 @@ type containerNode struct {
 	port   int
 	client ed25519.PrivateKey
 	node   ed25519.PublicKey
-	logs   *syncBuffer
+	logs   *testkit.LockedBuffer
 	done   chan error    // init's exit, once, for the test
 	exited chan struct{} // closed when init has exited, for the cleanup
 }
@@ -97,7 +93,7 @@ func startContainerNode(t testing.TB, dir string, port int, client ed25519.Priva
 // namespace.
 func startContainerNodeWith(t testing.TB, dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey, binds []string) *containerNode {
 	t.Helper()
-	c := &containerNode{t: t, dir: dir, port: port, client: client, node: node, logs: &syncBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
+	c := &containerNode{t: t, dir: dir, port: port, client: client, node: node, logs: &testkit.LockedBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
 	args := []string{"--pid", "--mount", "--fork", "--propagation", "private"}
 	if len(binds) == 0 {
 		args = append(args, "chroot", dir, "/init", "-z")
@@ -276,22 +272,4 @@ func zombiesOf(pid int) []string {
 		}
 	}
 	return z
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

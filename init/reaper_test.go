@@ -9,6 +9,8 @@ import (
 	"allium/supervisor/restart"
 
 	"golang.org/x/sys/unix"
+
+	"allium/internal/testkit"
 )
 
 func TestReaperDeliversAndReapsOrphans(t *testing.T) {
@@ -17,7 +19,7 @@ func TestReaperDeliversAndReapsOrphans(t *testing.T) {
 		t.Skipf("PR_SET_CHILD_SUBREAPER: %v", err)
 	}
 	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-	var logs syncBuffer
+	var logs testkit.LockedBuffer
 	r := newReaper(testLogger(&logs))
 
 	cmd := exec.Command("/bin/sh", "-c", "sleep 0.2 & exit 3")

@@ -10,16 +10,19 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"allium/internal/testkit"
 )
 
-// rootTier skips a test unless the root tier is enabled.
+// rootTier reports whether the root tier runs, to run the image under
+// chroot; if not, it logs how to enable it.
 func rootTier(t *testing.T) bool {
 	t.Helper()
-	if os.Getenv("ALLIUM_ROOT_TESTS") != "1" || os.Geteuid() != 0 {
-		t.Log("root tier: set ALLIUM_ROOT_TESTS=1 and run as root to run the image under chroot")
-		return false
+	ok, why := testkit.RootTier()
+	if !ok {
+		t.Log("not running the image under chroot:", why)
 	}
-	return true
+	return ok
 }
 
 // packBinary packs prog and returns the image's entries and the

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"allium/internal/xzframe"
 )
 
 // Every compression the node identifies round-trips through
@@ -112,37 +114,35 @@ func checkCLI(t *testing.T, tool, file string, want []byte) {
 // and checks that every block header holds both sizes (what a parallel
 // reader needs).
 func xzBlocks(b []byte) (int, error) {
-	if len(b) < 24 || !bytes.Equal(b[len(b)-2:], xzFooter) {
-		return 0, fmt.Errorf("no xz footer")
+	if len(b) < xzframe.HeaderSize+xzframe.FooterSize {
+		return 0, fmt.Errorf("%d bytes: no xz header and footer", len(b))
 	}
-	backward := int(binary.LittleEndian.Uint32(b[len(b)-8:])+1) * 4
-	index := b[len(b)-12-backward : len(b)-12]
-	n, k := readVarint(index[1:])
-	pos := 12
-	for i := 0; i < int(n); i++ {
-		unpadded, k1 := readVarint(index[1+k:])
-		_, k2 := readVarint(index[1+k+k1:])
-		k += k1 + k2
+	_, indexSize, err := xzframe.ParseFooter(b[len(b)-xzframe.FooterSize:])
+	if err != nil {
+		return 0, err
+	}
+	indexAt := int64(len(b)) - xzframe.FooterSize - indexSize
+	if indexAt < xzframe.HeaderSize {
+		return 0, fmt.Errorf("index of %d bytes in a file of %d", indexSize, len(b))
+	}
+	records, err := xzframe.ParseIndex(b[indexAt : indexAt+indexSize])
+	if err != nil {
+		return 0, err
+	}
+	pos := int64(xzframe.HeaderSize)
+	for i, r := range records {
+		if pos+1 >= indexAt {
+			return 0, fmt.Errorf("block %d starts at %d, past the index at %d", i, pos, indexAt)
+		}
 		if flags := b[pos+1]; flags&0xc0 != 0xc0 {
 			return 0, fmt.Errorf("block %d: header flags %#x: sizes missing", i, flags)
 		}
-		pos += int(unpadded) + pad4(int(unpadded))
+		pos += r.Padded()
 	}
-	if pos != len(b)-12-backward {
-		return 0, fmt.Errorf("blocks end at %d, index starts at %d", pos, len(b)-12-backward)
+	if pos != indexAt {
+		return 0, fmt.Errorf("blocks end at %d, index starts at %d", pos, indexAt)
 	}
-	return int(n), nil
-}
-
-func readVarint(b []byte) (uint64, int) {
-	var x uint64
-	for i, c := range b {
-		x |= uint64(c&0x7f) << (7 * i)
-		if c < 0x80 {
-			return x, i + 1
-		}
-	}
-	return x, len(b)
+	return len(records), nil
 }
 
 // zstdFrames counts the frames of a zstd file by walking the frame and

@@ -13,36 +13,32 @@ package main
 // later) decodes in parallel; a Go reader can likewise cut the stream at
 // the block headers without decoding. ulikunitz/xz's Writer can cut
 // blocks (WriterConfig.BlockSize) but writes each block header before its
-// data, so without the sizes; so the container is written here and only
-// the LZMA2 data comes from ulikunitz/xz/lzma.
+// data, so without the sizes; so the block headers are written here,
+// the stream header, index and footer by internal/xzframe, and only the
+// LZMA2 data comes from ulikunitz/xz/lzma.
 
 import (
 	"bytes"
 	"encoding/binary"
 	"hash/crc32"
-	"hash/crc64"
 	"io"
 	"runtime"
 
 	"github.com/ulikunitz/xz/lzma"
+
+	"allium/internal/xzframe"
 )
 
 const (
-	xzCheckCRC64  = 0x04 // stream flags: the check of each block is CRC64
+	xzCheck       = xzframe.CheckCRC64 // what ends each block
 	xzFilterLZMA2 = 0x21
 	// xzMaxDict caps the dictionary at xz -6's: a reader allocates it,
 	// and the node's decoder refuses more than 64 MiB.
 	xzMaxDict = 8 << 20
 )
 
-var (
-	xzMagic    = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
-	xzFooter   = []byte{'Y', 'Z'}
-	crc64Table = crc64.MakeTable(crc64.ECMA)
-)
-
 func newXZWriter(w io.Writer, blockSize int) (io.WriteCloser, error) {
-	if _, err := w.Write(xzStreamHeader()); err != nil {
+	if _, err := w.Write(xzframe.AppendHeader(nil, xzCheck)); err != nil {
 		return nil, err
 	}
 	dict := min(max(blockSize, lzma.MinDictCap), xzMaxDict)
@@ -52,16 +48,8 @@ func newXZWriter(w io.Writer, blockSize int) (io.WriteCloser, error) {
 	return bw, nil
 }
 
-// xzFlags are the stream flags of the header and footer.
-func xzFlags() []byte { return []byte{0, xzCheckCRC64} }
-
-func xzStreamHeader() []byte {
-	h := append(append([]byte{}, xzMagic...), xzFlags()...)
-	return binary.LittleEndian.AppendUint32(h, crc32.ChecksumIEEE(xzFlags()))
-}
-
 // xzBlock compresses one block: header with sizes, LZMA2 data, padding
-// to four bytes, CRC64 of the input.
+// to four bytes, check (CRC64) of the input.
 func xzBlock(in []byte, dict int) encodedBlock {
 	var data bytes.Buffer
 	zw, err := lzma.Writer2Config{DictCap: dict}.NewWriter2(&data)
@@ -75,10 +63,10 @@ func xzBlock(in []byte, dict int) encodedBlock {
 		return encodedBlock{err: err}
 	}
 	out := xzBlockHeader(int64(data.Len()), int64(len(in)), dict)
-	unpadded := int64(len(out) + data.Len() + 8)
+	unpadded := int64(len(out) + data.Len() + xzCheck.Size())
 	out = append(out, data.Bytes()...)
 	out = append(out, make([]byte, pad4(data.Len()))...)
-	out = binary.LittleEndian.AppendUint64(out, crc64.Checksum(in, crc64Table))
+	out = xzCheck.Append(out, in)
 	return encodedBlock{data: out, unpadded: unpadded, size: int64(len(in))}
 }
 
@@ -86,8 +74,8 @@ func xzBlock(in []byte, dict int) encodedBlock {
 func xzBlockHeader(compressed, size int64, dict int) []byte {
 	const flagsOneFilterBothSizes = 0x00 | 0x40 | 0x80
 	h := []byte{0, flagsOneFilterBothSizes}
-	h = xzVarint(h, uint64(compressed))
-	h = xzVarint(h, uint64(size))
+	h = xzframe.AppendVarint(h, uint64(compressed))
+	h = xzframe.AppendVarint(h, uint64(size))
 	h = append(h, xzFilterLZMA2, 1, lzma2DictByte(dict))
 	h = append(h, make([]byte, pad4(len(h)+4))...)
 	h[0] = byte((len(h)+4)/4 - 1) // the header's size, CRC32 included
@@ -107,27 +95,10 @@ func lzma2DictByte(n int) byte {
 
 // xzTrailer writes the index (a record per block) and the stream footer.
 func xzTrailer(w io.Writer, blocks []encodedBlock) error {
-	idx := []byte{0}
-	idx = xzVarint(idx, uint64(len(blocks)))
-	for _, b := range blocks {
-		idx = xzVarint(xzVarint(idx, uint64(b.unpadded)), uint64(b.size))
+	records := make([]xzframe.Record, len(blocks))
+	for i, b := range blocks {
+		records[i] = xzframe.Record{Unpadded: b.unpadded, Uncompressed: b.size}
 	}
-	idx = append(idx, make([]byte, pad4(len(idx)))...)
-	idx = binary.LittleEndian.AppendUint32(idx, crc32.ChecksumIEEE(idx))
-	f := binary.LittleEndian.AppendUint32(nil, uint32(len(idx)/4-1)) // backward size
-	f = append(f, xzFlags()...)
-	out := binary.LittleEndian.AppendUint32(idx, crc32.ChecksumIEEE(f))
-	out = append(append(out, f...), xzFooter...)
-	_, err := w.Write(out)
+	_, err := w.Write(xzframe.AppendTrailer(nil, xzCheck, records))
 	return err
-}
-
-// xzVarint appends x in the format's multibyte integer encoding: seven
-// bits a byte, least significant first.
-func xzVarint(b []byte, x uint64) []byte {
-	for x >= 0x80 {
-		b = append(b, byte(x)|0x80)
-		x >>= 7
-	}
-	return append(b, byte(x))
 }

@@ -1,7 +1,6 @@
 package qemutests
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,11 +9,11 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"allium/api"
+	"allium/internal/testkit"
 )
 
 // Waiting for apps. Like the boots, these deadlines are generous and no
@@ -283,9 +282,9 @@ func (n *appNode) reset(tb testing.TB, when string) {
 type push struct {
 	file   string
 	cancel context.CancelFunc
-	done   chan struct{} // closed once cloud has exited
-	out    lockedBuffer  // its stdout and stderr
-	err    error         // Wait's, once done
+	done   chan struct{}        // closed once cloud has exited
+	out    testkit.LockedBuffer // its stdout and stderr
+	err    error                // Wait's, once done
 }
 
 // startBackground starts cloud start for file, not waiting for it.
@@ -346,25 +345,6 @@ func (n *appNode) waitUpload(tb testing.TB, p *push, digest, what string, ready 
 		}
 		time.Sleep(headPoll)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer that a process writes while the test
-// reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // unpackStarting is the console line the node would print as it starts

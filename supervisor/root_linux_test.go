@@ -15,11 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"allium/supervisor/restart"
-
 	"allium/internal/testkit"
-
 	"allium/manifest"
+	"allium/supervisor/restart"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,16 +27,6 @@ import (
 // deadline that only turns a hang into a failure.
 
 const rootWait = 30 * time.Second
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Getenv("ALLIUM_ROOT_TESTS") != "1" {
-		t.Skip("root tier: set ALLIUM_ROOT_TESTS=1 and run as root")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("root tier: needs euid 0")
-	}
-}
 
 // busyboxRoot builds a container root: a static busybox, its applets,
 // and a user app (1000) in groups app and web (2000).
@@ -189,7 +177,7 @@ func (h *rootHarness) add(s Spec) int {
 // session, with no_new_privs, no capabilities, its rlimits, its env and
 // workdir; its stdout and stderr land in the log with timestamps.
 func TestRootIdentity(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	root, logs := busyboxRoot(t), t.TempDir()
 	m := &manifest.Manifest{
 		Version: 1, Name: "id", User: "app", Workdir: "/home/app", Env: map[string]string{"GREETING": "hi"},
@@ -266,7 +254,7 @@ func checkIdentity(t *testing.T, pid int, root string) {
 
 // A root workload keeps only rootCaps in its bounding set.
 func TestRootCapabilitiesOfRoot(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	root := busyboxRoot(t)
 	h := newRootHarness(t)
 	pid := h.add(Spec{Name: "r", Root: root, Command: []string{"sleep", "1000"}, Env: []string{"PATH=/bin"}})
@@ -285,7 +273,7 @@ func TestRootCapabilitiesOfRoot(t *testing.T) {
 }
 
 func TestRootRestartAfterKill(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	root := busyboxRoot(t)
 	h := newRootHarness(t)
 	pid := h.add(Spec{Name: "k", Root: root, Command: []string{"sleep", "1000"}, Policy: restart.Policy{Delay: 10 * time.Millisecond}})
@@ -300,7 +288,7 @@ func TestRootRestartAfterKill(t *testing.T) {
 }
 
 func TestRootBackoffGrowth(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	root := busyboxRoot(t)
 	h := newRootHarness(t)
 	ms := time.Millisecond
@@ -316,7 +304,7 @@ func TestRootBackoffGrowth(t *testing.T) {
 }
 
 func TestRootCrashloop(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	root := busyboxRoot(t)
 	h := newRootHarness(t)
 	h.add(Spec{Name: "c", Root: root, Command: []string{"sh", "-c", "exit 3"},
@@ -344,7 +332,7 @@ func TestRootCrashloop(t *testing.T) {
 }
 
 func TestRootExit125StaysDown(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	root := busyboxRoot(t)
 	h := newRootHarness(t)
 	h.add(Spec{Name: "e", Root: root, Command: []string{"sh", "-c", "exit 125"}, Policy: restart.Policy{Delay: time.Millisecond}})
@@ -360,7 +348,7 @@ func TestRootExit125StaysDown(t *testing.T) {
 // A workload that ignores SIGTERM, and its child, die by SIGKILL of the
 // process group once the stop timeout passes.
 func TestRootStopEscalates(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	root, logs := busyboxRoot(t), t.TempDir()
 	h := newRootHarness(t)
 	h.add(Spec{Name: "s", Root: root, LogDir: logs, StopTimeout: 300 * time.Millisecond,
@@ -410,7 +398,7 @@ func waitDead(t *testing.T, pid int) {
 
 // Failures before exec are reported, logged, and not retried.
 func TestRootSetupFailure(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	root, logs := busyboxRoot(t), t.TempDir()
 	h := newRootHarness(t)
 	tests := []struct {
@@ -450,7 +438,7 @@ func freePort(t *testing.T) int {
 }
 
 func TestRootReadiness(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	root := busyboxRoot(t)
 	h := newRootHarness(t)
 	port := freePort(t)

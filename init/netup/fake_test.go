@@ -1,7 +1,6 @@
 package netup
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"allium/internal/testkit"
 )
 
 // fakeKernel records the calls netup makes, as short strings.
@@ -186,28 +187,10 @@ func fakeAck(addr netip.Prefix, lease time.Duration) *dhcpv4.DHCPv4 {
 	return ack
 }
 
-// lockedBuffer is a log sink that tests can read while goroutines write.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // newTestUpper returns an upper over a fake kernel and server, logging to
 // the returned buffer and writing resolv.conf into a temporary directory.
-func newTestUpper(t *testing.T) (*upper, *fakeKernel, *fakeServer, *lockedBuffer) {
-	k, s, buf := newFakeKernel(), newFakeServer(), &lockedBuffer{}
+func newTestUpper(t *testing.T) (*upper, *fakeKernel, *fakeServer, *testkit.LockedBuffer) {
+	k, s, buf := newFakeKernel(), newFakeServer(), &testkit.LockedBuffer{}
 	u := &upper{
 		k:          k,
 		dial:       s.dial,

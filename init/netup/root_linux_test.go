@@ -21,6 +21,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"allium/internal/testkit"
 )
 
 // The root tests run each scenario in a child copy of this test binary,
@@ -32,10 +34,7 @@ import (
 //	child netns (Up runs here)          peer netns (made by the child)
 //	lo, vc0 <------- veth pair -------> vs0 10.99.0.1/24
 //	                                    DHCP server (server4), TCP :7777
-const (
-	rootEnv  = "ALLIUM_ROOT_TESTS"
-	childEnv = "ALLIUM_NETUP_CHILD"
-)
+const childEnv = "ALLIUM_NETUP_CHILD"
 
 func TestRootStatic(t *testing.T) { runChild(t, "static") }
 func TestRootDHCP(t *testing.T)   { runChild(t, "dhcp") }
@@ -46,12 +45,7 @@ func TestRootDHCPRenew(t *testing.T) { runChild(t, "dhcp-renew") }
 
 // runChild runs TestNetnsChild with scenario in new namespaces.
 func runChild(t *testing.T, scenario string) {
-	if os.Getenv(rootEnv) != "1" {
-		t.Skip("root test: set ALLIUM_ROOT_TESTS=1 and run as root to create network namespaces")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("ALLIUM_ROOT_TESTS=1, but not running as root")
-	}
+	testkit.NeedRoot(t) // to create network namespaces
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestNetnsChild$", "-test.v", "-test.count=1")
@@ -144,7 +138,7 @@ func setupPeer(t *testing.T) netns.NsHandle {
 // rootLogger logs into a buffer that the test prints at its end: the lease
 // loop may still log after the test returns.
 func rootLogger(t *testing.T) *slog.Logger {
-	buf := &lockedBuffer{}
+	buf := &testkit.LockedBuffer{}
 	t.Cleanup(func() { t.Logf("log:\n%s", buf) })
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"allium/internal/testkit"
 )
 
 // Shared is a test package's one private network, started by the
@@ -33,10 +35,7 @@ type Shared struct {
 // the test outside the tor tier.
 func (s *Shared) Network(tb testing.TB) *Network {
 	tb.Helper()
-	if os.Getenv("ALLIUM_TOR_TESTS") != "1" {
-		tb.Skip("tor tier: runs a private Tor network on 127.0.0.1; set ALLIUM_TOR_TESTS=1 " +
-			"(needs tor and tor-gencert: apt-get install tor); `make test` does")
-	}
+	testkit.NeedTor(tb)
 	s.once.Do(func() {
 		s.mon = Watch(300*time.Millisecond, func() []int { return DescendantPIDs("tor") })
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -2,10 +2,13 @@ package tornet
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestDescendantPIDsFindsGrandchildren(t *testing.T) {
@@ -23,6 +26,14 @@ func TestDescendantPIDsFindsGrandchildren(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syscall.Kill(grandchild, syscall.SIGKILL)
+	// Regression: the shell echoes the pid before the forked child has
+	// exec'd sleep (its comm is still "sh"); wait for the exec.
+	comm := fmt.Sprintf("/proc/%d/comm", grandchild)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if b, _ := os.ReadFile(comm); strings.TrimSpace(string(b)) == "sleep" {
+			break
+		}
+	}
 	if got := DescendantPIDs("sleep"); !slices.Contains(got, grandchild) {
 		t.Errorf("DescendantPIDs(sleep) = %v, want the grandchild %d among them", got, grandchild)
 	}

@@ -2,23 +2,16 @@ package tornet
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
-)
 
-// torTests gates the tests that run real tor processes.
-func torTests(t *testing.T) {
-	t.Helper()
-	if os.Getenv("ALLIUM_TOR_TESTS") != "1" {
-		t.Skip("runs a private Tor network; set ALLIUM_TOR_TESTS=1 (needs tor and tor-gencert: apt-get install tor)")
-	}
-}
+	"allium/internal/testkit"
+)
 
 // TestNetwork starts a network and a client, and checks that the client
 // bootstraps and that no tor socket leaves the loopback meanwhile.
 func TestNetwork(t *testing.T) {
-	torTests(t)
+	testkit.NeedTor(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// Watch every tor child from the first one on.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cretz/bine/control"
+
+	"allium/internal/testkit"
 )
 
 // Client is a client tor on the network, with a SOCKS port and a
@@ -138,7 +140,7 @@ func (c *Client) WaitBootstrapped(ctx context.Context) error {
 		if !c.proc.running() {
 			return fmt.Errorf("tornet: %s exited: %v", c.Name, c.proc.cmd.ProcessState)
 		}
-		if conn, err = c.Control(ctx); err != nil && !sleep(ctx, 100*time.Millisecond) {
+		if conn, err = c.Control(ctx); err != nil && !testkit.Sleep(ctx, 100*time.Millisecond) {
 			return err
 		}
 	}
@@ -151,20 +153,8 @@ func (c *Client) WaitBootstrapped(ctx context.Context) error {
 		if len(kv) == 1 && strings.Contains(kv[0].Val, "PROGRESS=100 ") {
 			return nil
 		}
-		if !sleep(ctx, 100*time.Millisecond) {
+		if !testkit.Sleep(ctx, 100*time.Millisecond) {
 			return fmt.Errorf("tornet: %s did not bootstrap: %w (%v)", c.Name, ctx.Err(), kv)
 		}
-	}
-}
-
-// sleep waits d, or returns false when ctx ends first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
