@@ -1,8 +1,10 @@
 // Package testkit holds the helpers that Allium's tests would otherwise
 // write once per package: the gates of the heavy test tiers (NeedRoot,
 // RootTier, NeedTor), a buffer that goroutines write while a test reads
-// it (LockedBuffer), a sleep that ends with its context (Sleep), and a
-// fresh loop-mounted ext4 (Ext4, root tier).
+// it (LockedBuffer), a sleep that ends with its context (Sleep), a
+// fresh loop-mounted ext4 (Ext4, root tier), and the one stand-in for
+// PID 1's reaper (Starter, a child.Starter that waits with cmd.Wait:
+// a test process has no other waiter).
 //
 // It is for tests only: only _test.go files and other test-only
 // packages (internal/tornet) import it. It must never be linked into
