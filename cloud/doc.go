@@ -64,8 +64,9 @@
 // kubectl, gh and docker have taught operators its conventions. The cost
 // is one dependency (with pflag), which the static node binary does not
 // import. Errors stay ours: cobra's printing is silenced and run maps
-// errors to exit codes, counting anything cobra rejects by itself (a
-// bad flag, a wrong argument count, an unknown command) as usage.
+// errors to exit codes with internal/cli, as mkimage does, counting
+// anything cobra rejects by itself (a bad flag, a wrong argument count,
+// an unknown command) as usage.
 //
 // # Not yet
 //
