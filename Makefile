@@ -8,7 +8,16 @@ export CGO_ENABLED := 0
 # The heavy tiers are opt-in for `go test ./...`; `make test` enables them.
 TIERS := ALLIUM_ROOT_TESTS=1 ALLIUM_QEMU_TESTS=1 ALLIUM_TOR_TESTS=1 ALLIUM_BIN=$(OUT)
 
-.PHONY: all build deps test unit demo bench clean FORCE
+# The client programs run on the operator's machine, which may be any
+# of PLATFORMS (OS-ARCH).
+CLIENTS   := cloud mkimage
+PLATFORMS := linux-amd64 linux-arm64 darwin-amd64 darwin-arm64
+DIST      := $(OUT)/dist
+DIST_BINS := $(foreach p,$(PLATFORMS),$(foreach c,$(CLIENTS),$(DIST)/$c-$p))
+# $(call field,N,A-B-C) is the Nth of the dash-separated fields.
+field = $(word $1,$(subst -, ,$2))
+
+.PHONY: all build deps test unit cross $(PLATFORMS:%=cross-%) dist demo bench clean FORCE
 all: build
 
 build: $(OUT)/init $(OUT)/cloud $(OUT)/mkimage
@@ -20,13 +29,32 @@ $(OUT)/%: FORCE
 deps:
 	tools/deps.sh
 
-test: deps build
+# Every tier, and the clients' cross builds.
+test: deps build cross
 	$(GO) vet ./...
 	$(TIERS) $(GO) test -count=1 -timeout 25m ./...
 
-# Unit tier only: no root, no QEMU, no tor.
-unit:
+# Unit tier only: no root, no QEMU, no tor; and the clients' cross builds.
+unit: cross
 	$(GO) test ./...
+
+# The clients build, and pass go vet with their tests, for every
+# platform: cross-OS-ARCH does one.
+cross: $(PLATFORMS:%=cross-%)
+$(PLATFORMS:%=cross-%): cross-%:
+	GOOS=$(call field,1,$*) GOARCH=$(call field,2,$*) $(GO) build -o /dev/null $(CLIENTS:%=./%)
+	GOOS=$(call field,1,$*) GOARCH=$(call field,2,$*) $(GO) vet $(CLIENTS:%=./%)
+
+# The client binaries to hand out: out/dist/PROG-OS-ARCH for each client
+# and platform, built as `build` builds, and their SHA256SUMS.
+dist: $(DIST)/SHA256SUMS
+
+$(DIST)/SHA256SUMS: $(DIST_BINS)
+	cd $(DIST) && sha256sum $(notdir $(DIST_BINS)) >SHA256SUMS
+
+$(DIST_BINS): $(DIST)/%: FORCE
+	GOOS=$(call field,2,$*) GOARCH=$(call field,3,$*) \
+		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./$(call field,1,$*)
 
 demo: deps build
 	tools/demo.sh

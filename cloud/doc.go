@@ -57,6 +57,12 @@
 // tests run the CLI in-process against a real api.Server on a loopback
 // TLS listener.
 //
+// cloud runs on the operator's machine, Linux or macOS, amd64 or arm64
+// (make dist builds all four). The one Linux-only piece is the parent
+// death signal of its own tor (tor_own_linux.go); elsewhere that tor
+// still ends with cloud (tor_own_other.go). The tests that run tor, or
+// use tornet's fake control port, are Linux-only (*_linux_test.go).
+//
 // # Why cobra
 //
 // The command set will grow to a dozen verbs (start, stop, logs -f,
@@ -65,8 +71,9 @@
 // kubectl, gh and docker have taught operators its conventions. The cost
 // is one dependency (with pflag), which the static node binary does not
 // import. Errors stay ours: cobra's printing is silenced and run maps
-// errors to exit codes, counting anything cobra rejects by itself (a
-// bad flag, a wrong argument count, an unknown command) as usage.
+// errors to exit codes with internal/cli, as mkimage does, counting
+// anything cobra rejects by itself (a bad flag, a wrong argument count,
+// an unknown command) as usage.
 //
 // # Not yet
 //

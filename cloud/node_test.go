@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"allium/api"
+	"allium/internal/cli"
 )
 
 // fakeBackend is a node that counts, and keeps its images and
@@ -110,6 +111,13 @@ func (f *fleet) cloud(t *testing.T, args ...string) (code int, stdout, stderr st
 	t.Helper()
 	return runCloud(t, append([]string{"--config", f.dir}, args...)...)
 }
+
+// The exit codes runCloud returns, by the short names the tests use.
+const (
+	exitOK      = cli.ExitOK
+	exitFailure = cli.ExitFailure
+	exitUsage   = cli.ExitUsage
+)
 
 func runCloud(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()

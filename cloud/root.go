@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"allium/api"
+	"allium/internal/cli"
 )
 
 // globals are the flags every command takes, and where output goes.
@@ -67,7 +67,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&g.json, "json", false, "print the JSON the node answered, indented, instead of the human view")
 	f.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on the node after this long")
 	g.torFlags(root)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.Usage(err) })
 	root.AddCommand(newStart(g), newStop(g), newRestart(g), newKill(g), newRm(g), newPs(g), newLogs(g),
 		newImages(g), newRmi(g), newEvents(g),
 		newInfo(g), newReboot(g), newPoweroff(g), newNodes(g), newKeys(g), newTCP(g))
@@ -106,11 +106,7 @@ func (g *globals) adapt(body func(ctx context.Context, args []string) error, bou
 			defer cancel()
 			err = body(ctx, args)
 		}
-		var u usageError
-		if err == nil || errors.As(err, &u) {
-			return err
-		}
-		return failure{err}
+		return cli.Fail(err)
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/cretz/bine/process"
@@ -189,12 +188,12 @@ func copyFile(from, to string) error {
 
 // torCreator runs tor with its output kept in out (tor prints its
 // warnings to stdout, which is cloud's) and ended by SIGTERM should
-// cloud die first.
+// cloud die first, where the OS can do that (torProcAttr).
 func torCreator(exe string, out io.Writer) process.Creator {
 	return process.CmdCreatorFunc(func(ctx context.Context, args ...string) (*exec.Cmd, error) {
 		cmd := exec.CommandContext(ctx, exe, args...)
 		cmd.Stdout, cmd.Stderr = out, out
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+		cmd.SysProcAttr = torProcAttr()
 		return cmd, nil
 	})
 }

@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"allium/internal/cli"
 )
 
 func main() {
@@ -22,14 +23,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	cmd, err := root.ExecuteContextC(ctx)
-	code := exitCode(err)
-	if err != nil {
-		fmt.Fprintf(stderr, "mkimage: %v\n", err)
-	}
-	if code == 2 {
-		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
-	}
-	return code
+	return cli.Report(stderr, "mkimage", cmd.CommandPath(), err)
 }
 
 func newRootCmd() *cobra.Command {
@@ -57,12 +51,7 @@ that lets 'cloud' reach the node. It can then boot the appliance under QEMU.`,
 }
 
 // runE adapts a command's function to cobra, marking what it returns as
-// a failure (exit 1) unless it is a usageError (exit 2).
+// a failure (exit 1) unless it is a usage error (exit 2).
 func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := f(cmd, args); err != nil {
-			return failure{err}
-		}
-		return nil
-	}
+	return func(cmd *cobra.Command, args []string) error { return cli.Fail(f(cmd, args)) }
 }

@@ -199,7 +199,7 @@ func (f *manifestFlags) buildManifest(fl *pflag.FlagSet, def manifestDefaults) (
 		if f.base != "" {
 			return nil, nil, fmt.Errorf("--manifest %s with the flags: %w", f.base, err)
 		}
-		return nil, nil, usageError{err}
+		return nil, nil, usagef("%w", err)
 	}
 	return b, m, nil
 }

@@ -166,7 +166,7 @@ func parseForwards(vals []string) ([][2]int, error) {
 		hp, err1 := strconv.Atoi(h)
 		gp, err2 := strconv.Atoi(g)
 		if !ok || err1 != nil || err2 != nil || hp < 1 || hp > 65535 || gp < 1 || gp > 65535 {
-			return nil, usageError{fmt.Errorf("--forward %q: want HOST:GUEST ports, e.g. 8080:8080", v)}
+			return nil, usagef("--forward %q: want HOST:GUEST ports, e.g. 8080:8080", v)
 		}
 		out = append(out, [2]int{hp, gp})
 	}
