@@ -17,7 +17,7 @@ DIST_BINS := $(foreach p,$(PLATFORMS),$(foreach c,$(CLIENTS),$(DIST)/$c-$p))
 # $(call field,N,A-B-C) is the Nth of the dash-separated fields.
 field = $(word $1,$(subst -, ,$2))
 
-.PHONY: all build deps test unit cross $(PLATFORMS:%=cross-%) dist demo bench clean FORCE
+.PHONY: all build deps test unit unit-arm64 cross $(PLATFORMS:%=cross-%) dist demo bench clean FORCE
 all: build
 
 build: $(OUT)/init $(OUT)/cloud $(OUT)/mkimage
@@ -29,14 +29,24 @@ $(OUT)/%: FORCE
 deps:
 	tools/deps.sh
 
-# Every tier, and the clients' cross builds.
-test: deps build cross
+# Every tier, the clients' cross builds and their arm64 unit tests.
+test: deps build cross unit-arm64
 	$(GO) vet ./...
 	$(TIERS) $(GO) test -count=1 -timeout 25m ./...
 
-# Unit tier only: no root, no QEMU, no tor; and the clients' cross builds.
+# Unit tier only: no root, no QEMU, no tor; and the clients' cross builds
+# (and their arm64 unit tests where qemu-user is installed).
 unit: cross
 	$(GO) test ./...
+	@if [ -x $(QEMU_ARM64) ]; then $(MAKE) --no-print-directory unit-arm64; \
+	else echo "unit: skipping the clients' linux/arm64 tests: no $(QEMU_ARM64) (apt-get install qemu-user-static)"; fi
+
+# The clients' unit tests (cloud, the API client, the manifest, mkimage
+# pack) built for linux/arm64 and run under qemu-user.
+QEMU_ARM64 := /usr/bin/qemu-aarch64-static
+unit-arm64:
+	GOARCH=arm64 $(GO) test -count=1 -exec $(QEMU_ARM64) ./cloud ./api ./manifest ./internal/cli
+	GOARCH=arm64 $(GO) test -count=1 -exec $(QEMU_ARM64) -run 'Pack|Compress|LZMA2|SplitCommand' ./mkimage
 
 # The clients build, and pass go vet with their tests, for every
 # platform: cross-OS-ARCH does one.

@@ -214,14 +214,16 @@ func (s *session) call(ctx context.Context, method, path string) (json.RawMessag
 }
 
 // droppedConn reports whether err is a connection that ended before an
-// answer, rather than an answer or a refusal.
+// answer, rather than an answer or a refusal. net.ErrClosed is one too:
+// the HTTP transport closes its side when it reads the peer's end while
+// the request is still being written (seen under emulated arm64).
 func droppedConn(err error) bool {
 	var apiErr *api.Error
 	if errors.As(err, &apiErr) {
 		return false
 	}
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
 // bounded limits one request to the node by --timeout.
