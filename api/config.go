@@ -27,7 +27,8 @@ type Config struct {
 
 // ConfigDir picks the configuration directory: flag if set, else
 // $ALLIUM_CONFIG, else "allium" in the user's configuration directory
-// (~/.config/allium).
+// (~/.config/allium on Linux, ~/Library/Application Support/allium on
+// macOS).
 func ConfigDir(flag string) (string, error) {
 	if flag != "" {
 		return flag, nil
