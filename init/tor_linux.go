@@ -94,7 +94,20 @@ func (n *node) startTor() {
 		return
 	}
 	svc.Log = n.log.With("part", "onion")
-	proc, err := hiddenservice.NewProcess(hiddenservice.Options{
+	proc, err := n.torProcess(exe, svc)
+	if err != nil {
+		ln.Close()
+		n.torMissing(fmt.Sprintf("tor: %v", err))
+		return
+	}
+	o := n.runOnion(proc, svc, ln)
+	n.log.Info("tor: starting; the API will be at the onion once it is published", "onion", o.addr, "target", ln.Addr().String(), "clients", len(clients))
+}
+
+// torProcess is the node's tor, started through the reaper and
+// publishing svc.
+func (n *node) torProcess(exe string, svc *hiddenservice.Service) (*hiddenservice.Process, error) {
+	return hiddenservice.NewProcess(hiddenservice.Options{
 		Config: hiddenservice.Config{
 			DataDir:       filepath.Join(n.root, rootfs.TorDataDir),
 			ControlSocket: filepath.Join(n.root, hiddenservice.DefaultControlSocket),
@@ -107,13 +120,14 @@ func (n *node) startTor() {
 		Stdout:  n.torLog(),
 		Log:     n.log.With("part", "tor"),
 	})
-	if err != nil {
-		ln.Close()
-		n.torMissing(fmt.Sprintf("tor: %v", err))
-		return
-	}
+}
+
+// runOnion serves the API on ln, the onion's target, and runs tor until
+// the onion is stopped. n.tor.mu is held.
+func (n *node) runOnion(proc *hiddenservice.Process, svc *hiddenservice.Service, ln net.Listener) *onion {
 	n.openDataRootFor("tor")
 	ctx, cancel := context.WithCancel(context.Background())
+	port := n.cfg.OnionPort()
 	o := &onion{proc: proc, addr: net.JoinHostPort(svc.Address(), strconv.Itoa(port)), ln: ln, cancel: cancel, done: make(chan struct{})}
 	n.tor.run, n.tor.missing = o, ""
 	srv := n.api
@@ -126,7 +140,7 @@ func (n *node) startTor() {
 		defer close(o.done)
 		proc.Run(ctx)
 	})
-	n.log.Info("tor: starting; the API will be at the onion once it is published", "onion", o.addr, "target", ln.Addr().String(), "clients", len(clients))
+	return o
 }
 
 // openDataRootFor lets unprivileged users pass through the data root
