@@ -1,0 +1,100 @@
+package isolation
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// ProbeMain is the probe's child, "init probe KIND", started in new
+// namespaces by Probe. For a namespace kind, being started was the test.
+// For pivot_root and overlayfs it tries them in its own mount namespace
+// on a scratch tmpfs, which vanishes with it. It prints why on failure
+// and returns the exit code: 0 allowed, 1 refused, 2 usage.
+func ProbeMain(args []string, stdout io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stdout, "usage: init probe KIND")
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "pivot_root":
+		err = tryPivotRoot()
+	case "overlayfs":
+		err = tryOverlay()
+	}
+	if err != nil {
+		fmt.Fprintln(stdout, err)
+		return 1
+	}
+	return 0
+}
+
+// scratch makes this mount namespace private and mounts a tmpfs on a
+// directory the node has, returning it.
+func scratch() (string, error) {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return "", fmt.Errorf("make / private: %s", errnoWhy(err))
+	}
+	for _, dir := range []string{"/tmp", "/run", "/mnt"} {
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+				return "", fmt.Errorf("mount a tmpfs on %s: %s", dir, errnoWhy(err))
+			}
+			return dir, nil
+		}
+	}
+	return "", errors.New("no /tmp, /run or /mnt to mount a scratch tmpfs on")
+}
+
+func tryPivotRoot() error {
+	dir, err := scratch()
+	if err != nil {
+		return err
+	}
+	root := filepath.Join(dir, "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", root, "tmpfs", 0, "size=64k"); err != nil {
+		return fmt.Errorf("mount a tmpfs on %s: %s", root, errnoWhy(err))
+	}
+	if err := os.Mkdir(filepath.Join(root, "old"), 0o755); err != nil {
+		return err
+	}
+	err = unix.PivotRoot(root, filepath.Join(root, "old"))
+	if errors.Is(err, unix.EINVAL) && onInitramfs() {
+		return errors.New("EINVAL: the node's root is the initramfs, which cannot be pivoted (the shim moves the root instead)")
+	}
+	if err != nil {
+		return errors.New(errnoWhy(err))
+	}
+	return nil
+}
+
+// onInitramfs reports whether / is the kernel's initial ramfs or tmpfs.
+func onInitramfs() bool {
+	var st unix.Statfs_t
+	return unix.Statfs("/", &st) == nil && (st.Type == unix.RAMFS_MAGIC || st.Type == unix.TMPFS_MAGIC)
+}
+
+func tryOverlay() error {
+	dir, err := scratch()
+	if err != nil {
+		return err
+	}
+	for _, d := range []string{"l", "u", "w", "m"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s/l,upperdir=%s/u,workdir=%s/w", dir, dir, dir)
+	if err := unix.Mount("overlay", filepath.Join(dir, "m"), "overlay", 0, opts); err != nil {
+		return errors.New(errnoWhy(err))
+	}
+	return nil
+}

@@ -1,0 +1,296 @@
+package isolation
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"allium/internal/child"
+)
+
+// Options configure Probe. Starter is required.
+type Options struct {
+	// Starter starts the probe's children: PID 1's reaper.
+	Starter child.Starter
+	// Exe is the binary run as "init probe KIND" in each child; ""
+	// means /proc/self/exe, PID 1 itself.
+	Exe string
+	// Root is where /proc/sys and /sys/fs/cgroup are read; "" means /.
+	Root string
+	// Ceiling, when set, keeps the node at or below a rung whatever the
+	// kernel allows (allium.isolation= on the kernel command line; tests).
+	Ceiling *Rung
+	// UserRange is the host uid and gid the probe's user namespace maps
+	// its root to; 0 means 100000.
+	UserRange uint32
+}
+
+// probeTimeout bounds one child of the probe.
+const probeTimeout = 10 * time.Second
+
+// namespaces are the kinds the probe clones, with their flags and the
+// sysctl that can forbid them.
+var namespaces = []struct {
+	name   string
+	flag   uintptr
+	sysctl string
+}{
+	{"mount", unix.CLONE_NEWNS, "max_mnt_namespaces"},
+	{"pid", unix.CLONE_NEWPID, "max_pid_namespaces"},
+	{"uts", unix.CLONE_NEWUTS, "max_uts_namespaces"},
+	{"ipc", unix.CLONE_NEWIPC, "max_ipc_namespaces"},
+	{"net", unix.CLONE_NEWNET, "max_net_namespaces"},
+	{"user", unix.CLONE_NEWUSER, "max_user_namespaces"},
+	{"cgroupns", unix.CLONE_NEWCGROUP, "max_cgroup_namespaces"},
+}
+
+// Probe tries, by real calls, what this kernel lets PID 1 do for its
+// containers, and returns the highest rung and the reasons for the
+// rest. Every namespace, pivot_root and overlayfs check runs in a child
+// of its own (started through opts.Starter), so nothing it does touches
+// PID 1's namespaces or mounts.
+func Probe(ctx context.Context, opts Options) Report {
+	if opts.Exe == "" {
+		opts.Exe = "/proc/self/exe"
+	}
+	if opts.UserRange == 0 {
+		opts.UserRange = 100000
+	}
+	r := Report{Ceiling: opts.Ceiling}
+	for _, ns := range namespaces {
+		r.Checks = append(r.Checks, probeNamespace(ctx, opts, ns.name, ns.flag, ns.sysctl))
+	}
+	r.Checks = append(r.Checks,
+		runChild(ctx, opts, "pivot_root", unix.CLONE_NEWNS),
+		runChild(ctx, opts, "overlayfs", unix.CLONE_NEWNS))
+	var cg []Check
+	r.Cgroup, cg = probeCgroup(opts.Root)
+	r.Checks = append(r.Checks, cg...)
+	r.Checks = append(r.Checks, probeNftables())
+	r.Highest = r.highest()
+	return r
+}
+
+// probeNamespace clones a child into a new namespace of one kind; the
+// user namespace maps its root to opts.UserRange.
+func probeNamespace(ctx context.Context, opts Options, name string, flag uintptr, sysctl string) Check {
+	c := runChild(ctx, opts, name, flag)
+	if !c.OK {
+		if v := readSysctl(opts.Root, "user/"+sysctl); v == "0" {
+			c.Why = "user." + sysctl + "=0"
+		}
+	}
+	return c
+}
+
+// runChild runs "init probe KIND" in new namespaces of flags, and
+// reports its exit: 0 is OK, else what it printed.
+func runChild(ctx context.Context, opts Options, kind string, flags uintptr) Check {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	out, w, err := os.Pipe()
+	if err != nil {
+		return Check{Name: kind, Why: err.Error()}
+	}
+	defer out.Close()
+	cmd := &exec.Cmd{Path: opts.Exe, Args: []string{"init", "probe", kind}, Env: []string{}, Dir: "/",
+		Stdout: w, Stderr: w, SysProcAttr: &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}}
+	if flags&unix.CLONE_NEWUSER != 0 {
+		m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(opts.UserRange), Size: 1}}
+		cmd.SysProcAttr.UidMappings, cmd.SysProcAttr.GidMappings = m, m
+	}
+	ch, err := child.Start(opts.Starter, cmd)
+	w.Close()
+	if err != nil {
+		return Check{Name: kind, Why: errnoWhy(err)}
+	}
+	msg, _ := io.ReadAll(io.LimitReader(out, 4<<10))
+	select {
+	case ws := <-ch:
+		if ws.Exited() && ws.ExitStatus() == 0 {
+			return Check{Name: kind, OK: true}
+		}
+		return Check{Name: kind, Why: firstLine(msg, fmt.Sprintf("the probe child ended with status %#x", int(ws)))}
+	case <-ctx.Done():
+		unix.Kill(cmd.Process.Pid, unix.SIGKILL)
+		<-ch
+		return Check{Name: kind, Why: "the probe child did not finish in " + probeTimeout.String()}
+	}
+}
+
+// errnoWhy names a failed clone by its errno: "EPERM", "EINVAL".
+func errnoWhy(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		if name := unix.ErrnoName(errno); name != "" {
+			return name
+		}
+	}
+	return err.Error()
+}
+
+func firstLine(b []byte, def string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	if line == "" {
+		return def
+	}
+	return line
+}
+
+func readSysctl(root, name string) string {
+	b, err := os.ReadFile(filepath.Join(root, "/proc/sys", name))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Cgroup filesystem magics (statfs f_type).
+const (
+	cgroup2Magic = 0x63677270
+	cgroup1Magic = 0x27e0eb
+)
+
+// controllers are the cgroup controllers the cgroups rung needs.
+var controllers = []string{"memory", "pids", "cpu"}
+
+// probeCgroup finds the cgroup hierarchy at /sys/fs/cgroup and the
+// controllers it offers: v2 (cgroup.controllers) or v1 (one mount per
+// controller).
+func probeCgroup(root string) (string, []Check) {
+	dir := filepath.Join(root, "/sys/fs/cgroup")
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return "", cgroupMissing("no " + dir + " (" + errnoWhy(err) + ")")
+	}
+	switch {
+	case st.Type == cgroup2Magic:
+		return "v2", cgroupV2(dir)
+	case hasV1(dir):
+		return "v1", cgroupV1(dir)
+	}
+	return "", cgroupMissing("no cgroup hierarchy mounted at " + dir)
+}
+
+func cgroupMissing(why string) []Check {
+	out := []Check{{Name: "cgroup", Why: why}}
+	for _, c := range controllers {
+		out = append(out, Check{Name: c, Why: "no cgroups"})
+	}
+	return out
+}
+
+// cgroupV2 checks that a child cgroup can be made and which controllers
+// the root offers.
+func cgroupV2(dir string) []Check {
+	out := []Check{{Name: "cgroup", OK: true}}
+	probe := filepath.Join(dir, "allium.probe."+strconv.Itoa(os.Getpid()))
+	if err := os.Mkdir(probe, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		out[0] = Check{Name: "cgroup", Why: "cannot make a cgroup: " + errnoWhy(err)}
+	} else {
+		os.Remove(probe)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	have := strings.Fields(string(b))
+	for _, c := range controllers {
+		if contains(have, c) {
+			out = append(out, Check{Name: c, OK: true})
+		} else {
+			out = append(out, Check{Name: c, Why: "not in " + filepath.Join(dir, "cgroup.controllers")})
+		}
+	}
+	return out
+}
+
+func hasV1(dir string) bool {
+	for _, c := range controllers {
+		var st unix.Statfs_t
+		if unix.Statfs(filepath.Join(dir, c), &st) == nil && st.Type == cgroup1Magic {
+			return true
+		}
+	}
+	return false
+}
+
+// cgroupV1 checks each controller's own hierarchy.
+func cgroupV1(dir string) []Check {
+	out := []Check{{Name: "cgroup", OK: true}}
+	for _, c := range controllers {
+		var st unix.Statfs_t
+		if unix.Statfs(filepath.Join(dir, c), &st) == nil && st.Type == cgroup1Magic {
+			out = append(out, Check{Name: c, OK: true})
+		} else {
+			out = append(out, Check{Name: c, Why: "no v1 hierarchy at " + filepath.Join(dir, c)})
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// probeNftables asks the kernel for its nf_tables tables over netlink.
+func probeNftables() Check {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+	if err != nil {
+		return Check{Name: "nftables", Why: "netlink netfilter socket: " + errnoWhy(err)}
+	}
+	defer unix.Close(fd)
+	tv := unix.Timeval{Sec: 2}
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	// nlmsghdr (len, type, flags, seq, pid) + nfgenmsg (family,
+	// version, res_id): NFT_MSG_GETTABLE, a dump, any family.
+	msg := make([]byte, unix.SizeofNlMsghdr+4)
+	ne := binary.NativeEndian
+	ne.PutUint32(msg[0:], uint32(len(msg)))
+	ne.PutUint16(msg[4:], uint16(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETTABLE))
+	ne.PutUint16(msg[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	ne.PutUint32(msg[8:], 1)
+	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return Check{Name: "nftables", Why: "netlink: " + errnoWhy(err)}
+	}
+	buf := make([]byte, 64<<10)
+	n, _, err := unix.Recvfrom(fd, buf, 0)
+	if err != nil {
+		return Check{Name: "nftables", Why: "netlink: " + errnoWhy(err)}
+	}
+	if why := netlinkError(buf[:n]); why != "" {
+		return Check{Name: "nftables", Why: why}
+	}
+	return Check{Name: "nftables", OK: true}
+}
+
+// netlinkError is the error of the first message of a netlink answer,
+// or "".
+func netlinkError(b []byte) string {
+	msgs, err := syscall.ParseNetlinkMessage(b)
+	if err != nil || len(msgs) == 0 {
+		return "netlink: an answer that does not parse"
+	}
+	m := msgs[0]
+	if m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4 {
+		return ""
+	}
+	code := int32(binary.NativeEndian.Uint32(m.Data))
+	if code == 0 {
+		return ""
+	}
+	return "nf_tables: " + errnoWhy(syscall.Errno(-code))
+}
