@@ -39,6 +39,9 @@ type Node struct {
 	TCP string `json:"tcp,omitempty"`
 	// Tor is the onion service's state; nil when the node runs no tor.
 	Tor *Tor `json:"tor,omitempty"`
+	// Isolation is what the node's isolation probe found at boot; nil
+	// before it has run.
+	Isolation *Isolation `json:"isolation,omitempty"`
 	// Warnings are the things an operator should know about, in words.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -68,6 +71,30 @@ type Tor struct {
 	ClockSkew string    `json:"clock_skew,omitempty"`
 	// RSS is tor's resident set, in bytes; 0 when it is not running.
 	RSS uint64 `json:"rss,omitempty"`
+}
+
+// Isolation is the node's isolation ladder: the highest rung its kernel
+// allows (chroot, namespaces, userns, cgroups), why each higher one is
+// missing, and every check the probe made.
+type Isolation struct {
+	Highest string `json:"highest"`
+	// Missing maps each rung above Highest to why it is missing:
+	// "userns": "user: user.max_user_namespaces=0".
+	Missing map[string]string `json:"missing,omitempty"`
+	// Unprotected says what a container at Highest is not protected
+	// from; "" at the top rung.
+	Unprotected string `json:"unprotected,omitempty"`
+	// Cgroup is the cgroup hierarchy: "v2", "v1" or "".
+	Cgroup string           `json:"cgroup,omitempty"`
+	Checks []IsolationCheck `json:"checks"`
+}
+
+// IsolationCheck is one thing the probe tried: a namespace kind,
+// pivot_root, overlayfs, a cgroup controller, nftables.
+type IsolationCheck struct {
+	Name string `json:"name"`
+	OK   bool   `json:"ok"`
+	Why  string `json:"why,omitempty"`
 }
 
 // Memory is the node's memory, in bytes.

@@ -44,6 +44,19 @@ func TestInfoTor(t *testing.T) {
 		"tor:         running, not published yet (bootstrap 45%: Asking for relay descriptors), RSS 14 MiB\n")
 }
 
+func TestInfoIsolation(t *testing.T) {
+	f := newFleet(t)
+	f.backend.node.Isolation = &api.Isolation{Highest: "namespaces", Cgroup: "v2",
+		Missing:     map[string]string{"userns": "user: user.max_user_namespaces=0", "cgroups": "user: user.max_user_namespaces=0"},
+		Unprotected: "its root is the node's root (uid 0), only without capabilities"}
+	_, out, _ := f.cloud(t, "info", "web1")
+	wantContains(t, "cloud info web1 of a node at the namespaces rung", out,
+		"isolation:     namespaces (cgroup v2)\n",
+		"  no userns:   user: user.max_user_namespaces=0\n",
+		"  no cgroups:  user: user.max_user_namespaces=0\n",
+		"  unprotected: its root is the node's root (uid 0), only without capabilities\n")
+}
+
 func TestInfoNotPersistent(t *testing.T) {
 	f := newFleet(t)
 	f.backend.node.Persistent = false

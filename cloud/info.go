@@ -72,8 +72,34 @@ func nodeRows(n api.Node) [][2]string {
 	if n.Tor != nil {
 		rows = append(rows, [2]string{"onion", n.Tor.Onion}, [2]string{"tor", torState(*n.Tor)})
 	}
+	if n.Isolation != nil {
+		rows = append(rows, isolationRows(*n.Isolation)...)
+	}
 	for _, w := range n.Warnings {
 		rows = append(rows, [2]string{"warning", w})
+	}
+	return rows
+}
+
+// isolationRows are the node's rung, why each higher one is missing, and
+// what its containers are not protected from:
+//
+//	isolation:     namespaces (cgroup v2)
+//	  no userns:   user: user.max_user_namespaces=0
+//	  unprotected: its root is the node's root (uid 0), only without capabilities; ...
+func isolationRows(iso api.Isolation) [][2]string {
+	head := iso.Highest
+	if iso.Cgroup != "" {
+		head += " (cgroup " + iso.Cgroup + ")"
+	}
+	rows := [][2]string{{"isolation", head}}
+	for _, rung := range []string{"namespaces", "userns", "cgroups"} {
+		if why, ok := iso.Missing[rung]; ok {
+			rows = append(rows, [2]string{"  no " + rung, why})
+		}
+	}
+	if iso.Unprotected != "" {
+		rows = append(rows, [2]string{"  unprotected", iso.Unprotected})
 	}
 	return rows
 }

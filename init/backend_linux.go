@@ -31,6 +31,7 @@ func (n *node) Node(ctx context.Context) (api.Node, error) {
 		Memory:        n.memory(),
 		TCP:           n.tcpAddr(),
 		Tor:           n.torStatus(),
+		Isolation:     n.isolationView(),
 		Warnings:      n.currentWarnings(),
 	}, nil
 }

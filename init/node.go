@@ -9,6 +9,7 @@ import (
 	"allium/init/apps"
 	"allium/rootfs"
 	"allium/state"
+	"allium/supervisor/isolation"
 )
 
 // node is PID 1's state. The boot sequence fills it in; after that the
@@ -48,6 +49,7 @@ type node struct {
 
 	mu       sync.Mutex
 	warnings []string
+	iso      *isolation.Report // the isolation probe's, once it has run
 }
 
 func newNode(log *slog.Logger, k kernel, root string) *node {

@@ -198,6 +198,13 @@ func TestPID1InOSContainer(t *testing.T) {
 	if n.Environment != api.EnvContainer || n.Name != "ct1" || n.BootCount != 1 || !n.Persistent {
 		t.Errorf("GET /v1/node on the socket = %+v, want container ct1, boot 1, persistent", n)
 	}
+	// The isolation probe ran at boot, by real clones from inside the OS
+	// container; this machine allows the namespaces rung at least.
+	if iso := n.Isolation; iso == nil || iso.Highest == "chroot" || iso.Highest == "" {
+		t.Errorf("GET /v1/node isolation = %+v, want the namespaces rung or more", iso)
+	} else {
+		t.Logf("isolation: %s, cgroup %q, missing %v", iso.Highest, iso.Cgroup, iso.Missing)
+	}
 	c.waitLog(`api: listening" network=tcp`)
 	if _, err := c.tcp(client).Node(ctx); err != nil {
 		t.Errorf("GET /v1/node over TLS with the authorized key: %v", err)

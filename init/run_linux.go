@@ -14,6 +14,7 @@ import (
 	"allium/init/netup"
 	"allium/internal/safe"
 	"allium/supervisor"
+	"allium/supervisor/isolation"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,16 +27,21 @@ const bootMarker = "ALLIUM_BOOT_OK"
 // returns.
 func run(args []string, pid int, stderr io.Writer) int {
 	role := filepath.Base(args[0])
-	if len(args) > 1 && slices.Contains([]string{"poweroff", "reboot", "unpack", "shim"}, args[1]) {
+	if len(args) > 1 && slices.Contains([]string{"poweroff", "reboot", "unpack", "shim", "probe"}, args[1]) {
 		role = args[1]
 	}
 	switch {
 	case role == "unpack" && pid != 1:
 		// A helper of PID 1: unpacks one upload (imagestore.HelperMain).
 		return imagestore.HelperMain(args[2:], os.Stdin, os.Stdout, os.Stderr)
-	case role == "shim" && pid != 1:
+	case role == "shim" && (pid != 1 || os.Getenv(supervisor.ShimSpecEnv) != ""):
 		// A container's first process: sets it up and execs the workload.
+		// At the namespaces rung it is PID 1 of the container's pid
+		// namespace, and says so with its spec in the environment.
 		return supervisor.ShimMain(args[2:])
+	case role == "probe" && (pid != 1 || os.Getenv(isolation.ProbeEnv) == "1"):
+		// A child of the isolation probe, in new namespaces.
+		return isolation.ProbeMain(args[2:], os.Stdout)
 	case role == "poweroff" || role == "halt":
 		return signalInit(unix.SIGTERM, stderr)
 	case role == "reboot":

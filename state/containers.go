@@ -20,6 +20,10 @@ type Container struct {
 	Running bool `json:"running"`
 	// History is the supervisor's restart history, opaque to state.
 	History json.RawMessage `json:"history,omitempty"`
+	// Isolation is the rung of the isolation ladder the container was
+	// given ("chroot", "namespaces", ...); "" in a record written before
+	// rungs were recorded.
+	Isolation string `json:"isolation,omitempty"`
 	// Created and Updated are set by PutContainer.
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`

@@ -15,6 +15,7 @@ import (
 	"allium/manifest"
 	"allium/state"
 	"allium/supervisor"
+	"allium/supervisor/isolation"
 	"allium/supervisor/restart"
 )
 
@@ -29,6 +30,7 @@ type Service struct {
 	sup    *supervisor.Supervisor
 	roots  roots
 	events *eventHub
+	iso    isolation.Report
 
 	// mu serializes changes to the set of containers (create, replace,
 	// remove), so two PUTs of one name cannot interleave.
@@ -56,6 +58,10 @@ type Options struct {
 	Mounter Mounter
 	// Log receives what happens; nil means slog.Default().
 	Log *slog.Logger
+	// Isolation is what the node's isolation probe found: containers
+	// run at its highest rung the supervisor provides. The zero value
+	// is the chroot rung.
+	Isolation isolation.Report
 }
 
 // New opens the image store in opts.Data and starts the supervisor,
@@ -70,7 +76,8 @@ func New(opts Options) (*Service, error) {
 	}
 	store.Limits = limits
 	hub := newEventHub(opts.Log, opts.DB)
-	s := &Service{log: opts.Log, db: opts.DB, store: store, events: hub, roots: roots{m: opts.Mounter, data: opts.Data}}
+	s := &Service{log: opts.Log, db: opts.DB, store: store, events: hub, roots: roots{m: opts.Mounter, data: opts.Data},
+		iso: opts.Isolation}
 	s.sup = supervisor.New(supervisor.Options{Starter: opts.Starter, OnEvent: hub.onSupervisor, Log: opts.Log})
 	return s, nil
 }
@@ -123,8 +130,13 @@ func (a *Service) restore(c state.Container) error {
 	return a.add(c.Name, c.Image, m, hist, c.Running)
 }
 
-// add prepares name's root, records it and hands it to the supervisor.
+// add prepares name's root, records it and hands it to the supervisor,
+// at the rung the node gives it.
 func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.History, running bool) error {
+	rung, err := a.rungFor(name, m)
+	if err != nil {
+		return err
+	}
 	mode, err := a.roots.prepare(name, a.store.RootFS(image), m)
 	if err != nil {
 		return api.Unavailable("prepare the root of %s: %v", name, err)
@@ -135,7 +147,8 @@ func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.His
 		return api.BadRequest("%s: %v", name, err)
 	}
 	h, _ := json.Marshal(hist)
-	if err := a.db.PutContainer(state.Container{Name: name, Image: image, Running: running, History: h}); err != nil {
+	rec := state.Container{Name: name, Image: image, Running: running, History: h, Isolation: rung.String()}
+	if err := a.db.PutContainer(rec); err != nil {
 		return err
 	}
 	return a.sup.Add(spec, hist, running)

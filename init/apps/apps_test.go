@@ -21,6 +21,7 @@ import (
 	"allium/api"
 	"allium/internal/testkit"
 	"allium/state"
+	"allium/supervisor/isolation"
 )
 
 // fakeMounter has no overlayfs (so roots are copies, as on an OpenVZ
@@ -175,4 +176,39 @@ func TestRestoreReportsAMissingImage(t *testing.T) {
 func isStatus(err error, code int) bool {
 	var e *api.Error
 	return errors.As(err, &e) && e.Status == code
+}
+
+// A manifest whose isolation.minimum the node cannot meet is refused,
+// naming the missing rung, and nothing is created; a container gets the
+// node's rung, recorded in state.db.
+func TestIsolationMinimum(t *testing.T) {
+	ctx := context.Background()
+	n := newNode(t, t.TempDir())
+	defer n.close(t)
+	n.svc.iso = isolation.Report{Highest: isolation.Chroot, Checks: []isolation.Check{
+		{Name: "mount", OK: true}, {Name: "pid", Why: "EPERM"}, {Name: "uts", OK: true}, {Name: "ipc", OK: true}}}
+	data, digest := image(t, `{"version": 1, "name": "strict", "command": ["/app"], "isolation": {"minimum": "namespaces"}}`)
+	if _, err := n.svc.PutImage(ctx, digest, 0, int64(len(data)), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := n.svc.PutContainer(ctx, "strict", api.ContainerRequest{Image: digest})
+	if !isStatus(err, 409) || !strings.Contains(err.Error(), "needs isolation namespaces") || !strings.Contains(err.Error(), "pid: EPERM") {
+		t.Errorf("PutContainer(minimum namespaces) on a chroot node = %v, want 409 naming the rung and pid: EPERM", err)
+	}
+	if cs, _ := n.db.Containers(); len(cs) != 0 {
+		t.Errorf("containers after the refusal = %+v, want none", cs)
+	}
+	if _, err := os.Stat(filepath.Join(ContainersDir(n.svc.roots.data), "strict")); err == nil {
+		t.Error("the refused container's root was made")
+	}
+
+	data, digest = image(t, `{"version": 1, "name": "easy", "command": ["/app"]}`)
+	n.svc.PutImage(ctx, digest, 0, int64(len(data)), bytes.NewReader(data))
+	c, err := n.svc.PutContainer(ctx, "easy", api.ContainerRequest{Image: digest})
+	if err != nil || c.Isolation != "chroot" {
+		t.Fatalf("PutContainer(easy) = %+v, %v; want isolation chroot", c, err)
+	}
+	if cs, _ := n.db.Containers(); len(cs) != 1 || cs[0].Isolation != "chroot" {
+		t.Errorf("state.db records %+v, want easy at chroot", cs)
+	}
 }

@@ -3,6 +3,7 @@ package apps
 import (
 	"context"
 
+	"allium/supervisor/isolation"
 	"allium/supervisor/restart"
 
 	"allium/manifest"
@@ -57,7 +58,10 @@ func (a *Service) record(name string) (state.Container, error) {
 
 // view is what the API shows of a container.
 func (a *Service) view(c state.Container) api.Container {
-	out := api.Container{Name: c.Name, Image: c.Image, Desired: desired(c.Running), State: api.StateStopped, Isolation: "chroot"}
+	out := api.Container{Name: c.Name, Image: c.Image, Desired: desired(c.Running), State: api.StateStopped, Isolation: c.Isolation}
+	if out.Isolation == "" {
+		out.Isolation = isolation.Chroot.String() // recorded before rungs were
+	}
 	if i, err := a.store.Image(c.Image); err == nil {
 		out.ImageName = i.Name
 	}

@@ -36,6 +36,11 @@ type Options struct {
 	UserRange uint32
 }
 
+// ProbeEnv marks the probe's children ("init probe KIND"), which are
+// PID 1 of their pid namespace: init must not take them for the node's
+// PID 1.
+const ProbeEnv = "ALLIUM_PROBE"
+
 // probeTimeout bounds one child of the probe.
 const probeTimeout = 10 * time.Second
 
@@ -104,7 +109,7 @@ func runChild(ctx context.Context, opts Options, kind string, flags uintptr) Che
 		return Check{Name: kind, Why: err.Error()}
 	}
 	defer out.Close()
-	cmd := &exec.Cmd{Path: opts.Exe, Args: []string{"init", "probe", kind}, Env: []string{}, Dir: "/",
+	cmd := &exec.Cmd{Path: opts.Exe, Args: []string{"init", "probe", kind}, Env: []string{ProbeEnv + "=1"}, Dir: "/",
 		Stdout: w, Stderr: w, SysProcAttr: &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}}
 	if flags&unix.CLONE_NEWUSER != 0 {
 		m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(opts.UserRange), Size: 1}}

@@ -1,0 +1,39 @@
+package apps
+
+import (
+	"allium/api"
+	"allium/manifest"
+	"allium/supervisor"
+	"allium/supervisor/isolation"
+)
+
+// rungFor picks a container's rung of the isolation ladder: the highest
+// the node's kernel and the supervisor both have. A manifest whose
+// isolation.minimum is above it is refused, naming what is missing.
+func (a *Service) rungFor(name string, m *manifest.Manifest) (isolation.Rung, error) {
+	rung := min(a.iso.Highest, supervisor.MaxRung)
+	if m.Isolation.Minimum == "" {
+		return rung, nil
+	}
+	want, err := isolation.ParseRung(m.Isolation.Minimum)
+	if err != nil {
+		return 0, api.BadRequest("%s: manifest.json: %v", name, err)
+	}
+	if want <= rung {
+		return rung, nil
+	}
+	why := a.iso.Missing(want)
+	if why == "" {
+		why = "this node's supervisor runs containers at " + supervisor.MaxRung.String() + " at most"
+	}
+	return 0, api.Conflict("%s needs isolation %s (isolation.minimum), and this node runs containers at %s: %s is missing (%s)",
+		name, want, rung, rungAbove(rung), why)
+}
+
+// rungAbove names the rung above r, the first one missing.
+func rungAbove(r isolation.Rung) string {
+	if r >= isolation.Cgroups {
+		return r.String()
+	}
+	return (r + 1).String()
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"allium/api"
+	"allium/supervisor/isolation"
+)
+
+// probeIsolation finds the node's isolation ladder (boot step 7, before
+// the containers): the highest rung this kernel allows, no higher than
+// allium.isolation= on the kernel command line.
+func (n *node) probeIsolation() {
+	opts := isolation.Options{Starter: n.reaper, Root: n.root}
+	if s, ok := n.cmdline["allium.isolation"]; ok {
+		r, err := isolation.ParseRung(s)
+		if err != nil {
+			n.warn("kernel command line: allium.isolation=" + s + ": " + err.Error())
+		} else {
+			opts.Ceiling = &r
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	r := isolation.Probe(ctx, opts)
+	n.log.Info("isolation", "highest", r.Highest.String(), "cgroup", r.Cgroup, "missing", r.Gaps(),
+		"took", time.Since(start).Round(time.Millisecond))
+	n.mu.Lock()
+	n.iso = &r
+	n.mu.Unlock()
+}
+
+// isolationView is GET /v1/node's isolation; nil before the probe.
+func (n *node) isolationView() *api.Isolation {
+	n.mu.Lock()
+	r := n.iso
+	n.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	out := &api.Isolation{Highest: r.Highest.String(), Cgroup: r.Cgroup, Unprotected: isolation.Unprotected(r.Highest),
+		Missing: map[string]string{}}
+	for rung := r.Highest + 1; rung <= isolation.Cgroups; rung++ {
+		out.Missing[rung.String()] = r.Missing(rung)
+	}
+	for _, c := range r.Checks {
+		out.Checks = append(out.Checks, api.IsolationCheck{Name: c.Name, OK: c.OK, Why: c.Why})
+	}
+	return out
+}

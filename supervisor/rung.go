@@ -1,0 +1,8 @@
+package supervisor
+
+import "allium/supervisor/isolation"
+
+// MaxRung is the highest rung of the isolation ladder this supervisor
+// runs containers at; a node whose kernel allows more still runs them
+// here.
+const MaxRung = isolation.Chroot
