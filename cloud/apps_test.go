@@ -89,9 +89,9 @@ func TestPs(t *testing.T) {
 		t.Fatalf("cloud ps web1 = %q, want a header, bar, foo and bar's error", out)
 	}
 	for i, want := range [][]string{
-		{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "IMAGE"},
-		{"bar", "crashloop", " - ", "12", "SIGSEGV, 3m ago", "foo@" + shortDigest(digest)},
-		{"foo", "running", "4242", "1m30s", " 0 ", " - ", "foo@" + shortDigest(digest)},
+		{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "ISOLATION", "IMAGE"},
+		{"bar", "crashloop", " - ", "12", "SIGSEGV, 3m ago", " - ", "foo@" + shortDigest(digest)},
+		{"foo", "running", "4242", "1m30s", " 0 ", " - ", "chroot", "foo@" + shortDigest(digest)},
 		{"bar: segfaults at start"},
 	} {
 		wantContains(t, "cloud ps line "+lines[i], lines[i], want...)

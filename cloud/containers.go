@@ -193,10 +193,10 @@ func (g *globals) ps(ctx context.Context, host, nodeKey string) error {
 
 func (g *globals) psTable(cs []api.Container) error {
 	tw := tabwriter.NewWriter(g.stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tIMAGE")
+	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tISOLATION\tIMAGE")
 	for _, c := range cs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s@%s\n", c.Name, psState(c), dash(c.PID),
-			psUptime(c), c.Restarts, lastExit(c.LastExit), c.ImageName, shortDigest(c.Image))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s@%s\n", c.Name, psState(c), dash(c.PID),
+			psUptime(c), c.Restarts, lastExit(c.LastExit), dashText(c.Isolation), c.ImageName, shortDigest(c.Image))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -274,4 +274,12 @@ func shortDigest(d string) string {
 		return d[:n]
 	}
 	return d
+}
+
+// dashText is s, or "-" when it is empty.
+func dashText(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
