@@ -12,13 +12,13 @@ import (
 // the data root. Without state.db there is nothing to keep them in, and
 // the API says images and containers are unavailable.
 func (n *node) startApps() {
-	n.probeIsolation()
+	n.startProbe()
 	if n.db == nil {
 		n.warn("images and containers are unavailable: no state database")
 		return
 	}
 	data := filepath.Join(n.root, rootfs.DataDir)
-	a, err := apps.New(apps.Options{DB: n.db, Data: data, Starter: n.reaper, Mounter: n.k, Log: n.log, Isolation: *n.iso})
+	a, err := apps.New(apps.Options{DB: n.db, Data: data, Starter: n.reaper, Mounter: n.k, Log: n.log, Isolation: n.isolation})
 	if err != nil {
 		n.log.Error("apps: cannot open the image store", "err", err)
 		n.warn("images and containers are unavailable: " + err.Error())

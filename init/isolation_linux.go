@@ -5,12 +5,35 @@ import (
 	"time"
 
 	"allium/api"
+	"allium/internal/safe"
 	"allium/supervisor/isolation"
 )
 
-// probeIsolation finds the node's isolation ladder (boot step 7, before
-// the containers): the highest rung this kernel allows, no higher than
-// allium.isolation= on the kernel command line.
+// startProbe starts the isolation probe on a goroutine of its own: it
+// re-executes PID 1's binary a few times (0.2 s under QEMU's TCG), and
+// the API need not wait for it. isolation waits for its result.
+func (n *node) startProbe() {
+	n.isoDone = make(chan struct{})
+	safe.Go(n.log, "isolation probe", func() {
+		defer close(n.isoDone)
+		n.probeIsolation()
+	})
+}
+
+// isolation is the probe's report, once it has run.
+func (n *node) isolation() isolation.Report {
+	<-n.isoDone
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.iso == nil { // the probe panicked: the floor
+		return isolation.Report{}
+	}
+	return *n.iso
+}
+
+// probeIsolation finds the node's isolation ladder: the highest rung
+// this kernel allows, no higher than allium.isolation= on the kernel
+// command line.
 func (n *node) probeIsolation() {
 	opts := isolation.Options{Starter: n.reaper, Root: n.root}
 	if s, ok := n.cmdline["allium.isolation"]; ok {

@@ -50,6 +50,7 @@ type node struct {
 	mu       sync.Mutex
 	warnings []string
 	iso      *isolation.Report // the isolation probe's, once it has run
+	isoDone  chan struct{}     // closed when the probe has run
 }
 
 func newNode(log *slog.Logger, k kernel, root string) *node {

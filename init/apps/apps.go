@@ -30,7 +30,7 @@ type Service struct {
 	sup    *supervisor.Supervisor
 	roots  roots
 	events *eventHub
-	iso    isolation.Report
+	iso    func() isolation.Report
 
 	// mu serializes changes to the set of containers (create, replace,
 	// remove), so two PUTs of one name cannot interleave.
@@ -58,10 +58,10 @@ type Options struct {
 	Mounter Mounter
 	// Log receives what happens; nil means slog.Default().
 	Log *slog.Logger
-	// Isolation is what the node's isolation probe found: containers
-	// run at its highest rung the supervisor provides. The zero value
-	// is the chroot rung.
-	Isolation isolation.Report
+	// Isolation returns what the node's isolation probe found (waiting
+	// for it): containers run at its highest rung the supervisor
+	// provides. nil means the chroot rung.
+	Isolation func() isolation.Report
 }
 
 // New opens the image store in opts.Data and starts the supervisor,
@@ -76,6 +76,9 @@ func New(opts Options) (*Service, error) {
 	}
 	store.Limits = limits
 	hub := newEventHub(opts.Log, opts.DB)
+	if opts.Isolation == nil {
+		opts.Isolation = func() isolation.Report { return isolation.Report{} }
+	}
 	s := &Service{log: opts.Log, db: opts.DB, store: store, events: hub, roots: roots{m: opts.Mounter, data: opts.Data},
 		iso: opts.Isolation}
 	s.sup = supervisor.New(supervisor.Options{Starter: opts.Starter, OnEvent: hub.onSupervisor, Log: opts.Log})

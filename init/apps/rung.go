@@ -11,7 +11,8 @@ import (
 // the node's kernel and the supervisor both have. A manifest whose
 // isolation.minimum is above it is refused, naming what is missing.
 func (a *Service) rungFor(name string, m *manifest.Manifest) (isolation.Rung, error) {
-	rung := min(a.iso.Highest, supervisor.MaxRung)
+	iso := a.iso()
+	rung := min(iso.Highest, supervisor.MaxRung)
 	if m.Isolation.Minimum == "" {
 		return rung, nil
 	}
@@ -22,7 +23,7 @@ func (a *Service) rungFor(name string, m *manifest.Manifest) (isolation.Rung, er
 	if want <= rung {
 		return rung, nil
 	}
-	why := a.iso.Missing(want)
+	why := iso.Missing(want)
 	if why == "" {
 		why = "this node's supervisor runs containers at " + supervisor.MaxRung.String() + " at most"
 	}

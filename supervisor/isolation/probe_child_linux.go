@@ -11,25 +11,33 @@ import (
 )
 
 // ProbeMain is the probe's child, "init probe KIND", started in new
-// namespaces by Probe. For a namespace kind, being started was the test.
-// For pivot_root and overlayfs it tries them in its own mount namespace
-// on a scratch tmpfs, which vanishes with it. It prints why on failure
-// and returns the exit code: 0 allowed, 1 refused, 2 usage.
+// namespaces by Probe. For namespaces, being started was the test. For
+// "mounts" it tries overlayfs, then pivot_root, in its own mount
+// namespace on a scratch tmpfs, which vanishes with it, and prints
+// "overlayfs: ok" or "overlayfs: why", then the same for pivot_root. It
+// returns the exit code: 0, or 2 for usage.
 func ProbeMain(args []string, stdout io.Writer) int {
 	if len(args) != 1 {
 		fmt.Fprintln(stdout, "usage: init probe KIND")
 		return 2
 	}
-	var err error
-	switch args[0] {
-	case "pivot_root":
-		err = tryPivotRoot()
-	case "overlayfs":
-		err = tryOverlay()
+	if args[0] != "mounts" {
+		return 0
 	}
+	dir, err := scratch()
 	if err != nil {
-		fmt.Fprintln(stdout, err)
-		return 1
+		fmt.Fprintf(stdout, "overlayfs: %v\npivot_root: %v\n", err, err)
+		return 0
+	}
+	for _, t := range []struct {
+		name string
+		try  func(string) error
+	}{{"overlayfs", tryOverlay}, {"pivot_root", tryPivotRoot}} {
+		if err := t.try(dir); err != nil {
+			fmt.Fprintf(stdout, "%s: %v\n", t.name, err)
+		} else {
+			fmt.Fprintf(stdout, "%s: ok\n", t.name)
+		}
 	}
 	return 0
 }
@@ -51,11 +59,7 @@ func scratch() (string, error) {
 	return "", errors.New("no /tmp, /run or /mnt to mount a scratch tmpfs on")
 }
 
-func tryPivotRoot() error {
-	dir, err := scratch()
-	if err != nil {
-		return err
-	}
+func tryPivotRoot(dir string) error {
 	root := filepath.Join(dir, "root")
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return err
@@ -66,7 +70,7 @@ func tryPivotRoot() error {
 	if err := os.Mkdir(filepath.Join(root, "old"), 0o755); err != nil {
 		return err
 	}
-	err = unix.PivotRoot(root, filepath.Join(root, "old"))
+	err := unix.PivotRoot(root, filepath.Join(root, "old"))
 	if errors.Is(err, unix.EINVAL) && onInitramfs() {
 		return errors.New("EINVAL: the node's root is the initramfs, which cannot be pivoted (the shim moves the root instead)")
 	}
@@ -82,11 +86,7 @@ func onInitramfs() bool {
 	return unix.Statfs("/", &st) == nil && (st.Type == unix.RAMFS_MAGIC || st.Type == unix.TMPFS_MAGIC)
 }
 
-func tryOverlay() error {
-	dir, err := scratch()
-	if err != nil {
-		return err
-	}
+func tryOverlay(dir string) error {
 	for _, d := range []string{"l", "u", "w", "m"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			return err

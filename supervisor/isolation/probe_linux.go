@@ -73,12 +73,8 @@ func Probe(ctx context.Context, opts Options) Report {
 		opts.UserRange = 100000
 	}
 	r := Report{Ceiling: opts.Ceiling}
-	for _, ns := range namespaces {
-		r.Checks = append(r.Checks, probeNamespace(ctx, opts, ns.name, ns.flag, ns.sysctl))
-	}
-	r.Checks = append(r.Checks,
-		runChild(ctx, opts, "pivot_root", unix.CLONE_NEWNS),
-		runChild(ctx, opts, "overlayfs", unix.CLONE_NEWNS))
+	r.Checks = append(r.Checks, probeNamespaces(ctx, opts)...)
+	r.Checks = append(r.Checks, probeMounts(ctx, opts)...)
 	var cg []Check
 	r.Cgroup, cg = probeCgroup(opts.Root)
 	r.Checks = append(r.Checks, cg...)
@@ -87,10 +83,54 @@ func Probe(ctx context.Context, opts Options) Report {
 	return r
 }
 
+// probeNamespaces clones one child into every kind of namespace but the
+// user namespace at once (each child re-executes PID 1's binary, which
+// costs; on a kernel that allows them all one is enough), then tries
+// the kinds one by one only if that failed, and the user namespace on
+// its own, with a uid map.
+func probeNamespaces(ctx context.Context, opts Options) []Check {
+	var all uintptr
+	for _, ns := range namespaces {
+		if ns.flag != unix.CLONE_NEWUSER {
+			all |= ns.flag
+		}
+	}
+	together := runChild(ctx, opts, "namespaces", all)
+	var out []Check
+	for _, ns := range namespaces {
+		if together.OK && ns.flag != unix.CLONE_NEWUSER {
+			out = append(out, Check{Name: ns.name, OK: true})
+			continue
+		}
+		out = append(out, probeNamespace(ctx, opts, ns.name, ns.flag, ns.sysctl))
+	}
+	return out
+}
+
+// probeMounts runs one child in a new mount namespace that tries
+// overlayfs, then pivot_root, and prints a line for each.
+func probeMounts(ctx context.Context, opts Options) []Check {
+	c := runChild(ctx, opts, "mounts", unix.CLONE_NEWNS)
+	var out []Check
+	for _, name := range []string{"overlayfs", "pivot_root"} {
+		why, ok := c.lines[name]
+		switch {
+		case !ok:
+			out = append(out, Check{Name: name, Why: "the probe child said nothing of it: " + c.Why})
+		case why == "ok":
+			out = append(out, Check{Name: name, OK: true})
+		default:
+			out = append(out, Check{Name: name, Why: why})
+		}
+	}
+	return out
+}
+
 // probeNamespace clones a child into a new namespace of one kind; the
 // user namespace maps its root to opts.UserRange.
 func probeNamespace(ctx context.Context, opts Options, name string, flag uintptr, sysctl string) Check {
-	c := runChild(ctx, opts, name, flag)
+	c := runChild(ctx, opts, name, flag).Check
+	c.Name = name
 	if !c.OK {
 		if v := readSysctl(opts.Root, "user/"+sysctl); v == "0" {
 			c.Why = "user." + sysctl + "=0"
@@ -99,14 +139,21 @@ func probeNamespace(ctx context.Context, opts Options, name string, flag uintptr
 	return c
 }
 
+// childResult is how a probe child ended: OK on exit 0, else Why; and
+// the "name: result" lines it printed.
+type childResult struct {
+	Check
+	lines map[string]string
+}
+
 // runChild runs "init probe KIND" in new namespaces of flags, and
-// reports its exit: 0 is OK, else what it printed.
-func runChild(ctx context.Context, opts Options, kind string, flags uintptr) Check {
+// reports its exit and what it printed.
+func runChild(ctx context.Context, opts Options, kind string, flags uintptr) childResult {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	out, w, err := os.Pipe()
 	if err != nil {
-		return Check{Name: kind, Why: err.Error()}
+		return childResult{Check: Check{Name: kind, Why: err.Error()}}
 	}
 	defer out.Close()
 	cmd := &exec.Cmd{Path: opts.Exe, Args: []string{"init", "probe", kind}, Env: []string{ProbeEnv + "=1"}, Dir: "/",
@@ -118,20 +165,33 @@ func runChild(ctx context.Context, opts Options, kind string, flags uintptr) Che
 	ch, err := child.Start(opts.Starter, cmd)
 	w.Close()
 	if err != nil {
-		return Check{Name: kind, Why: errnoWhy(err)}
+		return childResult{Check: Check{Name: kind, Why: errnoWhy(err)}}
 	}
 	msg, _ := io.ReadAll(io.LimitReader(out, 4<<10))
+	res := childResult{Check: Check{Name: kind}, lines: resultLines(msg)}
 	select {
 	case ws := <-ch:
-		if ws.Exited() && ws.ExitStatus() == 0 {
-			return Check{Name: kind, OK: true}
+		res.OK = ws.Exited() && ws.ExitStatus() == 0
+		if !res.OK {
+			res.Why = firstLine(msg, fmt.Sprintf("the probe child ended with status %#x", int(ws)))
 		}
-		return Check{Name: kind, Why: firstLine(msg, fmt.Sprintf("the probe child ended with status %#x", int(ws)))}
 	case <-ctx.Done():
 		unix.Kill(cmd.Process.Pid, unix.SIGKILL)
 		<-ch
-		return Check{Name: kind, Why: "the probe child did not finish in " + probeTimeout.String()}
+		res.Why = "the probe child did not finish in " + probeTimeout.String()
 	}
+	return res
+}
+
+// resultLines reads a child's "name: result" lines.
+func resultLines(b []byte) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ": "); ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // errnoWhy names a failed clone by its errno: "EPERM", "EINVAL".
