@@ -12,7 +12,6 @@ import (
 // the data root. Without state.db there is nothing to keep them in, and
 // the API says images and containers are unavailable.
 func (n *node) startApps() {
-	n.startProbe()
 	if n.db == nil {
 		n.warn("images and containers are unavailable: no state database")
 		return
@@ -28,10 +27,13 @@ func (n *node) startApps() {
 	n.apps, n.Apps = a, a
 }
 
-// restoreApps hands the recorded containers back to the supervisor. It
-// runs after the API is up (serve, then restore), because
-// preparing a root can take long where it has to be a copy.
+// restoreApps probes the isolation ladder, then hands the recorded
+// containers back to the supervisor. It runs after the API is up (serve,
+// then restore): the probe re-executes PID 1's binary a few times (most
+// of a second under QEMU's TCG), and preparing a root can take long
+// where it has to be a copy.
 func (n *node) restoreApps() {
+	n.probeIsolation()
 	if n.apps == nil {
 		return
 	}

@@ -5,22 +5,11 @@ import (
 	"time"
 
 	"allium/api"
-	"allium/internal/safe"
 	"allium/supervisor/isolation"
 )
 
-// startProbe starts the isolation probe on a goroutine of its own: it
-// re-executes PID 1's binary a few times (0.2 s under QEMU's TCG), and
-// the API need not wait for it. isolation waits for its result.
-func (n *node) startProbe() {
-	n.isoDone = make(chan struct{})
-	safe.Go(n.log, "isolation probe", func() {
-		defer close(n.isoDone)
-		n.probeIsolation()
-	})
-}
-
-// isolation is the probe's report, once it has run.
+// isolation is the probe's report, once it has run (restoreApps runs it
+// once the API is up: a container put before waits).
 func (n *node) isolation() isolation.Report {
 	<-n.isoDone
 	n.mu.Lock()
@@ -35,6 +24,7 @@ func (n *node) isolation() isolation.Report {
 // this kernel allows, no higher than allium.isolation= on the kernel
 // command line.
 func (n *node) probeIsolation() {
+	defer close(n.isoDone)
 	opts := isolation.Options{Starter: n.reaper, Root: n.root}
 	if s, ok := n.cmdline["allium.isolation"]; ok {
 		r, err := isolation.ParseRung(s)

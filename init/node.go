@@ -61,6 +61,7 @@ func newNode(log *slog.Logger, k kernel, root string) *node {
 		started: time.Now(),
 		reaper:  newReaper(log),
 		power:   make(chan int, 1),
+		isoDone: make(chan struct{}),
 		Apps:    api.UnimplementedApps{},
 	}
 }
