@@ -28,6 +28,7 @@ func TestBootLifecycle(t *testing.T) {
 	checkStrangerRefused(t, a)
 	checkWrongNodeKey(t, a)
 	checkTorRuns(t, a, v)
+	checkIsolation(t, v)
 
 	if r := a.cloud(t, "reboot", "life"); r.code != 0 || r.stdout != "life: rebooting\n" {
 		t.Fatalf("cloud reboot life = exit %d, %q, want 0, %q", r.code, r.stdout, "life: rebooting\n")
@@ -87,6 +88,22 @@ func TestBootWithoutDataDisk(t *testing.T) {
 		t.Fatalf("cloud poweroff nodata = exit %d, want 0", r.code)
 	}
 	v.waitExit(t, exitWithin, "cloud poweroff")
+}
+
+// checkIsolation: the probe (run once the API is up) finds every rung on
+// the real kernel, and says why pivot_root is refused on the initramfs.
+func checkIsolation(t *testing.T, v *vm) {
+	t.Helper()
+	n, _ := v.waitNode(t, "the isolation probe's report", func(n api.Node) bool { return n.Isolation != nil })
+	iso := n.Isolation
+	if iso.Highest != "cgroups" || iso.Cgroup != "v2" {
+		t.Errorf("cloud info --json: isolation %s, cgroup %q, want cgroups and v2 (checks %+v)", iso.Highest, iso.Cgroup, iso.Checks)
+	}
+	for _, c := range iso.Checks {
+		if c.Name == "pivot_root" && (c.OK || !strings.Contains(c.Why, "initramfs")) {
+			t.Errorf("isolation check pivot_root = %+v, want refused because the root is the initramfs", c)
+		}
+	}
 }
 
 // checkNode compares the fields of want that a boot determines.
