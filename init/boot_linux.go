@@ -74,6 +74,7 @@ func (n *node) setClock(now time.Time) {
 // lateBoot finishes what the API need not wait for: the modules marked
 // late (the power button's among them), then the power button watch.
 func (n *node) lateBoot() {
+	defer close(n.lateDone)
 	if n.container {
 		return
 	}

@@ -25,6 +25,11 @@ func (n *node) isolation() isolation.Report {
 // command line.
 func (n *node) probeIsolation() {
 	defer close(n.isoDone)
+	select { // nf_tables and friends are late modules
+	case <-n.lateDone:
+	case <-time.After(30 * time.Second):
+		n.log.Warn("isolation: probing before the late modules are loaded")
+	}
 	opts := isolation.Options{Starter: n.reaper, Root: n.root}
 	if s, ok := n.cmdline["allium.isolation"]; ok {
 		r, err := isolation.ParseRung(s)

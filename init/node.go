@@ -51,18 +51,20 @@ type node struct {
 	warnings []string
 	iso      *isolation.Report // the isolation probe's, once it has run
 	isoDone  chan struct{}     // closed when the probe has run
+	lateDone chan struct{}     // closed when the late modules are loaded
 }
 
 func newNode(log *slog.Logger, k kernel, root string) *node {
 	return &node{
-		log:     log,
-		k:       k,
-		root:    root,
-		started: time.Now(),
-		reaper:  newReaper(log),
-		power:   make(chan int, 1),
-		isoDone: make(chan struct{}),
-		Apps:    api.UnimplementedApps{},
+		log:      log,
+		k:        k,
+		root:     root,
+		started:  time.Now(),
+		reaper:   newReaper(log),
+		power:    make(chan int, 1),
+		isoDone:  make(chan struct{}),
+		lateDone: make(chan struct{}),
+		Apps:     api.UnimplementedApps{},
 	}
 }
 

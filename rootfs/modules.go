@@ -33,6 +33,11 @@ var Modules = []Module{
 	{Name: "overlay"},            // container roots, restored at boot
 	{Name: "veth", Late: true},
 	{Name: "bridge", Late: true},
+	// nf_tables for private networks: NAT out, published ports (DNAT).
+	{Name: "nf_tables", Late: true},
+	{Name: "nft_chain_nat", Late: true},
+	{Name: "nft_masq", Late: true},
+	{Name: "nft_nat", Late: true},
 	{Name: "xen_blkfront", XenOnly: true},
 	{Name: "xen_netfront", XenOnly: true},
 }
