@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"allium/internal/procstatus"
+	"allium/supervisor/isolation"
 
 	"golang.org/x/sys/unix"
 )
@@ -95,6 +96,9 @@ func ShimMain(args []string) int {
 	cfg, err := readShimConfig(args, os.Getenv(ShimSpecEnv))
 	if err != nil {
 		return shimFail(status, ExitShimUsage, err)
+	}
+	if cfg.Rung >= isolation.Namespaces && !cfg.Inner {
+		return nsInit(cfg, status)
 	}
 	for _, step := range shimSteps {
 		if err := step.f(cfg); err != nil {
@@ -190,8 +194,15 @@ func shimFail(status *os.File, code int, err error) int {
 	return code
 }
 
+// enterRoot chroots into the root, or, in the inner shim of the
+// namespaces rung, pivots into it (pivot_root: the shim's mount
+// namespace is ready).
 func enterRoot(cfg *shimConfig) error {
-	if err := unix.Chroot(cfg.Root); err != nil {
+	if cfg.Inner {
+		if err := pivot(cfg.Root); err != nil {
+			return err
+		}
+	} else if err := unix.Chroot(cfg.Root); err != nil {
 		return &os.PathError{Op: "chroot", Path: cfg.Root, Err: err}
 	}
 	if err := unix.Chdir("/"); err != nil {
@@ -207,8 +218,8 @@ func enterRoot(cfg *shimConfig) error {
 // "cmd &" opens /dev/null). Images carry no device nodes (imagestore
 // refuses them), so the shim makes these in the root if they are
 // missing: harmless nodes, made after chroot so that a symlinked /dev
-// resolves inside the root. The namespaces rung will mount a minimal
-// /dev instead.
+// resolves inside the root. The namespaces rung mounts a minimal /dev
+// instead (nsMounts).
 var devices = []struct {
 	name         string
 	major, minor uint32
@@ -216,7 +227,10 @@ var devices = []struct {
 
 // makeDev is best effort: a read-only root or a node without CAP_MKNOD
 // (an OpenVZ container) leaves /dev as it is, and the workload runs.
-func makeDev(*shimConfig) error {
+func makeDev(cfg *shimConfig) error {
+	if cfg.Inner {
+		return nil
+	}
 	os.Mkdir("/dev", 0o755)
 	for _, d := range devices {
 		p := "/dev/" + d.name
