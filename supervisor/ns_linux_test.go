@@ -329,3 +329,40 @@ func TestExitCode(t *testing.T) {
 		}
 	}
 }
+
+// The workload has the chroot rung's privileges at the namespaces rung:
+// no_new_privs, no capabilities, its user and groups, its rlimits, no
+// ignored or blocked signal, in a session of its own.
+func TestRootNsIdentity(t *testing.T) {
+	testkit.NeedRoot(t)
+	root := nsRoot(t)
+	h := newRootHarness(t)
+	shim := h.add(Spec{Name: "who", Root: root, Rung: isolation.Namespaces, UID: 1000, GID: 1000, Groups: []uint32{2000},
+		Rlimits: map[string]uint64{"nofile": 64}, Command: []string{"sleep", "1000"}})
+	h.waitFor(EventReady, 1)
+	procs := descendants(shim)
+	if len(procs) != 1 {
+		t.Fatalf("processes under the shim = %v, want the workload", procs)
+	}
+	pid, st := procs[0], procStatus(t, procs[0])
+	for k, want := range map[string]string{
+		"NoNewPrivs": "1", "CapBnd": "0000000000000000", "CapEff": "0000000000000000",
+		"CapInh": "0000000000000000", "CapAmb": "0000000000000000",
+		"Uid": "1000 1000 1000 1000", "Gid": "1000 1000 1000 1000", "Groups": "2000",
+		"SigBlk": "0000000000000000", "SigIgn": "0000000000000000",
+	} {
+		if st[k] != want {
+			t.Errorf("/proc/%d/status %s = %q, want %q", pid, k, st[k], want)
+		}
+	}
+	if sid, _ := unix.Getsid(pid); sid != pid {
+		t.Errorf("session of %d = %d, want its own", pid, sid)
+	}
+	limits, _ := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if !strings.Contains(string(limits), "Max open files            64                   64") {
+		t.Errorf("/proc/%d/limits = %s, want nofile 64", pid, limits)
+	}
+	if shimSt := procStatus(t, shim); shimSt["NSpid"] != fmt.Sprintf("%d 1", shim) {
+		t.Errorf("shim NSpid = %q, want %d 1 (PID 1 of its namespace)", shimSt["NSpid"], shim)
+	}
+}

@@ -19,10 +19,11 @@ import (
 // (nsInit): it mounts the container's filesystem under the root
 // (shim_mount_linux.go), sets the hostname, makes itself non-dumpable,
 // then starts the inner shim: its own binary again, as the container's
-// pid 2, in a session of its own. The inner shim runs the chroot rung's
+// second process (its pid is not 2: the shim's threads took the first
+// ones), in a session of its own. The inner shim runs the chroot rung's
 // steps with pivot_root in place of chroot (rlimits, no_new_privs,
 // bounding set, credentials, inheritable set) and execs the workload,
-// which keeps pid 2. So the workload's privileges are the chroot rung's
+// which keeps its pid. So the workload's privileges are the chroot rung's
 // by construction, and the shim, a Go program that keeps running,
 // takes none of the workload's rlimits (an address-space limit would
 // starve its runtime). The inner shim starts before pivot_root, while
@@ -30,7 +31,7 @@ import (
 // binary), can still be found; its pivot_root moves the shim's root and
 // working directory (both the node's /) along with its own.
 //
-//	shim, pid 1 inside                      inner shim, pid 2           workload
+//	shim, pid 1 inside                      inner shim, pid N           workload
 //	chdir /, mounts under the root,
 //	  sethostname, not dumpable
 //	pipe: inner status (close-on-exec)
@@ -39,22 +40,28 @@ import (
 //	  and the inner status fd passed on)      shim's; pivot_root(root),
 //	read inner status ...                     chdir(workdir), rlimits,
 //	                                          privileges, credentials
-//	                                          execve ─────────────────► same pid 2
+//	                                          execve ─────────────────► same pid N
 //	... EOF, nothing read ◄────────────────── (closed by the exec)
 //	close the status pipe to PID 1 (EOF: the workload runs)
 //	... "message", EOF ◄───────────────────── exit ExitShim* / 126 / 127
 //	write it to PID 1, wait, exit with the same code
 //
-//	then, until pid 2 exits:
-//	  every signal but SIGCHLD and SIGURG ──kill(-2, sig)──► the workload's group
+//	then, until pid N exits:
+//	  every signal but SIGCHLD and SIGURG ──kill(-N, sig)──► the workload's group
 //	  wait4(-1): reap orphans of the namespace
-//	  pid 2 exited: exit with its code, or 128+signal
+//	  pid N exited: exit with its code, or 128+signal
 //
 // The supervisor's stop signal to the shim's process group reaches the
 // shim alone (the workload has its own session), and the shim forwards
 // it once to the workload's group. A SIGKILL of the shim ends the pid
 // namespace: the kernel kills everything in it. When the shim exits, the
-// same happens to what is left.
+// same happens to what is left. A signal the workload sends to pid 1
+// is forwarded back to its own group, as if sent to it.
+//
+// The shim keeps root's privileges: it needs none after the setup, but
+// the workload cannot reach them. It is not dumpable, so neither ptrace
+// nor /proc/1/{exe,mem,fd,root} open to a workload without
+// CAP_SYS_PTRACE, which no bounding set here has.
 //
 // A workload killed by a signal cannot be mirrored: PID 1 of a pid
 // namespace gets no signal it has no handler for from inside its
