@@ -33,8 +33,10 @@ func run(args []string, pid int, stderr io.Writer) int {
 	case role == "unpack" && pid != 1:
 		// A helper of PID 1: unpacks one upload (imagestore.HelperMain).
 		return imagestore.HelperMain(args[2:], os.Stdin, os.Stdout, os.Stderr)
-	case role == "shim" && pid != 1:
+	case role == "shim" && (pid != 1 || os.Getenv(supervisor.ShimSpecEnv) != ""):
 		// A container's first process: sets it up and execs the workload.
+		// At the namespaces rung it is pid 1 of its pid namespace: its
+		// config in the environment tells it from the node's PID 1.
 		return supervisor.ShimMain(args[2:])
 	case role == "poweroff" || role == "halt":
 		return signalInit(unix.SIGTERM, stderr)
