@@ -1,13 +1,19 @@
 // Package supervisor runs containers and keeps them running.
 //
-// It owns a container's lifecycle at the chroot rung of the isolation
-// ladder (chroot, namespaces, userns, cgroups):
+// It owns a container's lifecycle at the chroot and namespaces rungs of
+// the isolation ladder (chroot, namespaces, userns, cgroups; Spec.Rung,
+// the rungs above namespaces running as namespaces for now):
 //   - the process spec (Spec, FromManifest, Command): root, command, env,
 //     workdir, user and groups resolved from the image's /etc/passwd,
-//     rlimits, stop signal and timeout, readiness;
+//     rlimits, stop signal and timeout, readiness, rung;
 //   - the shim (ShimMain), PID 1's binary re-executed as "init shim",
 //     which chroots, sets rlimits and no_new_privs, drops capabilities
-//     and credentials, and execs the workload;
+//     and credentials, and execs the workload (shim_linux.go); at the
+//     namespaces rung it starts in new mount, pid, uts and ipc
+//     namespaces, mounts a private /proc, a read-only /sys and a minimal
+//     /dev (shim_mount_linux.go), and stays as the container's PID 1,
+//     forwarding signals and reaping, while an inner shim pivots into
+//     the root and execs the workload (shim_ns_linux.go);
 //   - applying the restart policy (subpackage restart: Policy.Decide,
 //     pure, and the History the caller persists; tor uses it too),
 //     with backoff timers tested under testing/synctest;
@@ -31,5 +37,5 @@
 // API's wire names.
 //
 // WORKLOAD.md is the contract a workload can rely on: environment,
-// HOME, signals, exit 125, readiness and logs.
+// HOME, signals, exit 125, readiness and logs, and what each rung adds.
 package supervisor

@@ -19,7 +19,7 @@ import (
 
 // run is one start of a container's workload, from fork to exit.
 type run struct {
-	pid     int // the shim's, then the workload's: it leads the process group
+	pid     int // the shim's, then the workload's (the shim's at the namespaces rung): it leads the process group
 	gen     uint64
 	started time.Time
 	ctx     context.Context    // the run's life: cancelled when it ends or is stopped
@@ -188,8 +188,9 @@ func (c *container) endRun(ws unix.WaitStatus) (restart.Exit, time.Duration) {
 	if r.readyR != nil {
 		r.readyR.Close() // no wait began
 	}
-	// Children left behind die with the run, as they will when the
-	// namespaces rung's shim, PID 1 of the container, exits. ESRCH: none.
+	// Children left behind die with the run, as they do at the
+	// namespaces rung when the shim, PID 1 of the container, exits.
+	// ESRCH: none.
 	c.sup.opts.Killer.Kill(-r.pid, unix.SIGKILL)
 	ex := restart.ExitFrom(ws, time.Now())
 	c.hist.LastExit = &ex

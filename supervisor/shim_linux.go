@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"allium/internal/procstatus"
+	"allium/supervisor/isolation"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,16 +55,28 @@ import (
 // process sits between PID 1 and the workload, so its pid is the
 // container's pid and signals to the process group reach it unchanged.
 //
-// At the namespaces rung PID 1 will start the shim with clone flags for
-// new pid, mount, uts and ipc namespaces (SysProcAttr.Cloneflags). The
-// shim is then the container's PID 1 and stays: after its mounts and
-// pivot_root it forks the workload, writes the workload's pid on the
-// status pipe before closing it, forwards every signal it gets (the stop
-// signal to the group arrives at the shim too) to the workload, reaps
-// the orphans of the namespace, and exits with the workload's status, as
-// runc's "runc init" plus a tini-like loop. When it exits the kernel
-// kills what is left in the namespace, as the SIGKILL of the process
-// group does at this rung.
+// At the namespaces rung (and, for now, above it) PID 1 starts the
+// shim with clone flags for new mount, pid, uts and ipc namespaces
+// (Command, sysProcAttr). The shim is then the container's PID 1 and
+// stays: the same status pipe protocol holds, seen from PID 1, but the
+// steps between fork and execve are split between the shim and an
+// inner shim it starts as its child (shim_ns_linux.go has the diagram):
+//
+//	PID 1 (supervisor)              shim, pid 1 inside            inner shim → workload
+//	Starter.Start(cmd, CLONE_NEW*) ► mounts under the root
+//	                                 (shim_mount_linux.go),
+//	                                 sethostname, not dumpable
+//	                                 fork/exec itself ──────────► pivot_root(root), chdir,
+//	                                                              rlimits, no_new_privs,
+//	                                                              bounding set, credentials
+//	                                                              execve: the workload
+//	                                 inner status: EOF ◄────────── (closed by the exec)
+//	... EOF, nothing read ◄───────── close the status pipe
+//	                                 or: message ◄──────────────── exit ExitShim*/126/127
+//	... "message", EOF ◄──────────── pass it on, exit with the same code
+//	kill(-shim, sig) ──────────────► forward to the workload's group ─► once
+//	                                 wait4(-1): reap the namespace's orphans
+//	wait status ◄──(reaper)───────── exit with the workload's code, or 128+signal
 
 // The shim's exit codes for failures before the workload runs. 125 is
 // not among them: it means "do not restart me" in the workload contract.
@@ -95,6 +108,9 @@ func ShimMain(args []string) int {
 	cfg, err := readShimConfig(args, os.Getenv(ShimSpecEnv))
 	if err != nil {
 		return shimFail(status, ExitShimUsage, err)
+	}
+	if cfg.Rung >= isolation.Namespaces && !cfg.Inner {
+		return nsInit(cfg, status)
 	}
 	for _, step := range shimSteps {
 		if err := step.f(cfg); err != nil {
@@ -190,8 +206,15 @@ func shimFail(status *os.File, code int, err error) int {
 	return code
 }
 
+// enterRoot chroots into the root, or, in the inner shim of the
+// namespaces rung, pivots into it (pivot_root: the shim's mount
+// namespace is ready).
 func enterRoot(cfg *shimConfig) error {
-	if err := unix.Chroot(cfg.Root); err != nil {
+	if cfg.Inner {
+		if err := pivot(cfg.Root); err != nil {
+			return err
+		}
+	} else if err := unix.Chroot(cfg.Root); err != nil {
 		return &os.PathError{Op: "chroot", Path: cfg.Root, Err: err}
 	}
 	if err := unix.Chdir("/"); err != nil {
@@ -207,8 +230,8 @@ func enterRoot(cfg *shimConfig) error {
 // "cmd &" opens /dev/null). Images carry no device nodes (imagestore
 // refuses them), so the shim makes these in the root if they are
 // missing: harmless nodes, made after chroot so that a symlinked /dev
-// resolves inside the root. The namespaces rung will mount a minimal
-// /dev instead.
+// resolves inside the root. The namespaces rung mounts a minimal /dev
+// instead (nsMounts).
 var devices = []struct {
 	name         string
 	major, minor uint32
@@ -216,7 +239,10 @@ var devices = []struct {
 
 // makeDev is best effort: a read-only root or a node without CAP_MKNOD
 // (an OpenVZ container) leaves /dev as it is, and the workload runs.
-func makeDev(*shimConfig) error {
+func makeDev(cfg *shimConfig) error {
+	if cfg.Inner {
+		return nil
+	}
 	os.Mkdir("/dev", 0o755)
 	for _, d := range devices {
 		p := "/dev/" + d.name

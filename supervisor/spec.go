@@ -12,16 +12,15 @@ import (
 	"syscall"
 	"time"
 
-	"allium/supervisor/restart"
-
 	"allium/manifest"
+	"allium/supervisor/isolation"
+	"allium/supervisor/restart"
 
 	"golang.org/x/sys/unix"
 )
 
-// Spec is one container as the supervisor runs it, at the chroot rung
-// of the isolation ladder. The zero value of each optional field is the
-// documented default.
+// Spec is one container as the supervisor runs it. The zero value of
+// each optional field is the documented default.
 type Spec struct {
 	// Name names the container; required.
 	Name string `json:"name"`
@@ -53,6 +52,12 @@ type Spec struct {
 	LogDir string `json:"log_dir,omitempty"`
 	// Policy is the restart policy.
 	Policy restart.Policy `json:"policy"`
+	// Rung is the rung of the isolation ladder the container runs at;
+	// zero is isolation.Chroot. At Namespaces and above the shim starts
+	// in new mount, pid, uts and ipc namespaces and stays as the
+	// container's PID 1 (shim_ns_linux.go). Userns and Cgroups run as
+	// Namespaces for now.
+	Rung isolation.Rung `json:"rung,omitempty"`
 	// Ready is a readiness probe; nil (and ReadyFD 0) means ready once
 	// started.
 	Ready Probe `json:"-"`
@@ -82,6 +87,8 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("%w: %s: no command", ErrInvalidSpec, s.Name)
 	case s.ReadyFD != 0 && s.ReadyFD < 3:
 		return fmt.Errorf("%w: %s: ready fd %d: want 3 or more", ErrInvalidSpec, s.Name, s.ReadyFD)
+	case s.Rung < isolation.Chroot || s.Rung > isolation.Cgroups:
+		return fmt.Errorf("%w: %s: isolation %v: not a rung", ErrInvalidSpec, s.Name, s.Rung)
 	}
 	for k := range s.Rlimits {
 		if _, ok := rlimitResources[k]; !ok {
@@ -144,6 +151,15 @@ type shimConfig struct {
 	GID     uint32            `json:"gid"`
 	Groups  []uint32          `json:"groups"`
 	Rlimits map[string]uint64 `json:"rlimits"`
+	// Rung, Hostname and ReadyFD matter at the namespaces rung only:
+	// the shim sets the hostname and passes the readiness descriptor on
+	// to the workload.
+	Rung     isolation.Rung `json:"rung,omitempty"`
+	Hostname string         `json:"hostname,omitempty"`
+	ReadyFD  int            `json:"ready_fd,omitempty"`
+	// Inner is set by the namespaces rung's shim for the inner shim it
+	// starts inside the container (shim_ns_linux.go); never by PID 1.
+	Inner bool `json:"inner,omitempty"`
 }
 
 func shimEnv(s *Spec) string {
@@ -151,17 +167,41 @@ func shimEnv(s *Spec) string {
 	if wd == "" {
 		wd = "/"
 	}
-	b, _ := json.Marshal(shimConfig{ // cannot fail: strings, numbers, slices, maps
+	cfg := shimConfig{
 		Root: s.Root, Command: s.Command, Env: s.Env, Workdir: wd,
 		UID: s.UID, GID: s.GID, Groups: s.Groups, Rlimits: s.Rlimits,
-	})
-	return ShimSpecEnv + "=" + string(b)
+	}
+	if s.Rung >= isolation.Namespaces {
+		cfg.Rung, cfg.Hostname, cfg.ReadyFD = isolation.Namespaces, s.Name, s.ReadyFD
+	}
+	return ShimSpecEnv + "=" + shimJSON(&cfg)
+}
+
+func shimJSON(cfg *shimConfig) string {
+	b, _ := json.Marshal(cfg) // cannot fail: strings, numbers, slices, maps
+	return string(b)
+}
+
+// nsCloneflags are the namespaces a container gets at the namespaces
+// rung: mount, pid, uts and ipc. No network namespace: the container
+// shares the node's network (host networking is the default).
+const nsCloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
+
+// sysProcAttr is how PID 1 starts the shim at rung r: a new session
+// and process group, and at Namespaces and above new namespaces.
+func sysProcAttr(r isolation.Rung) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Setsid: true}
+	if r >= isolation.Namespaces {
+		a.Cloneflags = nsCloneflags
+	}
+	return a
 }
 
 // Command is the command that starts s's workload through the shim:
 // exe (PID 1's own binary, /proc/self/exe) run as "init shim", its
 // config in the environment (ShimSpecEnv) and nothing else there, in a
-// session and process group of its own, with stdout and stderr the
+// session and process group of its own (and, from the namespaces rung
+// up, in new namespaces: sysProcAttr), with stdout and stderr the
 // given files (nil: /dev/null) and stdin /dev/null. It is pure: it
 // starts nothing. The supervisor adds the status pipe (withStatus).
 func Command(exe string, s Spec, stdout, stderr *os.File) *exec.Cmd {
@@ -169,7 +209,7 @@ func Command(exe string, s Spec, stdout, stderr *os.File) *exec.Cmd {
 		Path:        exe,
 		Args:        []string{"init", "shim"},
 		Env:         []string{shimEnv(&s)},
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+		SysProcAttr: sysProcAttr(s.Rung),
 	}
 	if stdout != nil {
 		cmd.Stdout = stdout

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"allium/supervisor/restart"
-
 	"allium/manifest"
+	"allium/supervisor/isolation"
+	"allium/supervisor/restart"
 
 	"golang.org/x/sys/unix"
 )
@@ -57,6 +57,35 @@ func TestCommand(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("shim config = %+v, want %+v", got, want)
+	}
+}
+
+// Each rung starts the shim in a new session; from the namespaces rung
+// up, in new mount, pid, uts and ipc namespaces (not net: host
+// networking), with the hostname and readiness descriptor in its config.
+func TestCommandRungs(t *testing.T) {
+	ns := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
+	tests := []struct {
+		rung      isolation.Rung
+		wantFlags uintptr
+		wantCfg   string
+	}{
+		{isolation.Chroot, 0, ""},
+		{isolation.Namespaces, ns, `"rung":"namespaces","hostname":"web","ready_fd":5`},
+		{isolation.Userns, ns, `"rung":"namespaces","hostname":"web","ready_fd":5`},
+		{isolation.Cgroups, ns, `"rung":"namespaces","hostname":"web","ready_fd":5`},
+	}
+	for _, tt := range tests {
+		s := testSpec()
+		s.Rung, s.ReadyFD = tt.rung, 5
+		cmd := Command("/x", s, nil, nil)
+		want := &syscall.SysProcAttr{Setsid: true, Cloneflags: tt.wantFlags}
+		if !reflect.DeepEqual(cmd.SysProcAttr, want) {
+			t.Errorf("Command(rung %v).SysProcAttr = %+v, want %+v", tt.rung, cmd.SysProcAttr, want)
+		}
+		if got := cmd.Env[0]; tt.wantCfg == "" && strings.Contains(got, `"rung"`) || !strings.Contains(got, tt.wantCfg) {
+			t.Errorf("Command(rung %v) env = %s, want %s in it", tt.rung, got, tt.wantCfg)
+		}
 	}
 }
 
@@ -113,6 +142,7 @@ func TestValidate(t *testing.T) {
 		"ready fd 2":    func(s *Spec) { s.ReadyFD = 2 },
 		"bad rlimit":    func(s *Spec) { s.Rlimits = map[string]uint64{"files": 1} },
 		"huge env":      func(s *Spec) { s.Env = []string{"X=" + strings.Repeat("x", 200<<10)} },
+		"bad rung":      func(s *Spec) { s.Rung = isolation.Cgroups + 1 },
 	}
 	for name, f := range bad {
 		s := testSpec()

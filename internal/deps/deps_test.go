@@ -125,10 +125,10 @@ func TestOnlyStateImportsBbolt(t *testing.T) {
 }
 
 // The supervisor's direct imports outside the standard library: the
-// manifest, PID 1's panic guard and x/sys.
+// manifest, the isolation ladder, PID 1's panic guard and x/sys.
 func TestSupervisorImports(t *testing.T) {
-	allowed := []string{"allium/manifest", "allium/supervisor/restart", "allium/internal/safe", "allium/internal/child",
-		"allium/internal/procstatus"}
+	allowed := []string{"allium/manifest", "allium/supervisor/restart", "allium/supervisor/isolation",
+		"allium/internal/safe", "allium/internal/child", "allium/internal/procstatus"}
 	for _, p := range list(t)["allium/supervisor"].imports {
 		if !standard(p) && !slices.Contains(allowed, p) && !strings.HasPrefix(p, "golang.org/x/sys/") {
 			t.Errorf("supervisor imports %s; want only %v, golang.org/x/sys and the standard library", p, allowed)
