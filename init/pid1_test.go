@@ -94,14 +94,13 @@ func startContainerNode(t testing.TB, dir string, port int, client ed25519.Priva
 func startContainerNodeWith(t testing.TB, dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey, binds []string) *containerNode {
 	t.Helper()
 	c := &containerNode{t: t, dir: dir, port: port, client: client, node: node, logs: &testkit.LockedBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
-	args := []string{"--pid", "--mount", "--fork", "--propagation", "private"}
-	if len(binds) == 0 {
-		args = append(args, "chroot", dir, "/init", "-z")
-	} else {
-		// sh execs chroot, which execs init: PID 1 all along.
-		const script = `root=$1; shift; for d; do mkdir -p "$root$d" && mount --bind "$d" "$root$d" || exit 1; done; exec chroot "$root" /init -z`
-		args = append(append(args, "sh", "-c", script, "sh", dir), binds...)
-	}
+	// The root is a mount point, as an OS container's is (a chroot into
+	// a plain directory is not: a mount namespace there cannot be made
+	// private, and the probe says so). sh execs chroot, which execs
+	// init: PID 1 all along.
+	const script = `root=$1; shift; mount --bind "$root" "$root" || exit 1; ` +
+		`for d; do mkdir -p "$root$d" && mount --bind "$d" "$root$d" || exit 1; done; exec chroot "$root" /init -z`
+	args := append([]string{"--pid", "--mount", "--fork", "--propagation", "private", "sh", "-c", script, "sh", dir}, binds...)
 	c.cmd = exec.Command("unshare", args...)
 	c.cmd.Env = []string{"container=allium-test", "PATH=/sbin:/bin"}
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs

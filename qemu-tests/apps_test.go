@@ -69,6 +69,12 @@ func stepStartAndServe(t *testing.T, n *appNode) {
 	if c.Desired != "running" || c.Restarts != 0 || c.ImageName != "httpd" {
 		t.Errorf("cloud ps %s --json: httpd = %+v, want desired running, 0 restarts, image httpd", n.name, c)
 	}
+	// The real kernel allows every rung; this build's supervisor goes up
+	// to namespaces (on the initramfs root, by moving the root: no
+	// pivot_root there).
+	if c.Isolation != "namespaces" {
+		t.Errorf("cloud ps %s --json: httpd isolation %q, want namespaces", n.name, c.Isolation)
+	}
 	n.waitServing(t, "after cloud start")
 	n.waitLogs(t, "httpd", "its start line and the request", func(log string) bool {
 		return strings.Contains(log, " stdout started") && strings.Contains(log, "url:/index.html")

@@ -140,7 +140,7 @@ func (m nsMount) do(rootFD int) error {
 		return &os.PathError{Op: "mount " + m.describe(), Path: "/" + m.target, Err: err}
 	}
 	if m.op == opRebind {
-		return remountReadOnly(rootFD, m.target)
+		return remountReadOnly(rootFD, m.target, m.file)
 	}
 	return nil
 }
@@ -155,11 +155,15 @@ func (m nsMount) describe() string {
 	return m.fstype
 }
 
-// remountReadOnly makes the bind mount at target read-only. It opens
-// target again: a descriptor opened before the bind names the mount
-// below it.
-func remountReadOnly(rootFD int, target string) error {
-	fd, err := openIn(rootFD, target, false, false)
+// remountReadOnly makes the bind mount at target (a file, or a
+// directory) read-only. It opens target again: a descriptor opened
+// before the bind names the mount below it.
+//
+// Regression: it opened a file target (/proc/sysrq-trigger) as a
+// directory, and every container failed with ENOTDIR on kernels that
+// have the file (the QEMU tier's; the root tier's host has none).
+func remountReadOnly(rootFD int, target string, file bool) error {
+	fd, err := openIn(rootFD, target, false, file)
 	if err != nil {
 		return err
 	}
@@ -259,6 +263,25 @@ func linkIn(rootFD int, dir, name, target string) error {
 	return nil
 }
 
+// moveRoot is pivot where the node's root is the initramfs, which
+// pivot_root refuses (EINVAL): it moves root's mount onto / and chroots
+// into it, as runc's --no-pivot does. The old root stays mounted
+// beneath, out of reach of a process without CAP_SYS_CHROOT and
+// CAP_SYS_ADMIN, which the workload never has; the shim, which keeps
+// the old root, is not dumpable, so /proc/1/root does not lead there.
+func moveRoot(root string) error {
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return &os.PathError{Op: "move the root onto /", Path: root, Err: err}
+	}
+	if err := unix.Chroot("."); err != nil {
+		return &os.PathError{Op: "chroot", Path: root, Err: err}
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return &os.PathError{Op: "chdir", Path: "/", Err: err}
+	}
+	return nil
+}
+
 // fdPath names the file open at fd for mount(2), which takes paths.
 func fdPath(fd int) string { return fmt.Sprintf("/proc/self/fd/%d", fd) }
 
@@ -272,7 +295,11 @@ func pivot(root string) error {
 	if err := unix.Chdir(root); err != nil {
 		return &os.PathError{Op: "chdir", Path: root, Err: err}
 	}
-	if err := unix.PivotRoot(".", "."); err != nil {
+	err := unix.PivotRoot(".", ".")
+	if errors.Is(err, unix.EINVAL) {
+		return moveRoot(root)
+	}
+	if err != nil {
 		return &os.PathError{Op: "pivot_root", Path: ".", Err: err}
 	}
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {

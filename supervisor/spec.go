@@ -241,9 +241,12 @@ func withStatus(cmd *exec.Cmd, status *os.File, readyFD int, ready *os.File) {
 // FromManifest is the Spec of a container called name running the image
 // m with its root at root and logs in logDir. It resolves the user in
 // root's /etc/passwd, so root must be in place.
-func FromManifest(m *manifest.Manifest, name, root, logDir string) (Spec, error) {
-	if lvl := m.Isolation.Minimum; lvl != "" && lvl != "chroot" {
-		return Spec{}, fmt.Errorf("%w: %s needs isolation %q; this supervisor runs containers at the chroot rung only", ErrIsolation, name, lvl)
+func FromManifest(m *manifest.Manifest, name, root, logDir string, rung isolation.Rung) (Spec, error) {
+	if want, err := isolation.ParseRung(m.Isolation.Minimum); m.Isolation.Minimum != "" && (err != nil || want > rung) {
+		return Spec{}, fmt.Errorf("%w: %s needs isolation %q; it would run at %s", ErrIsolation, name, m.Isolation.Minimum, rung)
+	}
+	if rung > MaxRung {
+		rung = MaxRung
 	}
 	u, err := LookupUser(root, m.User)
 	if err != nil {
@@ -253,7 +256,7 @@ func FromManifest(m *manifest.Manifest, name, root, logDir string) (Spec, error)
 		Name: name, Root: root, Command: slices.Clone(m.Command), Env: Environ(m.Env, u),
 		Workdir: m.Workdir, UID: u.UID, GID: u.GID, Groups: u.Groups,
 		Rlimits: maps.Clone(m.Resources.Rlimits), StopTimeout: m.Stop.Timeout.D,
-		LogDir: logDir, Policy: restart.PolicyFrom(m.Restart),
+		LogDir: logDir, Policy: restart.PolicyFrom(m.Restart), Rung: rung,
 	}
 	if m.Stop.Signal != "" {
 		n, err := manifest.ParseSignal(m.Stop.Signal)

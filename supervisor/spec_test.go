@@ -183,7 +183,7 @@ func TestFromManifest(t *testing.T) {
 		Resources: manifest.Resources{Rlimits: map[string]uint64{"nofile": 64}},
 		Ready:     &manifest.Ready{TCP: 8080, Timeout: manifest.Duration{D: 9 * time.Second}},
 	}
-	got, err := FromManifest(m, "web1", root, "/logs/web1")
+	got, err := FromManifest(m, "web1", root, "/logs/web1", isolation.Chroot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,15 +200,21 @@ func TestFromManifest(t *testing.T) {
 	}
 
 	m.Ready = &manifest.Ready{FD: 3}
-	if got, err := FromManifest(m, "web1", root, ""); err != nil || got.ReadyFD != 3 || got.Ready != nil {
+	if got, err := FromManifest(m, "web1", root, "", isolation.Chroot); err != nil || got.ReadyFD != 3 || got.Ready != nil {
 		t.Errorf("FromManifest(ready fd 3) = ready %v fd %d, %v; want fd 3", got.Ready, got.ReadyFD, err)
 	}
 	m.User = "nobody"
-	if _, err := FromManifest(m, "web1", root, ""); !errors.Is(err, ErrUnknownUser) {
+	if _, err := FromManifest(m, "web1", root, "", isolation.Chroot); !errors.Is(err, ErrUnknownUser) {
 		t.Errorf("FromManifest(user nobody) error = %v, want ErrUnknownUser", err)
 	}
 	m.User, m.Isolation.Minimum = "", "namespaces"
-	if _, err := FromManifest(m, "web1", root, ""); !errors.Is(err, ErrIsolation) {
-		t.Errorf("FromManifest(isolation namespaces) error = %v, want ErrIsolation", err)
+	if _, err := FromManifest(m, "web1", root, "", isolation.Chroot); !errors.Is(err, ErrIsolation) {
+		t.Errorf("FromManifest(minimum namespaces, at chroot) error = %v, want ErrIsolation", err)
+	}
+	if got, err := FromManifest(m, "web1", root, "", isolation.Namespaces); err != nil || got.Rung != isolation.Namespaces {
+		t.Errorf("FromManifest(minimum namespaces, at namespaces) = rung %v, %v; want namespaces", got.Rung, err)
+	}
+	if got, err := FromManifest(m, "web1", root, "", isolation.Cgroups); err != nil || got.Rung != MaxRung {
+		t.Errorf("FromManifest(at cgroups) = rung %v, %v; want MaxRung %v", got.Rung, err, MaxRung)
 	}
 }

@@ -145,7 +145,7 @@ func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.His
 		return api.Unavailable("prepare the root of %s: %v", name, err)
 	}
 	a.log.Info("apps: root ready", "container", name, "mode", mode)
-	spec, err := supervisor.FromManifest(m, name, a.roots.root(name), a.roots.logs(name))
+	spec, err := supervisor.FromManifest(m, name, a.roots.root(name), a.roots.logs(name), rung)
 	if err != nil {
 		return api.BadRequest("%s: %v", name, err)
 	}

@@ -187,7 +187,8 @@ func TestIsolationMinimum(t *testing.T) {
 	defer n.close(t)
 	n.svc.iso = func() isolation.Report {
 		return isolation.Report{Highest: isolation.Chroot, Checks: []isolation.Check{
-			{Name: "mount", OK: true}, {Name: "pid", Why: "EPERM"}, {Name: "uts", OK: true}, {Name: "ipc", OK: true}}}
+			{Name: "mount", OK: true}, {Name: "private_mounts", OK: true}, {Name: "pid", Why: "EPERM"},
+			{Name: "uts", OK: true}, {Name: "ipc", OK: true}}}
 	}
 	data, digest := image(t, `{"version": 1, "name": "strict", "command": ["/app"], "isolation": {"minimum": "namespaces"}}`)
 	if _, err := n.svc.PutImage(ctx, digest, 0, int64(len(data)), bytes.NewReader(data)); err != nil {

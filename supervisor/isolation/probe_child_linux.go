@@ -12,9 +12,10 @@ import (
 
 // ProbeMain is the probe's child, "init probe KIND", started in new
 // namespaces by Probe. For namespaces, being started was the test. For
-// "mounts" it tries overlayfs, then pivot_root, in its own mount
-// namespace on a scratch tmpfs, which vanishes with it, and prints
-// "overlayfs: ok" or "overlayfs: why", then the same for pivot_root. It
+// "mounts" it makes its mount namespace private (mounts made in it must
+// not propagate to the node's), then tries overlayfs and pivot_root on
+// a scratch tmpfs, which vanishes with it, and prints "NAME: ok" or
+// "NAME: why" for each of private_mounts, overlayfs and pivot_root. It
 // returns the exit code: 0, or 2 for usage.
 func ProbeMain(args []string, stdout io.Writer) int {
 	if len(args) != 1 {
@@ -24,6 +25,15 @@ func ProbeMain(args []string, stdout io.Writer) int {
 	if args[0] != "mounts" {
 		return 0
 	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		why := errnoWhy(err)
+		if errors.Is(err, unix.EINVAL) {
+			why += ": the node's root is not a mount point (a chroot into a plain directory?)"
+		}
+		fmt.Fprintf(stdout, "private_mounts: %s\noverlayfs: no private mounts\npivot_root: no private mounts\n", why)
+		return 0
+	}
+	fmt.Fprintln(stdout, "private_mounts: ok")
 	dir, err := scratch()
 	if err != nil {
 		fmt.Fprintf(stdout, "overlayfs: %v\npivot_root: %v\n", err, err)
@@ -42,12 +52,9 @@ func ProbeMain(args []string, stdout io.Writer) int {
 	return 0
 }
 
-// scratch makes this mount namespace private and mounts a tmpfs on a
-// directory the node has, returning it.
+// scratch mounts a tmpfs on a directory the node has, in this (private)
+// mount namespace, and returns it.
 func scratch() (string, error) {
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return "", fmt.Errorf("make / private: %s", errnoWhy(err))
-	}
 	for _, dir := range []string{"/tmp", "/run", "/mnt"} {
 		if st, err := os.Stat(dir); err == nil && st.IsDir() {
 			if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {

@@ -107,12 +107,12 @@ func probeNamespaces(ctx context.Context, opts Options) []Check {
 	return out
 }
 
-// probeMounts runs one child in a new mount namespace that tries
-// overlayfs, then pivot_root, and prints a line for each.
+// probeMounts runs one child in a new mount namespace that makes it
+// private, tries overlayfs and pivot_root, and prints a line for each.
 func probeMounts(ctx context.Context, opts Options) []Check {
 	c := runChild(ctx, opts, "mounts", unix.CLONE_NEWNS)
 	var out []Check
-	for _, name := range []string{"overlayfs", "pivot_root"} {
+	for _, name := range []string{"private_mounts", "overlayfs", "pivot_root"} {
 		why, ok := c.lines[name]
 		switch {
 		case !ok:

@@ -5,7 +5,9 @@ import "strings"
 // Check is one thing the probe tried, and what came of it.
 type Check struct {
 	// Name is what was tried: a namespace kind ("mount", "pid", "uts",
-	// "ipc", "net", "user", "cgroupns"), "pivot_root", "overlayfs",
+	// "ipc", "net", "user", "cgroupns"), "private_mounts" (a mount
+	// namespace whose mounts do not propagate to the node's),
+	// "pivot_root", "overlayfs",
 	// "cgroup", a cgroup controller ("memory", "pids", "cpu") or
 	// "nftables".
 	Name string `json:"name"`
@@ -22,7 +24,7 @@ type Check struct {
 // pivoted, the shim moves the container's root onto / instead.
 var needs = [...][]string{
 	Chroot:     nil,
-	Namespaces: {"mount", "pid", "uts", "ipc"},
+	Namespaces: {"mount", "private_mounts", "pid", "uts", "ipc"},
 	Userns:     {"user"},
 	Cgroups:    {"cgroup", "memory", "pids", "cpu"},
 }

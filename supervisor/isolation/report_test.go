@@ -7,7 +7,7 @@ import (
 
 func checks(fail map[string]string) []Check {
 	var out []Check
-	for _, n := range []string{"mount", "pid", "uts", "ipc", "net", "user", "cgroupns", "pivot_root", "overlayfs", "cgroup", "memory", "pids", "cpu", "nftables"} {
+	for _, n := range []string{"mount", "private_mounts", "pid", "uts", "ipc", "net", "user", "cgroupns", "pivot_root", "overlayfs", "cgroup", "memory", "pids", "cpu", "nftables"} {
 		why, bad := fail[n]
 		out = append(out, Check{Name: n, OK: !bad, Why: why})
 	}
@@ -27,6 +27,8 @@ func TestHighest(t *testing.T) {
 		{"no userns", map[string]string{"user": "user.max_user_namespaces=0"}, nil, Namespaces,
 			map[Rung]string{Userns: "user: user.max_user_namespaces=0", Cgroups: "user: user.max_user_namespaces=0"}},
 		{"no pid namespace", map[string]string{"pid": "EPERM"}, nil, Chroot, map[Rung]string{Namespaces: "pid: EPERM"}},
+		{"root not a mount point", map[string]string{"private_mounts": "EINVAL"}, nil, Chroot,
+			map[Rung]string{Namespaces: "private_mounts: EINVAL"}},
 		{"no memory controller", map[string]string{"memory": "not in cgroup.controllers"}, nil, Userns,
 			map[Rung]string{Cgroups: "memory: not in cgroup.controllers"}},
 		{"pivot_root is not needed", map[string]string{"pivot_root": "EINVAL"}, nil, Cgroups, nil},
