@@ -33,6 +33,7 @@ type images struct {
 	httpd   string // busybox httpd on httpdPort, logging a start line and each request
 	big     string // bigBytes of random data, uncompressed: a slow upload
 	many    string // manyFiles small files, gzipped: a quick upload and a slow unpack
+	killer  string // as root, kill -9 -1, then sleeps
 	hostile []hostileImage
 }
 
@@ -51,9 +52,10 @@ func buildImages(tb testing.TB, e env, dir string) images {
 		tb.Skipf("QEMU tier: TestApps needs %s (apt-get install busybox-static): %v", busybox, err)
 	}
 	im := images{
-		httpd: filepath.Join(dir, "httpd.txz"),
-		big:   filepath.Join(dir, "big.tar"),
-		many:  filepath.Join(dir, "many.tgz"),
+		httpd:  filepath.Join(dir, "httpd.txz"),
+		big:    filepath.Join(dir, "big.tar"),
+		many:   filepath.Join(dir, "many.tgz"),
+		killer: filepath.Join(dir, "killer.txz"),
 	}
 	web := busyboxRoot(tb, filepath.Join(dir, "httpd-root"))
 	writeFile(tb, filepath.Join(web, "www", "index.html"), indexBody)
@@ -69,6 +71,10 @@ func buildImages(tb testing.TB, e env, dir string) images {
 		writeFile(tb, filepath.Join(many, "files", fmt.Sprintf("%02d", i%30), fmt.Sprintf("f%04d", i)), fmt.Sprintf("file %d\n", i))
 	}
 	pack(tb, e, many, im.many, "--cmd", busybox+" sleep 1000000")
+
+	killer := busyboxRoot(tb, filepath.Join(dir, "killer-root"))
+	pack(tb, e, killer, im.killer, "--cmd",
+		fmt.Sprintf(`["/bin/sh", "-c", "kill -9 -1; echo survived the kill; exec %s sleep 1000000"]`, busybox)) // kill: the shell's own
 
 	im.hostile = buildHostile(tb, e, dir)
 	return im

@@ -49,6 +49,7 @@ func TestApps(t *testing.T) {
 		{"ResetMidUpload", stepResetMidUpload},
 		{"ResetMidUnpack", stepResetMidUnpack},
 		{"HostileRefused", stepHostileRefused},
+		{"KillAllIsContained", stepKillAllIsContained},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, func(t *testing.T) { s.run(t, n) }) {
@@ -306,6 +307,32 @@ func stepHostileRefused(t *testing.T, n *appNode) {
 	}
 	if got := digests(n.images(t)); !slices.Equal(got, listed) {
 		t.Errorf("cloud images %s --json after the hostile pushes = %v, want as before, %v", n.name, got, listed)
+	}
+}
+
+// stepKillAllIsContained: a container whose root runs kill -9 -1 (at the
+// namespaces rung) kills nothing outside its own pid namespace: the
+// httpd and tor keep their pids, and it survives its own kill.
+func stepKillAllIsContained(t *testing.T, n *appNode) {
+	before := n.waitContainer(t, "httpd", "running", running)
+	node, _ := n.v.waitNode(t, "tor running", func(n api.Node) bool { return n.Tor != nil && n.Tor.PID > 0 })
+	if r := n.cloud(t, "start", n.name, n.im.killer); r.code != 0 {
+		t.Fatalf("cloud start %s killer.txz = exit %d, %s", n.name, r.code, r.stderr)
+	}
+	n.waitLogs(t, "killer", "its line after kill -9 -1", func(log string) bool { return strings.Contains(log, "survived the kill") })
+	after, _ := n.container(t, "httpd")
+	if !running(after) || after.PID != before.PID || after.Restarts != before.Restarts {
+		t.Errorf("httpd after a neighbour's kill -9 -1 = %+v, want it running undisturbed as %+v", after, before)
+	}
+	now, _ := n.v.waitNode(t, "tor still there", anyNode)
+	if now.Tor == nil || now.Tor.PID != node.Tor.PID || now.Tor.Restarts != node.Tor.Restarts {
+		t.Errorf("tor after a container's kill -9 -1 = %+v, want pid %d and %d restarts as before", now.Tor, node.Tor.PID, node.Tor.Restarts)
+	}
+	if k, _ := n.container(t, "killer"); k.Isolation != "namespaces" || k.Restarts != 0 {
+		t.Errorf("killer = %+v, want running at namespaces, never restarted", k)
+	}
+	if r := n.cloud(t, "rm", n.name, "killer"); r.code != 0 {
+		t.Errorf("cloud rm %s killer = exit %d, %s", n.name, r.code, r.stderr)
 	}
 }
 
