@@ -96,6 +96,18 @@ func (f *fake) mustOpen(base string) *Hierarchy {
 	return h
 }
 
+// newGroup makes a fake, opens it with base /allium and creates the
+// group name in it.
+func newGroup(t *testing.T, version int, offered, name string, absent ...string) (*fake, *Group) {
+	t.Helper()
+	f := newFake(t, version, offered, absent...)
+	g := f.mustOpen("/allium").Group(name)
+	if err := g.Create(); err != nil {
+		t.Fatalf("Create(%s) = %v", name, err)
+	}
+	return f, g
+}
+
 func (f *fake) path(rel string) string { return filepath.Join(f.root, filepath.FromSlash(rel)) }
 
 func (f *fake) write(rel, s string) {

@@ -16,11 +16,7 @@ var (
 
 func TestStatsV2(t *testing.T) {
 	for _, absent := range [][]string{nil, {"memory.peak", "io.stat"}} {
-		f := newFake(t, 2, allV2, absent...)
-		g := f.mustOpen("/allium").Group("web")
-		if err := g.Create(); err != nil {
-			t.Fatal(err)
-		}
+		f, g := newGroup(t, 2, allV2, "web", absent...)
 		dir := "allium/web/"
 		f.write(dir+"cpu.stat", "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\nnr_periods 0\n")
 		f.write(dir+"memory.current", "1048576\n")
@@ -40,11 +36,7 @@ func TestStatsV2(t *testing.T) {
 }
 
 func TestStatsV1(t *testing.T) {
-	f := newFake(t, 1, allV1)
-	g := f.mustOpen("/allium").Group("web")
-	if err := g.Create(); err != nil {
-		t.Fatal(err)
-	}
+	f, g := newGroup(t, 1, allV1, "web")
 	f.write("cpuacct/allium/web/cpuacct.usage", "2500000000\n")
 	f.write("memory/allium/web/memory.usage_in_bytes", "1048576\n")
 	f.write("memory/allium/web/memory.max_usage_in_bytes", "2097152\n")
@@ -64,11 +56,7 @@ func TestStatsErrorNamesFile(t *testing.T) {
 		"memory.current": "lots\n", "cpu.stat": "usage_usec -1\n", "memory.events": "oom_kill x\n",
 		"io.stat": "8:0 rbytes=1k wbytes=0\n", "memory.peak": "\n",
 	} {
-		f := newFake(t, 2, allV2)
-		g := f.mustOpen("/allium").Group("web")
-		if err := g.Create(); err != nil {
-			t.Fatal(err)
-		}
+		f, g := newGroup(t, 2, allV2, "web")
 		f.write("allium/web/"+file, content)
 		_, err := g.Stats()
 		if want := "cgroup: parse " + f.path("allium/web/"+file) + ": "; err == nil || !strings.HasPrefix(err.Error(), want) {
@@ -78,11 +66,7 @@ func TestStatsErrorNamesFile(t *testing.T) {
 }
 
 func TestStatsMissingFile(t *testing.T) {
-	f := newFake(t, 2, allV2, "pids.current")
-	g := f.mustOpen("/allium").Group("web")
-	if err := g.Create(); err != nil {
-		t.Fatal(err)
-	}
+	f, g := newGroup(t, 2, allV2, "web", "pids.current")
 	_, err := g.Stats()
 	want := "cgroup: read " + f.path("allium/web/pids.current") + ": "
 	if !errors.Is(err, syscall.ENOENT) || !strings.HasPrefix(err.Error(), want) {

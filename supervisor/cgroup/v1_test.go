@@ -88,11 +88,7 @@ func TestSetV1(t *testing.T) {
 // v1 refuses a memsw limit below the memory limit (EINVAL): a cut
 // writes memory.limit_in_bytes first, a raise memsw first.
 func TestMemoryV1Order(t *testing.T) {
-	f := newFake(t, 1, allV1)
-	g := f.mustOpen("/allium").Group("web")
-	if err := g.Create(); err != nil {
-		t.Fatal(err)
-	}
+	f, g := newGroup(t, 1, allV1, "web")
 	f.write("memory/allium/web/memory.limit_in_bytes", "134217728\n")
 	for _, tc := range []struct {
 		m     uint64
@@ -106,11 +102,7 @@ func TestMemoryV1Order(t *testing.T) {
 
 func TestCPUShares(t *testing.T) {
 	for w, want := range map[int]string{0: "1024", 1: "10", 100: "1024", 500: "5120", 10000: "102400"} {
-		f := newFake(t, 1, allV1)
-		g := f.mustOpen("/allium").Group("web")
-		if err := g.Create(); err != nil {
-			t.Fatal(err)
-		}
+		f, g := newGroup(t, 1, allV1, "web")
 		if err := g.Set(Limits{CPUWeight: w}); err != nil {
 			t.Fatal(err)
 		}
@@ -121,11 +113,7 @@ func TestCPUShares(t *testing.T) {
 }
 
 func TestAddV1(t *testing.T) {
-	f := newFake(t, 1, allV1)
-	g := f.mustOpen("/allium").Group("node")
-	if err := g.Create(); err != nil {
-		t.Fatal(err)
-	}
+	f, g := newGroup(t, 1, allV1, "node")
 	before := f.snapshot()
 	if err := g.Add(42); err != nil {
 		t.Fatalf("Add(42) = %v", err)
@@ -163,11 +151,7 @@ func TestProtectV1(t *testing.T) {
 
 // killFake makes a group with pids in it on a v1 fake.
 func killFake(t *testing.T, offered string) (*fake, *Group) {
-	f := newFake(t, 1, offered)
-	g := f.mustOpen("/allium").Group("web")
-	if err := g.Create(); err != nil {
-		t.Fatal(err)
-	}
+	f, g := newGroup(t, 1, offered, "web")
 	f.write("memory/allium/web/cgroup.procs", "5\n6\n")
 	return f, g
 }

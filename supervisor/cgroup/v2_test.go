@@ -208,11 +208,7 @@ func TestSetBadLimits(t *testing.T) {
 }
 
 func TestSetErrorNamesFileAndValue(t *testing.T) {
-	f := newFake(t, 2, allV2)
-	g := f.mustOpen("/allium").Group("containers/web")
-	if err := g.Create(); err != nil {
-		t.Fatal(err)
-	}
+	f, g := newGroup(t, 2, allV2, "containers/web")
 	os.Remove(f.path("allium/containers/web/memory.max"))
 	err := g.Set(Limits{Memory: 256 << 20})
 	if !errors.Is(err, os.ErrNotExist) {
@@ -225,11 +221,7 @@ func TestSetErrorNamesFileAndValue(t *testing.T) {
 }
 
 func TestAddProcsV2(t *testing.T) {
-	f := newFake(t, 2, allV2)
-	g := f.mustOpen("/allium").Group("node")
-	if err := g.Create(); err != nil {
-		t.Fatal(err)
-	}
+	f, g := newGroup(t, 2, allV2, "node")
 	if err := g.Add(42); err != nil {
 		t.Fatalf("Add(42) = %v", err)
 	}
@@ -272,11 +264,7 @@ func TestProtectV2(t *testing.T) {
 }
 
 func TestKillV2CgroupKill(t *testing.T) {
-	f := newFake(t, 2, allV2)
-	g := f.mustOpen("/allium").Group("web")
-	if err := g.Create(); err != nil {
-		t.Fatal(err)
-	}
+	f, g := newGroup(t, 2, allV2, "web")
 	f.write("allium/web/cgroup.procs", "5\n6\n")
 	done := make(chan error)
 	go func() { done <- g.Kill() }()
@@ -294,11 +282,7 @@ func TestKillV2CgroupKill(t *testing.T) {
 }
 
 func TestKillV2CgroupKillNeverEmpties(t *testing.T) {
-	f := newFake(t, 2, allV2)
-	g := f.mustOpen("/allium").Group("web")
-	if err := g.Create(); err != nil {
-		t.Fatal(err)
-	}
+	f, g := newGroup(t, 2, allV2, "web")
 	f.write("allium/web/cgroup.procs", "5\n")
 	if err := g.Kill(); !errors.Is(err, ErrNotEmpty) {
 		t.Errorf("Kill() = %v, want ErrNotEmpty", err)
@@ -307,11 +291,7 @@ func TestKillV2CgroupKillNeverEmpties(t *testing.T) {
 
 // Without cgroup.kill (before Linux 5.14): freeze, SIGKILL each, thaw.
 func TestKillV2Freeze(t *testing.T) {
-	f := newFake(t, 2, allV2, "cgroup.kill")
-	g := f.mustOpen("/allium").Group("web")
-	if err := g.Create(); err != nil {
-		t.Fatal(err)
-	}
+	f, g := newGroup(t, 2, allV2, "web", "cgroup.kill")
 	f.write("allium/web/cgroup.procs", "5\n6\n")
 	f.write("allium/web/cgroup.events", "populated 1\nfrozen 1\n")
 	f.onKill = func(pid int) error {
