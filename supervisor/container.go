@@ -1,7 +1,9 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -395,6 +397,11 @@ func (c *container) schedule(s State, after time.Duration) {
 func (c *container) remove() {
 	c.setState(Stopped)
 	c.removed = true
+	if h := c.sup.opts.Cgroups; h != nil {
+		if err := h.Group("containers/" + c.spec.Name).Remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			c.emit(Event{Type: EventError, Message: err.Error()})
+		}
+	}
 	if c.logs != nil {
 		c.logs.close()
 	}

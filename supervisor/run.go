@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"allium/supervisor/cgroup"
 	"allium/supervisor/restart"
 
 	"allium/internal/child"
@@ -19,12 +20,14 @@ import (
 
 // run is one start of a container's workload, from fork to exit.
 type run struct {
-	pid     int // the shim's, then the workload's (the shim's at the namespaces rung): it leads the process group
-	gen     uint64
-	started time.Time
-	ctx     context.Context    // the run's life: cancelled when it ends or is stopped
-	cancel  context.CancelFunc // cancels ctx
-	readyR  *os.File           // the readiness pipe's read end, if the spec has one
+	pid       int // the shim's, then the workload's (the shim's at the namespaces rung): it leads the process group
+	gen       uint64
+	started   time.Time
+	ctx       context.Context    // the run's life: cancelled when it ends or is stopped
+	cancel    context.CancelFunc // cancels ctx
+	readyR    *os.File           // the readiness pipe's read end, if the spec has one
+	cg        *cgroup.Group      // the run's cgroup, or nil
+	oomBefore uint64             // the group's OOM kills before the run
 }
 
 func (r *run) stopProbe() { r.cancel() }
@@ -71,15 +74,26 @@ func (c *container) start(gen uint64) (*run, error) {
 			return nil, err
 		}
 	}
+	cg, err := c.cgroupFor()
+	if err != nil {
+		c.emit(Event{Type: EventError, Message: err.Error() + "; this run has no cgroup limits"})
+		cg = nil
+	}
 	cmd := Command(c.sup.opts.Exe, c.spec, outW, errW)
 	withStatus(cmd, statusW, c.spec.ReadyFD, readyW)
-	ch, err := child.Start(c.sup.opts.Starter, cmd) // never a pid of -1 or 1 to signal
+	oomBefore := oomKills(cg)
+	var ch <-chan unix.WaitStatus
+	err = c.startIn(cg, cmd, func() (err error) {
+		ch, err = child.Start(c.sup.opts.Starter, cmd) // never a pid of -1 or 1 to signal
+		return err
+	})
 	if err != nil {
 		ps.closeParent()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &run{pid: cmd.Process.Pid, gen: gen, started: time.Now(), ctx: ctx, cancel: cancel, readyR: readyR}
+	r := &run{pid: cmd.Process.Pid, gen: gen, started: time.Now(), ctx: ctx, cancel: cancel, readyR: readyR,
+		cg: cg, oomBefore: oomBefore}
 	log, name := c.sup.opts.Log, "supervisor: "+c.spec.Name
 	if lw := c.logs; outR != nil {
 		lw.acquire(2)
@@ -192,7 +206,14 @@ func (c *container) endRun(ws unix.WaitStatus) (restart.Exit, time.Duration) {
 	// namespaces rung when the shim, PID 1 of the container, exits.
 	// ESRCH: none.
 	c.sup.opts.Killer.Kill(-r.pid, unix.SIGKILL)
+	if r.cg != nil {
+		// And whatever left the group but not the cgroup (setsid).
+		if err := r.cg.Kill(); err != nil {
+			c.emit(Event{Type: EventError, Message: err.Error()})
+		}
+	}
 	ex := restart.ExitFrom(ws, time.Now())
+	ex.OOM = oomKills(r.cg) > r.oomBefore
 	c.hist.LastExit = &ex
 	return ex, time.Since(r.started)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"allium/manifest"
+	"allium/supervisor/cgroup"
 	"allium/supervisor/isolation"
 	"allium/supervisor/restart"
 
@@ -58,6 +59,9 @@ type Spec struct {
 	// container's PID 1 (shim_ns_linux.go). Userns and Cgroups run as
 	// Namespaces for now.
 	Rung isolation.Rung `json:"rung,omitempty"`
+	// Limits are the container's cgroup limits, applied where the
+	// supervisor has Options.Cgroups; zero fields mean no limit.
+	Limits cgroup.Limits `json:"limits,omitzero"`
 	// Ready is a readiness probe; nil (and ReadyFD 0) means ready once
 	// started.
 	Ready Probe `json:"-"`
@@ -257,6 +261,7 @@ func FromManifest(m *manifest.Manifest, name, root, logDir string, rung isolatio
 		Workdir: m.Workdir, UID: u.UID, GID: u.GID, Groups: u.Groups,
 		Rlimits: maps.Clone(m.Resources.Rlimits), StopTimeout: m.Stop.Timeout.D,
 		LogDir: logDir, Policy: restart.PolicyFrom(m.Restart), Rung: rung,
+		Limits: cgroup.Limits{Memory: uint64(m.Resources.Memory), Pids: m.Resources.Pids, CPUWeight: m.Resources.CPUWeight},
 	}
 	if m.Stop.Signal != "" {
 		n, err := manifest.ParseSignal(m.Stop.Signal)

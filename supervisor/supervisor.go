@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 
+	"allium/supervisor/cgroup"
 	"allium/supervisor/restart"
 
 	"allium/internal/child"
@@ -53,6 +54,9 @@ type Options struct {
 	Log *slog.Logger
 	// Logs bounds each container's log files.
 	Logs LogLimits
+	// Cgroups is where containers get their cgroup (containers/NAME),
+	// with Spec.Limits; nil means none (a node without cgroups).
+	Cgroups *cgroup.Hierarchy
 }
 
 // Supervisor runs containers: one goroutine per container owns its

@@ -17,6 +17,9 @@ type Exit struct {
 	Signal string `json:"signal,omitempty"`
 	// Time is when the supervisor saw the exit.
 	Time time.Time `json:"time"`
+	// OOM is true when the kernel's OOM killer killed a process of the
+	// run's cgroup (its memory limit was reached).
+	OOM bool `json:"oom,omitempty"`
 }
 
 // ExitFrom is the Exit a wait status describes.
@@ -30,8 +33,16 @@ func ExitFrom(ws unix.WaitStatus, t time.Time) Exit {
 	return Exit{Code: -1, Signal: fmt.Sprintf("status %#x", int(ws)), Time: t}
 }
 
-// String is "exit 1" or "killed by SIGKILL".
+// String is "exit 1", "killed by SIGKILL", or "oom (killed by
+// SIGKILL)".
 func (e Exit) String() string {
+	if e.OOM {
+		return "oom (" + e.withoutOOM() + ")"
+	}
+	return e.withoutOOM()
+}
+
+func (e Exit) withoutOOM() string {
 	if e.Signal != "" {
 		return "killed by " + e.Signal
 	}
