@@ -73,6 +73,9 @@ type Exit struct {
 	Code   int       `json:"code"`
 	Signal string    `json:"signal,omitempty"`
 	Time   time.Time `json:"time"`
+	// OOM is true when the kernel's OOM killer ended the run: the
+	// container reached its memory limit.
+	OOM bool `json:"oom,omitempty"`
 }
 
 // LogOptions selects a container's log lines.

@@ -80,18 +80,21 @@ func TestPs(t *testing.T) {
 		Name: "bar", Image: digest, ImageName: "foo", State: api.StateCrashloop, Restarts: 12,
 		LastExit: &api.Exit{Signal: "SIGSEGV", Time: time.Now().Add(-3 * time.Minute)}, Error: "segfaults at start",
 	}
+	f.backend.containers["hog"] = api.Container{Name: "hog", Image: digest, ImageName: "foo", State: api.StateBackoff,
+		Restarts: 1, LastExit: &api.Exit{Code: 137, Signal: "SIGKILL", OOM: true, Time: time.Now().Add(-time.Minute)}}
 	code, out, _ := f.cloud(t, "ps", "web1")
 	if code != exitOK {
 		t.Fatalf("cloud ps web1: exit %d", code)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("cloud ps web1 = %q, want a header, bar, foo and bar's error", out)
+	if len(lines) != 5 {
+		t.Fatalf("cloud ps web1 = %q, want a header, bar, foo, hog and bar's error", out)
 	}
 	for i, want := range [][]string{
 		{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "ISOLATION", "IMAGE"},
 		{"bar", "crashloop", " - ", "12", "SIGSEGV, 3m ago", " - ", "foo@" + shortDigest(digest)},
 		{"foo", "running", "4242", "1m30s", " 0 ", " - ", "chroot", "foo@" + shortDigest(digest)},
+		{"hog", "backoff", " 1 ", "oom, 1m ago"},
 		{"bar: segfaults at start"},
 	} {
 		wantContains(t, "cloud ps line "+lines[i], lines[i], want...)

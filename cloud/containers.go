@@ -237,7 +237,10 @@ func lastExit(e *api.Exit) string {
 		return "-"
 	}
 	what := "code " + strconv.Itoa(e.Code)
-	if e.Signal != "" {
+	switch {
+	case e.OOM:
+		what = "oom" // the memory limit: the kernel's OOM killer
+	case e.Signal != "":
 		what = e.Signal
 	}
 	if e.Time.IsZero() {

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"time"
 
 	"allium/api"
+	"allium/supervisor/cgroup"
 	"allium/supervisor/isolation"
 )
 
@@ -48,6 +51,7 @@ func (n *node) probeIsolation() {
 	n.mu.Lock()
 	n.iso = &r
 	n.mu.Unlock()
+	n.useCgroups(r)
 }
 
 // isolationView is GET /v1/node's isolation; nil before the probe.
@@ -67,4 +71,53 @@ func (n *node) isolationView() *api.Isolation {
 		out.Checks = append(out.Checks, api.IsolationCheck{Name: c.Name, OK: c.OK, Why: c.Why})
 	}
 	return out
+}
+
+// cgroupBase is where Allium's cgroups live: node/ (init and tor) and
+// containers/NAME.
+const cgroupBase = "/allium"
+
+// useCgroups gives the node its cgroups where the probe found the
+// memory, pids and cpu controllers: init (and with it tor, and every
+// helper it starts) moves into node/, whose memory the containers
+// cannot take (Protect), and the containers get a group each.
+func (n *node) useCgroups(r isolation.Report) {
+	if !r.Has("cgroup") || !r.Has("memory") || !r.Has("pids") || !r.Has("cpu") {
+		n.warn("no cgroups: " + r.Missing(isolation.Cgroups) + "; containers run without memory or process limits")
+		return
+	}
+	h, err := cgroup.Open(filepath.Join(n.root, "sys/fs/cgroup"), cgroupBase)
+	if err == nil {
+		err = n.protectNode(h)
+	}
+	if err != nil {
+		n.log.Error("cgroups", "err", err)
+		n.warn("cgroups: " + err.Error() + "; containers run without memory or process limits")
+		return
+	}
+	if n.apps != nil {
+		n.apps.UseCgroups(h, n.memory().Total)
+	}
+	n.log.Info("cgroups", "version", h.Version(), "base", cgroupBase)
+}
+
+// protectNode moves init and tor into node/ and keeps their memory from
+// the containers.
+func (n *node) protectNode(h *cgroup.Hierarchy) error {
+	node, containers := h.Group("node"), h.Group("containers")
+	for _, g := range []*cgroup.Group{node, containers} {
+		if err := g.Create(); err != nil {
+			return err
+		}
+	}
+	pids := []int{os.Getpid()}
+	if t := n.torStatus(); t != nil && t.PID > 0 {
+		pids = append(pids, t.PID)
+	}
+	for _, pid := range pids {
+		if err := node.Add(pid); err != nil {
+			return err
+		}
+	}
+	return h.Protect(node, containers, n.memory().Total)
 }

@@ -18,7 +18,7 @@ import (
 // cgroupFor makes (or reuses) the container's group and sets its
 // limits. It returns nil when the node has no cgroups.
 func (c *container) cgroupFor() (*cgroup.Group, error) {
-	h := c.sup.opts.Cgroups
+	h := c.sup.hierarchy()
 	if h == nil {
 		return nil, nil
 	}

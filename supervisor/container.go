@@ -397,7 +397,7 @@ func (c *container) schedule(s State, after time.Duration) {
 func (c *container) remove() {
 	c.setState(Stopped)
 	c.removed = true
-	if h := c.sup.opts.Cgroups; h != nil {
+	if h := c.sup.hierarchy(); h != nil {
 		if err := h.Group("containers/" + c.spec.Name).Remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			c.emit(Event{Type: EventError, Message: err.Error()})
 		}

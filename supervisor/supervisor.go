@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"allium/supervisor/cgroup"
 	"allium/supervisor/restart"
@@ -66,6 +67,20 @@ type Supervisor struct {
 
 	mu         sync.Mutex
 	containers map[string]*container
+
+	cgroups atomic.Pointer[cgroup.Hierarchy] // set by UseCgroups
+}
+
+// UseCgroups gives the containers started from now on a cgroup in h
+// (the node finds its hierarchy after the supervisor is made).
+func (s *Supervisor) UseCgroups(h *cgroup.Hierarchy) { s.cgroups.Store(h) }
+
+// hierarchy is where containers get their cgroup, or nil.
+func (s *Supervisor) hierarchy() *cgroup.Hierarchy {
+	if h := s.cgroups.Load(); h != nil {
+		return h
+	}
+	return s.opts.Cgroups
 }
 
 // New returns a Supervisor with no containers.

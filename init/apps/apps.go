@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"allium/api"
@@ -15,6 +16,7 @@ import (
 	"allium/manifest"
 	"allium/state"
 	"allium/supervisor"
+	"allium/supervisor/cgroup"
 	"allium/supervisor/isolation"
 	"allium/supervisor/restart"
 )
@@ -30,7 +32,9 @@ type Service struct {
 	sup    *supervisor.Supervisor
 	roots  roots
 	events *eventHub
-	iso    func() isolation.Report
+	// defaults fill the limits a manifest leaves unset (UseCgroups).
+	defaults atomic.Pointer[cgroup.Limits]
+	iso      func() isolation.Report
 
 	// mu serializes changes to the set of containers (create, replace,
 	// remove), so two PUTs of one name cannot interleave.
@@ -149,12 +153,38 @@ func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.His
 	if err != nil {
 		return api.BadRequest("%s: %v", name, err)
 	}
+	spec.Limits = a.limits(spec.Limits)
 	h, _ := json.Marshal(hist)
 	rec := state.Container{Name: name, Image: image, Running: running, History: h, Isolation: rung.String()}
 	if err := a.db.PutContainer(rec); err != nil {
 		return err
 	}
 	return a.sup.Add(spec, hist, running)
+}
+
+// UseCgroups gives the containers started from now on a cgroup in h,
+// with their manifest's limits and, where it names none, the node's
+// defaults (cgroup.DefaultLimits of the machine's memory).
+func (a *Service) UseCgroups(h *cgroup.Hierarchy, total uint64) {
+	def := cgroup.DefaultLimits(total)
+	a.defaults.Store(&def)
+	a.sup.UseCgroups(h)
+}
+
+// limits are spec's limits, the node's defaults filling what the
+// manifest leaves unset.
+func (a *Service) limits(l cgroup.Limits) cgroup.Limits {
+	def := a.defaults.Load()
+	if def == nil {
+		return l
+	}
+	if l.Memory == 0 {
+		l.Memory = def.Memory
+	}
+	if l.Pids == 0 {
+		l.Pids = def.Pids
+	}
+	return l
 }
 
 // Stop stops every container in parallel (each with its own stop

@@ -73,7 +73,7 @@ func (a *Service) view(c state.Container) api.Container {
 	out.State, out.PID, out.Started, out.Restarts = st.State.String(), st.PID, st.Started, st.Restarts
 	out.NextRestart, out.Error = st.NextRestart, st.Error
 	if e := st.LastExit; e != nil {
-		out.LastExit = &api.Exit{Code: e.Code, Signal: e.Signal, Time: e.Time}
+		out.LastExit = &api.Exit{Code: e.Code, Signal: e.Signal, Time: e.Time, OOM: e.OOM}
 	}
 	return out
 }

@@ -95,7 +95,7 @@ func (h *eventHub) saveHistory(e supervisor.Event) {
 func toEvent(e supervisor.Event) api.Event {
 	out := api.Event{Time: e.Time, Type: string(e.Type), Container: e.Container, Message: e.Message}
 	if x := e.Exit; x != nil {
-		out.Exit = &api.Exit{Code: x.Code, Signal: x.Signal, Time: x.Time}
+		out.Exit = &api.Exit{Code: x.Code, Signal: x.Signal, Time: x.Time, OOM: x.OOM}
 	}
 	return out
 }
