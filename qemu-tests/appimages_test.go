@@ -34,6 +34,8 @@ type images struct {
 	big     string // bigBytes of random data, uncompressed: a slow upload
 	many    string // manyFiles small files, gzipped: a quick upload and a slow unpack
 	killer  string // as root, kill -9 -1, then sleeps
+	bomb    string // forks for ever, under pids max 64
+	hog     string // eats memory for ever, under a 32 MiB limit
 	hostile []hostileImage
 }
 
@@ -56,6 +58,8 @@ func buildImages(tb testing.TB, e env, dir string) images {
 		big:    filepath.Join(dir, "big.tar"),
 		many:   filepath.Join(dir, "many.tgz"),
 		killer: filepath.Join(dir, "killer.txz"),
+		bomb:   filepath.Join(dir, "bomb.txz"),
+		hog:    filepath.Join(dir, "hog.txz"),
 	}
 	web := busyboxRoot(tb, filepath.Join(dir, "httpd-root"))
 	writeFile(tb, filepath.Join(web, "www", "index.html"), indexBody)
@@ -75,6 +79,16 @@ func buildImages(tb testing.TB, e env, dir string) images {
 	killer := busyboxRoot(tb, filepath.Join(dir, "killer-root"))
 	pack(tb, e, killer, im.killer, "--cmd",
 		fmt.Sprintf(`["/bin/sh", "-c", "kill -9 -1; echo survived the kill; exec %s sleep 1000000"]`, busybox)) // kill: the shell's own
+
+	bomb := busyboxRoot(tb, filepath.Join(dir, "bomb-root"))
+	writeFile(tb, filepath.Join(dir, "bomb.json"), `{"version": 1, "name": "bomb", "command": ["/bin/sh", "-c",
+		"echo bombing; while :; do /bin/busybox sleep 1000000 & done"], "resources": {"pids": 64}}`)
+	pack(tb, e, bomb, im.bomb, "--manifest", filepath.Join(dir, "bomb.json"))
+	hog := busyboxRoot(tb, filepath.Join(dir, "hog-root"))
+	writeFile(tb, filepath.Join(dir, "hog.json"), `{"version": 1, "name": "hog", "command": ["/bin/sh", "-c",
+		"echo eating; x=$(/bin/busybox yes | /bin/busybox head -c 300000000); echo survived"],
+		"resources": {"memory": "32M"}, "restart": {"delay": "1s"}}`)
+	pack(tb, e, hog, im.hog, "--manifest", filepath.Join(dir, "hog.json"))
 
 	im.hostile = buildHostile(tb, e, dir)
 	return im

@@ -50,6 +50,7 @@ func TestApps(t *testing.T) {
 		{"ResetMidUnpack", stepResetMidUnpack},
 		{"HostileRefused", stepHostileRefused},
 		{"KillAllIsContained", stepKillAllIsContained},
+		{"BombAndHogContained", stepBombAndHogContained},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, func(t *testing.T) { s.run(t, n) }) {
@@ -333,6 +334,43 @@ func stepKillAllIsContained(t *testing.T, n *appNode) {
 	}
 	if r := n.cloud(t, "rm", n.name, "killer"); r.code != 0 {
 		t.Errorf("cloud rm %s killer = exit %d, %s", n.name, r.code, r.stderr)
+	}
+}
+
+// stepBombAndHogContained: a fork bomb stops at its pids max and a
+// memory hog is OOM-killed inside its cgroup and restarted by policy,
+// while the node answers, the httpd serves undisturbed and tor keeps its
+// pid.
+func stepBombAndHogContained(t *testing.T, n *appNode) {
+	before := n.waitContainer(t, "httpd", "running", running)
+	node, _ := n.v.waitNode(t, "tor running", func(n api.Node) bool { return n.Tor != nil && n.Tor.PID > 0 })
+	for _, img := range []string{n.im.bomb, n.im.hog} {
+		if r := n.cloud(t, "start", n.name, img); r.code != 0 {
+			t.Fatalf("cloud start %s %s = exit %d, %s", n.name, filepath.Base(img), r.code, r.stderr)
+		}
+	}
+	n.waitContainer(t, "hog", "OOM-killed and restarted", func(c api.Container) bool {
+		return c.LastExit != nil && c.LastExit.OOM && c.Restarts >= 1
+	})
+	// busybox sh exits when a fork fails, so the bomb ends at its pids
+	// max and is restarted by policy, again and again: contained.
+	bomb, _ := n.container(t, "bomb")
+	if bomb.State == api.StateFailed || bomb.LastExit != nil && bomb.LastExit.OOM {
+		t.Errorf("bomb = %+v, want it running or restarting under its policy", bomb)
+	}
+	after, _ := n.container(t, "httpd")
+	if !running(after) || after.PID != before.PID || after.Restarts != before.Restarts {
+		t.Errorf("httpd beside a fork bomb and a memory hog = %+v, want it undisturbed as %+v", after, before)
+	}
+	n.waitServing(t, "beside a fork bomb and a memory hog")
+	now, _ := n.v.waitNode(t, "tor still there", anyNode)
+	if now.Tor == nil || now.Tor.PID != node.Tor.PID {
+		t.Errorf("tor beside a fork bomb and a memory hog = %+v, want pid %d as before", now.Tor, node.Tor.PID)
+	}
+	for _, name := range []string{"bomb", "hog"} {
+		if r := n.cloud(t, "rm", n.name, name); r.code != 0 {
+			t.Errorf("cloud rm %s %s = exit %d, %s", n.name, name, r.code, r.stderr)
+		}
 	}
 }
 
