@@ -11,6 +11,26 @@ import (
 	"allium/supervisor/isolation"
 )
 
+// stopProbe keeps the probe from starting children once the shutdown
+// has begun, and waits for it: a child in a mount namespace of its own
+// holds the data disk's filesystem, which then cannot be unmounted
+// cleanly. (Regression: a poweroff right after a boot left the data disk
+// needing recovery.)
+func (n *node) stopProbe() {
+	n.probeCancel()
+	if !n.probing.Load() {
+		return // not begun: it will see the cancel and start nothing
+	}
+	select {
+	case <-n.isoDone:
+	case <-time.After(probeStopWait):
+		n.log.Warn("shutdown: the isolation probe did not stop")
+	}
+}
+
+// probeStopWait bounds stopProbe's wait: one probe child's timeout.
+const probeStopWait = 10 * time.Second
+
 // isolation is the probe's report, once it has run (restoreApps runs it
 // once the API is up: a container put before waits).
 func (n *node) isolation() isolation.Report {
@@ -27,9 +47,11 @@ func (n *node) isolation() isolation.Report {
 // this kernel allows, no higher than allium.isolation= on the kernel
 // command line.
 func (n *node) probeIsolation() {
+	n.probing.Store(true)
 	defer close(n.isoDone)
 	select { // nf_tables and friends are late modules
 	case <-n.lateDone:
+	case <-n.probeCtx.Done():
 	case <-time.After(30 * time.Second):
 		n.log.Warn("isolation: probing before the late modules are loaded")
 	}
@@ -42,7 +64,7 @@ func (n *node) probeIsolation() {
 			opts.Ceiling = &r
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(n.probeCtx, time.Minute)
 	defer cancel()
 	start := time.Now()
 	r := isolation.Probe(ctx, opts)

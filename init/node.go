@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"allium/api"
@@ -51,11 +53,17 @@ type node struct {
 	warnings []string
 	iso      *isolation.Report // the isolation probe's, once it has run
 	isoDone  chan struct{}     // closed when the probe has run
-	lateDone chan struct{}     // closed when the late modules are loaded
+	// probeCtx ends when the shutdown begins (probeCancel).
+	probeCtx    context.Context
+	probeCancel context.CancelFunc
+	probing     atomic.Bool   // the probe has begun
+	lateDone    chan struct{} // closed when the late modules are loaded
 }
 
 func newNode(log *slog.Logger, k kernel, root string) *node {
+	probeCtx, probeCancel := context.WithCancel(context.Background())
 	return &node{
+		probeCtx: probeCtx, probeCancel: probeCancel,
 		log:      log,
 		k:        k,
 		root:     root,

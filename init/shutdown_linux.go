@@ -36,6 +36,7 @@ func (n *node) requestPower(cmd int) {
 //	-> reboot(cmd)
 func (n *node) shutdown(cmd int) {
 	n.log.Info("shutdown: begin", "action", actionName(cmd))
+	n.stopProbe()
 	if n.api != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), apiGrace)
 		n.api.Shutdown(ctx)

@@ -79,7 +79,13 @@ func (c *container) start(gen uint64) (*run, error) {
 		c.emit(Event{Type: EventError, Message: err.Error() + "; this run has no cgroup limits"})
 		cg = nil
 	}
-	cmd := Command(c.sup.opts.Exe, c.spec, outW, errW)
+	spec := c.spec
+	if cg != nil {
+		if _, v2 := cg.Dir(); !v2 {
+			spec.CgroupProcs = cg.ProcsFiles() // the shim joins before it forks
+		}
+	}
+	cmd := Command(c.sup.opts.Exe, spec, outW, errW)
 	withStatus(cmd, statusW, c.spec.ReadyFD, readyW)
 	oomBefore := oomKills(cg)
 	var ch <-chan unix.WaitStatus

@@ -109,6 +109,9 @@ func ShimMain(args []string) int {
 	if err != nil {
 		return shimFail(status, ExitShimUsage, err)
 	}
+	if err := joinCgroups(cfg); err != nil {
+		return shimFail(status, ExitShimPrivileges, err)
+	}
 	if cfg.Rung >= isolation.Namespaces && !cfg.Inner {
 		return nsInit(cfg, status)
 	}
@@ -123,6 +126,21 @@ func ShimMain(args []string) int {
 	}
 	code, err := execFailure(argv0, syscall.Exec(argv0, cfg.Command, cfg.Env))
 	return shimFail(status, code, err)
+}
+
+// joinCgroups puts the shim into its container's cgroups, before it
+// starts anything (cgroup v1: on v2 PID 1 started it in its group).
+// "0" means the writer, whatever its pid namespace.
+func joinCgroups(cfg *shimConfig) error {
+	if cfg.Inner {
+		return nil // the outer shim joined; its children are in
+	}
+	for _, f := range cfg.Cgroups {
+		if err := os.WriteFile(f, []byte("0"), 0); err != nil {
+			return fmt.Errorf("join cgroup: %w", err)
+		}
+	}
+	return nil
 }
 
 // shimSteps run in order; the first error ends the shim with its code.

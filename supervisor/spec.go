@@ -62,6 +62,10 @@ type Spec struct {
 	// Limits are the container's cgroup limits, applied where the
 	// supervisor has Options.Cgroups; zero fields mean no limit.
 	Limits cgroup.Limits `json:"limits,omitzero"`
+	// CgroupProcs are cgroup.procs files the shim joins first of all
+	// (the supervisor sets them on cgroup v1; v2 starts the shim in its
+	// group); nil means none.
+	CgroupProcs []string `json:"-"`
 	// Ready is a readiness probe; nil (and ReadyFD 0) means ready once
 	// started.
 	Ready Probe `json:"-"`
@@ -161,6 +165,9 @@ type shimConfig struct {
 	Rung     isolation.Rung `json:"rung,omitempty"`
 	Hostname string         `json:"hostname,omitempty"`
 	ReadyFD  int            `json:"ready_fd,omitempty"`
+	// Cgroups are cgroup.procs files the shim joins before anything
+	// else (Spec.CgroupProcs).
+	Cgroups []string `json:"cgroups,omitempty"`
 	// Inner is set by the namespaces rung's shim for the inner shim it
 	// starts inside the container (shim_ns_linux.go); never by PID 1.
 	Inner bool `json:"inner,omitempty"`
@@ -173,7 +180,7 @@ func shimEnv(s *Spec) string {
 	}
 	cfg := shimConfig{
 		Root: s.Root, Command: s.Command, Env: s.Env, Workdir: wd,
-		UID: s.UID, GID: s.GID, Groups: s.Groups, Rlimits: s.Rlimits,
+		UID: s.UID, GID: s.GID, Groups: s.Groups, Rlimits: s.Rlimits, Cgroups: s.CgroupProcs,
 	}
 	if s.Rung >= isolation.Namespaces {
 		cfg.Rung, cfg.Hostname, cfg.ReadyFD = isolation.Namespaces, s.Name, s.ReadyFD

@@ -193,6 +193,18 @@ func (g *Group) dirIn(mount string) string {
 }
 
 // dirs are the group's directories, one per hierarchy.
+// ProcsFiles are the group's cgroup.procs files, one per hierarchy: a
+// process that writes "0" to each joins the group (on v1, where no
+// clone3 puts a child straight into a group, the shim joins its own
+// before it does anything else).
+func (g *Group) ProcsFiles() []string {
+	var out []string
+	for _, d := range g.dirs() {
+		out = append(out, filepath.Join(d, "cgroup.procs"))
+	}
+	return out
+}
+
 func (g *Group) dirs() []string {
 	out := make([]string, 0, len(g.h.dirs))
 	for _, m := range g.h.dirs {

@@ -149,6 +149,9 @@ type childResult struct {
 // runChild runs "init probe KIND" in new namespaces of flags, and
 // reports its exit and what it printed.
 func runChild(ctx context.Context, opts Options, kind string, flags uintptr) childResult {
+	if err := ctx.Err(); err != nil { // the node is shutting down: start nothing
+		return childResult{Check: Check{Name: kind, Why: "not tried: " + err.Error()}}
+	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	out, w, err := os.Pipe()
