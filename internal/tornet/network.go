@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -61,16 +62,27 @@ type Network struct {
 // lists every relay with the flags onion services need (about 9 s with
 // cached keys). Close it when done; its tors also die with this
 // process (Pdeathsig, __OwningControllerProcess).
+//
+// Its ports are picked free, then handed to tor, which binds them a
+// moment later: another test may take one between the two. A start that
+// fails that way ("Address already in use") is tried again with new
+// ports, twice at most.
 func Start(ctx context.Context, opts Options) (*Network, error) {
-	n, err := newNetwork(opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := n.start(ctx); err != nil {
+	for try := 1; ; try++ {
+		n, err := newNetwork(opts)
+		if err != nil {
+			return nil, err
+		}
+		err = n.start(ctx)
+		if err == nil {
+			return n, nil
+		}
 		n.Close()
-		return nil, err
+		if try == 3 || !strings.Contains(err.Error(), "Address already in use") || ctx.Err() != nil {
+			return nil, err
+		}
+		n.log.Warn("tornet: a port was taken before tor bound it; starting again", "err", err)
 	}
-	return n, nil
 }
 
 func newNetwork(opts Options) (*Network, error) {
