@@ -24,6 +24,13 @@ func (c *Client) Container(ctx context.Context, name string) (Container, error) 
 	return ct, err
 }
 
+// ContainerStats reads what a container uses now.
+func (c *Client) ContainerStats(ctx context.Context, name string) (ContainerStats, error) {
+	var st ContainerStats
+	err := c.do(ctx, http.MethodGet, containerPath(name)+"/stats", nil, &st)
+	return st, err
+}
+
 // PutContainer creates and starts a container, or replaces its image.
 func (c *Client) PutContainer(ctx context.Context, name string, req ContainerRequest) (Container, error) {
 	b, err := json.Marshal(req)

@@ -16,6 +16,26 @@ import "time"
 //	DELETE /v1/containers/{name}    stop and remove (volumes are kept)
 //	GET    /v1/containers/{name}/logs?tail=N&follow=1
 //	                                text/plain, one "RFC3339NANO STREAM LINE" per line
+//	GET    /v1/containers/{name}/stats  ContainerStats, from its cgroup
+
+// ContainerStats is what a container uses now, read from its cgroup:
+// GET /v1/containers/{name}/stats. Cgroup is false (and the rest zero)
+// on a node without cgroups, or for a container that has not run.
+type ContainerStats struct {
+	Name   string `json:"name"`
+	Cgroup bool   `json:"cgroup"`
+	// CPUSeconds is the CPU time used since the group was made.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// Memory and MemoryPeak are bytes, now and at most.
+	Memory     uint64 `json:"memory"`
+	MemoryPeak uint64 `json:"memory_peak"`
+	Pids       int    `json:"pids"`
+	// IORead and IOWrite are bytes of block I/O.
+	IORead  uint64 `json:"io_read"`
+	IOWrite uint64 `json:"io_write"`
+	// OOMKills counts the kernel's OOM kills in the group.
+	OOMKills uint64 `json:"oom_kills"`
+}
 
 // ContainerRequest is the body of PUT /v1/containers/{name}.
 type ContainerRequest struct {

@@ -236,6 +236,15 @@ func (f *fakeApps) RemoveContainer(_ context.Context, name string) error {
 	return nil
 }
 
+func (f *fakeApps) ContainerStats(ctx context.Context, name string) (ContainerStats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.containers[name]; !ok {
+		return ContainerStats{}, NotFound("no container %q", name)
+	}
+	return ContainerStats{Name: name, Cgroup: true, Pids: 3, Memory: 1 << 20}, nil
+}
+
 func (f *fakeApps) Logs(ctx context.Context, name string, opts LogOptions, w io.Writer) error {
 	f.mu.Lock()
 	lines, ok := f.logs[name]

@@ -100,6 +100,7 @@ func (s *Server) routes() {
 		{"POST /v1/containers/{name}/restart", s.container(ContainerStore.RestartContainer)},
 		{"POST /v1/containers/{name}/kill", s.killContainer},
 		{"GET /v1/containers/{name}/logs", s.logs},
+		{"GET /v1/containers/{name}/stats", s.containerStats},
 
 		{"GET /v1/events", s.events},
 

@@ -39,6 +39,22 @@ type ContainerStore interface {
 	// the client at once when following; w is not safe for concurrent
 	// use. A Write error means the client went away.
 	Logs(ctx context.Context, name string, opts LogOptions, w io.Writer) error
+	// ContainerStats reads what the container uses now; NotFound for
+	// an unknown name.
+	ContainerStats(ctx context.Context, name string) (ContainerStats, error)
+}
+
+func (s *Server) containerStats(w http.ResponseWriter, r *http.Request) {
+	name, ok := s.nameParam(w, r)
+	if !ok {
+		return
+	}
+	st, err := s.backend.ContainerStats(r.Context(), name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 // nameParam returns the path's {name}, or answers 400.

@@ -47,6 +47,9 @@ func (UnimplementedApps) RemoveContainer(context.Context, string) error { return
 func (UnimplementedApps) Logs(context.Context, string, LogOptions, io.Writer) error {
 	return errNoApps
 }
+func (UnimplementedApps) ContainerStats(context.Context, string) (ContainerStats, error) {
+	return ContainerStats{}, errNoApps
+}
 func (UnimplementedApps) Events(context.Context, bool, func(Event) error) error { return errNoApps }
 
 // UnimplementedKeys answers every request about client keys with 501.

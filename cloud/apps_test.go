@@ -242,3 +242,22 @@ func TestAppsHelp(t *testing.T) {
 		wantContains(t, "cloud "+cmd+" --help", out, "Usage:", "Examples:", "  cloud "+cmd+" ")
 	}
 }
+
+func TestStats(t *testing.T) {
+	f, _ := started(t)
+	f.backend.stats = map[string]api.ContainerStats{"foo": {Cgroup: true, CPUSeconds: 1.5, Memory: 3 << 20,
+		MemoryPeak: 5 << 20, Pids: 4, IORead: 1 << 20, OOMKills: 1}}
+	code, out, _ := f.cloud(t, "stats", "web1")
+	if code != exitOK {
+		t.Fatalf("cloud stats web1: exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("cloud stats web1 = %q, want a header and foo", out)
+	}
+	wantContains(t, "cloud stats header", lines[0], "NAME", "CPU", "MEMORY", "PEAK", "PIDS", "OOM KILLS")
+	wantContains(t, "cloud stats foo", lines[1], "foo", "1.50s", "3.0 MiB", "5.0 MiB", " 4 ", " 1")
+	if code, _, errOut := f.cloud(t, "stats", "web1", "nosuch"); code != exitFailure || !strings.Contains(errOut, "nosuch") {
+		t.Errorf("cloud stats web1 nosuch = exit %d, %q; want 1 naming it", code, errOut)
+	}
+}

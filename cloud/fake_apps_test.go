@@ -25,6 +25,7 @@ type fakeApps struct {
 	containers map[string]api.Container
 	scripts    map[string][]string // container name: the states successive GETs see
 	logs       map[string][]string
+	stats      map[string]api.ContainerStats
 	events     []api.Event
 	puts       []int64 // the offset of each PutImage
 	actions    []string
@@ -228,6 +229,17 @@ func (f *fakeApps) RemoveContainer(_ context.Context, name string) error {
 	}
 	delete(f.containers, name)
 	return nil
+}
+
+func (f *fakeApps) ContainerStats(ctx context.Context, name string) (api.ContainerStats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.containers[name]; !ok {
+		return api.ContainerStats{}, api.NotFound("no container %q", name)
+	}
+	st := f.stats[name]
+	st.Name = name
+	return st, nil
 }
 
 func (f *fakeApps) Logs(ctx context.Context, name string, opts api.LogOptions, w io.Writer) error {

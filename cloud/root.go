@@ -68,7 +68,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	f.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on the node after this long")
 	g.torFlags(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.Usage(err) })
-	root.AddCommand(newStart(g), newStop(g), newRestart(g), newKill(g), newRm(g), newPs(g), newLogs(g),
+	root.AddCommand(newStart(g), newStop(g), newRestart(g), newKill(g), newRm(g), newPs(g), newStats(g), newLogs(g),
 		newImages(g), newRmi(g), newEvents(g),
 		newInfo(g), newReboot(g), newPoweroff(g), newNodes(g), newKeys(g), newTCP(g))
 	return root

@@ -1,6 +1,7 @@
 package qemutests
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -366,6 +367,11 @@ func stepBombAndHogContained(t *testing.T, n *appNode) {
 	now, _ := n.v.waitNode(t, "tor still there", anyNode)
 	if now.Tor == nil || now.Tor.PID != node.Tor.PID {
 		t.Errorf("tor beside a fork bomb and a memory hog = %+v, want pid %d as before", now.Tor, node.Tor.PID)
+	}
+	var stats []api.ContainerStats
+	if r := n.cloud(t, "stats", n.name, "hog", "bomb", "--json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &stats) != nil ||
+		len(stats) != 2 || !stats[0].Cgroup || stats[0].OOMKills == 0 || stats[1].Pids > 64 {
+		t.Errorf("cloud stats %s hog bomb --json = exit %d, %q; want both in cgroups, the hog's OOM kills, the bomb within 64 pids", n.name, r.code, r.stdout)
 	}
 	for _, name := range []string{"bomb", "hog"} {
 		if r := n.cloud(t, "rm", n.name, name); r.code != 0 {

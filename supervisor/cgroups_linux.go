@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"errors"
+	"io/fs"
 	"os/exec"
 
 	"golang.org/x/sys/unix"
@@ -55,6 +57,20 @@ func (c *container) startIn(g *cgroup.Group, cmd *exec.Cmd, start func() error) 
 	defer unix.Close(fd)
 	cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
 	return start()
+}
+
+// Stats reads what the named container's cgroup uses now; false when
+// the supervisor has no cgroups or the container has no group yet.
+func (s *Supervisor) Stats(name string) (cgroup.Stats, bool, error) {
+	h := s.hierarchy()
+	if h == nil {
+		return cgroup.Stats{}, false, nil
+	}
+	st, err := h.Group("containers/" + name).Stats()
+	if errors.Is(err, fs.ErrNotExist) {
+		return cgroup.Stats{}, false, nil
+	}
+	return st, err == nil, err
 }
 
 // oomKills is the group's count of OOM kills; 0 without a group.

@@ -52,6 +52,9 @@ func TestRootCgroupPidsMax(t *testing.T) {
 		Command: []string{"sh", "-c", `(i=0; while [ $i -lt 60 ]; do sleep 1000 & i=$((i+1)); done); echo done forking; sleep 1000`}})
 	waitLog(t, logs, "done forking")
 	g := cg.Group("containers/forks")
+	if st, ok, err := h.sup.Stats("forks"); !ok || err != nil || st.Pids == 0 {
+		t.Errorf("Supervisor.Stats(forks) = %+v, %v, %v; want the group's", st, ok, err)
+	}
 	st, err := g.Stats()
 	if err != nil || st.Pids > 24 || st.Pids < 10 {
 		t.Errorf("the group's stats = %+v, %v; want 10 to 24 pids (max 24)", st, err)

@@ -148,6 +148,12 @@ func TestServiceImagesAndContainers(t *testing.T) {
 	if err != nil || len(cs) != 1 || cs[0].Name != "web" || cs[0].Desired != "stopped" || cs[0].State != api.StateStopped {
 		t.Fatalf("Containers after a reboot = %+v, %v; want web, stopped as the operator left it", cs, err)
 	}
+	if st, err := n.svc.ContainerStats(ctx, "web"); err != nil || st.Name != "web" || st.Cgroup {
+		t.Errorf("ContainerStats(web) without cgroups = %+v, %v; want no cgroup", st, err)
+	}
+	if _, err := n.svc.ContainerStats(ctx, "nosuch"); !isStatus(err, 404) {
+		t.Errorf("ContainerStats(nosuch) = %v, want 404", err)
+	}
 	if err := n.svc.RemoveContainer(ctx, "web"); err != nil {
 		t.Fatalf("RemoveContainer: %v", err)
 	}

@@ -218,3 +218,20 @@ func (a *Service) Logs(ctx context.Context, name string, opts api.LogOptions, w 
 func (a *Service) Events(ctx context.Context, follow bool, emit func(api.Event) error) error {
 	return a.events.stream(ctx, follow, emit)
 }
+
+// ContainerStats reads what the container's cgroup uses now.
+func (a *Service) ContainerStats(ctx context.Context, name string) (api.ContainerStats, error) {
+	if _, err := a.record(name); err != nil {
+		return api.ContainerStats{}, err
+	}
+	st, ok, err := a.sup.Stats(name)
+	if err != nil {
+		return api.ContainerStats{}, err
+	}
+	out := api.ContainerStats{Name: name, Cgroup: ok}
+	if ok {
+		out.CPUSeconds, out.Memory, out.MemoryPeak, out.Pids = st.CPU.Seconds(), st.Memory, st.MemoryPeak, st.Pids
+		out.IORead, out.IOWrite, out.OOMKills = st.IORead, st.IOWrite, st.OOMKills
+	}
+	return out, nil
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"allium/api"
+)
+
+func newStats(g *globals) *cobra.Command {
+	var nodeKey string
+	cmd := &cobra.Command{
+		Use:   "stats HOST [NAME...]",
+		Short: "Show what a node's containers use now",
+		Long: `Show what each container uses now, from its cgroup: CPU time, memory
+(now and at most), processes, block I/O and the OOM kills of its memory
+limit. A node without cgroups has nothing to show ("-").`,
+		Example: `  cloud stats web1
+  cloud stats web1 app db
+  cloud stats web1 --json`,
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: g.completeHost,
+		RunE: g.runE(func(ctx context.Context, args []string) error {
+			return g.stats(ctx, args[0], nodeKey, args[1:])
+		}),
+	}
+	nodeKeyFlag(cmd, &nodeKey)
+	return cmd
+}
+
+func (g *globals) stats(ctx context.Context, host, nodeKey string, names []string) error {
+	s, err := g.connect(host, nodeKey)
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		cs, err := s.client.Containers(ctx)
+		if err != nil {
+			return s.explain(err)
+		}
+		for _, c := range cs {
+			names = append(names, c.Name)
+		}
+	}
+	var all []api.ContainerStats
+	for _, n := range names {
+		st, err := s.client.ContainerStats(ctx, n)
+		if err != nil {
+			return s.explain(err)
+		}
+		all = append(all, st)
+	}
+	if g.json {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(all)
+	}
+	if len(all) == 0 {
+		fmt.Fprintf(g.stderr, "no containers on %s\n", s.name)
+		return nil
+	}
+	return statsTable(g.stdout, all)
+}
+
+// statsTable prints one line per container.
+func statsTable(w io.Writer, all []api.ContainerStats) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tCPU\tMEMORY\tPEAK\tPIDS\tREAD\tWRITTEN\tOOM KILLS")
+	for _, st := range all {
+		if !st.Cgroup {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\n", st.Name)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%.2fs\t%s\t%s\t%d\t%s\t%s\t%d\n", st.Name, st.CPUSeconds, mib(st.Memory), mib(st.MemoryPeak),
+			st.Pids, mib(st.IORead), mib(st.IOWrite), st.OOMKills)
+	}
+	return tw.Flush()
+}
