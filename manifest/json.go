@@ -165,6 +165,9 @@ type Size uint64
 func (s *Size) UnmarshalJSON(b []byte) error {
 	var n uint64
 	if json.Unmarshal(b, &n) == nil {
+		if n == 0 {
+			return typeError(sizeType, "%s: a limit of 0 leaves nothing to run with; leave the field out for no limit", b)
+		}
 		*s = Size(n)
 		return nil
 	}
@@ -175,6 +178,9 @@ func (s *Size) UnmarshalJSON(b []byte) error {
 	v, err := ParseSize(str)
 	if err != nil {
 		return typeError(sizeType, "%s", err)
+	}
+	if v == 0 {
+		return typeError(sizeType, "%q: a limit of 0 leaves nothing to run with; leave the field out for no limit", str)
 	}
 	*s = Size(v)
 	return nil

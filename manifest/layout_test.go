@@ -58,3 +58,18 @@ func TestParseSignal(t *testing.T) {
 		}
 	}
 }
+
+func TestResourcesRefused(t *testing.T) {
+	for body, want := range map[string]string{
+		`"resources": {"memory": 0}`:      "resources.memory 0: a limit of 0",
+		`"resources": {"memory": "0M"}`:   `resources.memory "0M": a limit of 0`,
+		`"resources": {"memory": "lots"}`: `resources.memory "lots": not a size`,
+		`"resources": {"memory": "1K"}`:   "resources.memory 1024: too little",
+		`"resources": {"pids": -1}`:       "resources.pids -1: negative",
+	} {
+		_, err := Parse(strings.NewReader(`{"version": 1, "name": "a", "command": ["/a"], ` + body + `}`))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%s) = %v, want an error containing %q", body, err, want)
+		}
+	}
+}

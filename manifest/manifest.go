@@ -354,7 +354,14 @@ func (i Isolation) check() error {
 // Rlimits are the rlimit names a manifest may set.
 var Rlimits = []string{"as", "core", "cpu", "data", "fsize", "memlock", "nofile", "nproc", "stack"}
 
+// MinMemory is the smallest memory limit a manifest may set: below it
+// not even the shim starts.
+const MinMemory = 4 << 20
+
 func (r Resources) check() error {
+	if r.Memory != 0 && r.Memory < MinMemory {
+		return fmt.Errorf("resources.memory %d: too little to run anything; give at least \"4M\"", r.Memory)
+	}
 	if r.Pids < 0 {
 		return fmt.Errorf("resources.pids %d: negative", r.Pids)
 	}

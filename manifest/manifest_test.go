@@ -54,8 +54,8 @@ func TestParseManifestGood(t *testing.T) {
 			minimal(func(m *Manifest) {
 				m.Resources = Resources{Memory: 256 << 20, Pids: 100, CPUWeight: 200, Rlimits: map[string]uint64{"nofile": 1024}}
 			})},
-		{with(`"resources": {"memory": 1048576}`), minimal(func(m *Manifest) { m.Resources.Memory = 1 << 20 })},
-		{with(`"resources": {"memory": "1KiB"}`), minimal(func(m *Manifest) { m.Resources.Memory = 1024 })},
+		{with(`"resources": {"memory": 8388608}`), minimal(func(m *Manifest) { m.Resources.Memory = 8 << 20 })},
+		{with(`"resources": {"memory": "8192KiB"}`), minimal(func(m *Manifest) { m.Resources.Memory = 8 << 20 })},
 		{with(`"volumes": [{"name": "data", "path": "/var/lib/app"}]`), minimal(func(m *Manifest) {
 			m.Volumes = []Volume{{Name: "data", Path: "/var/lib/app"}}
 		})},

@@ -75,6 +75,9 @@ type Supervisor struct {
 // (the node finds its hierarchy after the supervisor is made).
 func (s *Supervisor) UseCgroups(h *cgroup.Hierarchy) { s.cgroups.Store(h) }
 
+// HasCgroups reports whether containers get a cgroup with their limits.
+func (s *Supervisor) HasCgroups() bool { return s.hierarchy() != nil }
+
 // hierarchy is where containers get their cgroup, or nil.
 func (s *Supervisor) hierarchy() *cgroup.Hierarchy {
 	if h := s.cgroups.Load(); h != nil {

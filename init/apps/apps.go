@@ -144,6 +144,9 @@ func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.His
 	if err != nil {
 		return err
 	}
+	if err := a.supports(name, m); err != nil {
+		return err
+	}
 	mode, err := a.roots.prepare(name, a.store.RootFS(image), m)
 	if err != nil {
 		return api.Unavailable("prepare the root of %s: %v", name, err)

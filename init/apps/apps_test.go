@@ -211,6 +211,20 @@ func TestIsolationMinimum(t *testing.T) {
 		t.Error("the refused container's root was made")
 	}
 
+	for body, want := range map[string]string{
+		`"resources": {"memory": "64M"}`:      "need cgroups, which this node lacks",
+		`"isolation": {"network": "private"}`: "isolation.network private",
+	} {
+		data, digest := image(t, `{"version": 1, "name": "asks", "command": ["/app"], `+body+`}`)
+		n.svc.PutImage(ctx, digest, 0, int64(len(data)), bytes.NewReader(data))
+		if _, err := n.svc.PutContainer(ctx, "asks", api.ContainerRequest{Image: digest}); !isStatus(err, 409) || !strings.Contains(err.Error(), want) {
+			t.Errorf("PutContainer(%s) on a node without cgroups = %v, want 409 containing %q", body, err, want)
+		}
+	}
+	if cs, _ := n.db.Containers(); len(cs) != 0 {
+		t.Errorf("containers after the refusals = %+v, want none", cs)
+	}
+
 	data, digest = image(t, `{"version": 1, "name": "easy", "command": ["/app"]}`)
 	n.svc.PutImage(ctx, digest, 0, int64(len(data)), bytes.NewReader(data))
 	c, err := n.svc.PutContainer(ctx, "easy", api.ContainerRequest{Image: digest})

@@ -31,6 +31,23 @@ func (a *Service) rungFor(name string, m *manifest.Manifest) (isolation.Rung, er
 		name, want, rung, rungAbove(rung), why)
 }
 
+// supports refuses what a manifest asks that this node cannot give: a
+// private network (not built yet), or resource limits without cgroups.
+func (a *Service) supports(name string, m *manifest.Manifest) error {
+	if m.Isolation.Network == "private" {
+		return api.Conflict("%s: isolation.network private: this node does not make private networks yet; use host (the default)", name)
+	}
+	r := m.Resources
+	if (r.Memory != 0 || r.Pids != 0 || r.CPUWeight != 0) && !a.sup.HasCgroups() {
+		why := a.iso().Missing(isolation.Cgroups)
+		if why == "" {
+			why = "its cgroup hierarchy could not be set up (see cloud info)"
+		}
+		return api.Conflict("%s: resources (memory, pids, cpu_weight) need cgroups, which this node lacks: %s", name, why)
+	}
+	return nil
+}
+
 // rungAbove names the rung above r, the first one missing.
 func rungAbove(r isolation.Rung) string {
 	if r >= isolation.Cgroups {
