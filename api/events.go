@@ -11,6 +11,7 @@ const (
 	EventStart     = "start"
 	EventReady     = "ready"
 	EventExit      = "exit"
+	EventOOM       = "oom" // a run hit its memory limit (before its exit)
 	EventRestart   = "restart_scheduled"
 	EventCrashloop = "crashloop"
 	EventStop      = "stop"

@@ -76,6 +76,7 @@ func TestRootCgroupOOM(t *testing.T) {
 	h.add(Spec{Name: "hog", Root: root, LogDir: logs, Limits: cgroup.Limits{Memory: 16 << 20},
 		Policy:  restart.Policy{Mode: "never"},
 		Command: []string{"sh", "-c", `echo eating; x=$(busybox yes | busybox head -c 67108864); echo survived`}})
+	h.waitFor(EventOOM, 1)
 	exits := h.waitFor(EventExit, 1)
 	ex := exits[0].Exit
 	if ex == nil || !ex.OOM || ex.Signal != "SIGKILL" {

@@ -433,6 +433,9 @@ func (c *container) disarm() {
 }
 
 func (c *container) emitExit(ex restart.Exit, ran time.Duration, note string) {
+	if ex.OOM {
+		c.emit(Event{Type: EventOOM, Message: "the kernel's OOM killer ended the run: its memory limit (resources.memory) is too small for it"})
+	}
 	msg := fmt.Sprintf("%v after %v; %s", ex, ran.Round(time.Millisecond), note)
 	c.emit(Event{Type: EventExit, Message: msg, Exit: &ex})
 }

@@ -57,6 +57,7 @@ const (
 	EventStart     EventType = "start"             // a run started; PID is set
 	EventReady     EventType = "ready"             // the readiness probe passed
 	EventExit      EventType = "exit"              // a run ended; Exit is set
+	EventOOM       EventType = "oom"               // the run's memory limit was hit; before its exit
 	EventRestart   EventType = "restart_scheduled" // a restart in Delay
 	EventCrashloop EventType = "crashloop"         // a crashloop retry in Delay
 	EventStop      EventType = "stop"              // a stop signal was sent
