@@ -1,10 +1,10 @@
 package cgroup
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
-	"syscall"
+
+	"allium/internal/errno"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,13 +42,5 @@ func isV1Mount(dir string) bool {
 
 func sigkill(pid int) error { return unix.Kill(pid, unix.SIGKILL) }
 
-// errText names an errno ("EINVAL"), else says err.
-func errText(err error) string {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		if name := unix.ErrnoName(errno); name != "" {
-			return name
-		}
-	}
-	return err.Error()
-}
+// errText names a failed system call by its errno ("EBUSY").
+func errText(err error) string { return errno.Name(err) }

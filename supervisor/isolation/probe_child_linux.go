@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"allium/internal/errno"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -26,7 +28,7 @@ func ProbeMain(args []string, stdout io.Writer) int {
 		return 0
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		why := errnoWhy(err)
+		why := errno.Name(err)
 		if errors.Is(err, unix.EINVAL) {
 			why += ": the node's root is not a mount point (a chroot into a plain directory?)"
 		}
@@ -58,7 +60,7 @@ func scratch() (string, error) {
 	for _, dir := range []string{"/tmp", "/run", "/mnt"} {
 		if st, err := os.Stat(dir); err == nil && st.IsDir() {
 			if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
-				return "", fmt.Errorf("mount a tmpfs on %s: %s", dir, errnoWhy(err))
+				return "", fmt.Errorf("mount a tmpfs on %s: %s", dir, errno.Name(err))
 			}
 			return dir, nil
 		}
@@ -72,7 +74,7 @@ func tryPivotRoot(dir string) error {
 		return err
 	}
 	if err := unix.Mount("tmpfs", root, "tmpfs", 0, "size=64k"); err != nil {
-		return fmt.Errorf("mount a tmpfs on %s: %s", root, errnoWhy(err))
+		return fmt.Errorf("mount a tmpfs on %s: %s", root, errno.Name(err))
 	}
 	if err := os.Mkdir(filepath.Join(root, "old"), 0o755); err != nil {
 		return err
@@ -82,7 +84,7 @@ func tryPivotRoot(dir string) error {
 		return errors.New("EINVAL: the node's root is the initramfs, which cannot be pivoted (the shim moves the root instead)")
 	}
 	if err != nil {
-		return errors.New(errnoWhy(err))
+		return errors.New(errno.Name(err))
 	}
 	return nil
 }
@@ -101,7 +103,7 @@ func tryOverlay(dir string) error {
 	}
 	opts := fmt.Sprintf("lowerdir=%s/l,upperdir=%s/u,workdir=%s/w", dir, dir, dir)
 	if err := unix.Mount("overlay", filepath.Join(dir, "m"), "overlay", 0, opts); err != nil {
-		return errors.New(errnoWhy(err))
+		return errors.New(errno.Name(err))
 	}
 	return nil
 }

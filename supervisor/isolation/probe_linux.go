@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"allium/internal/errno"
+
 	"golang.org/x/sys/unix"
 
 	"allium/internal/child"
@@ -168,7 +170,7 @@ func runChild(ctx context.Context, opts Options, kind string, flags uintptr) chi
 	ch, err := child.Start(opts.Starter, cmd)
 	w.Close()
 	if err != nil {
-		return childResult{Check: Check{Name: kind, Why: errnoWhy(err)}}
+		return childResult{Check: Check{Name: kind, Why: errno.Name(err)}}
 	}
 	msg, _ := io.ReadAll(io.LimitReader(out, 4<<10))
 	res := childResult{Check: Check{Name: kind}, lines: resultLines(msg)}
@@ -195,17 +197,6 @@ func resultLines(b []byte) map[string]string {
 		}
 	}
 	return out
-}
-
-// errnoWhy names a failed clone by its errno: "EPERM", "EINVAL".
-func errnoWhy(err error) string {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		if name := unix.ErrnoName(errno); name != "" {
-			return name
-		}
-	}
-	return err.Error()
 }
 
 func firstLine(b []byte, def string) string {
@@ -240,7 +231,7 @@ func probeCgroup(root string) (string, []Check) {
 	dir := filepath.Join(root, "/sys/fs/cgroup")
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		return "", cgroupMissing("no " + dir + " (" + errnoWhy(err) + ")")
+		return "", cgroupMissing("no " + dir + " (" + errno.Name(err) + ")")
 	}
 	switch {
 	case st.Type == cgroup2Magic:
@@ -265,7 +256,7 @@ func cgroupV2(dir string) []Check {
 	out := []Check{{Name: "cgroup", OK: true}}
 	probe := filepath.Join(dir, "allium.probe."+strconv.Itoa(os.Getpid()))
 	if err := os.Mkdir(probe, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		out[0] = Check{Name: "cgroup", Why: "cannot make a cgroup: " + errnoWhy(err)}
+		out[0] = Check{Name: "cgroup", Why: "cannot make a cgroup: " + errno.Name(err)}
 	} else {
 		os.Remove(probe)
 	}
@@ -318,7 +309,7 @@ func contains(list []string, s string) bool {
 func probeNftables() Check {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 	if err != nil {
-		return Check{Name: "nftables", Why: "netlink netfilter socket: " + errnoWhy(err)}
+		return Check{Name: "nftables", Why: "netlink netfilter socket: " + errno.Name(err)}
 	}
 	defer unix.Close(fd)
 	tv := unix.Timeval{Sec: 2}
@@ -332,12 +323,12 @@ func probeNftables() Check {
 	ne.PutUint16(msg[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
 	ne.PutUint32(msg[8:], 1)
 	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return Check{Name: "nftables", Why: "netlink: " + errnoWhy(err)}
+		return Check{Name: "nftables", Why: "netlink: " + errno.Name(err)}
 	}
 	buf := make([]byte, 64<<10)
 	n, _, err := unix.Recvfrom(fd, buf, 0)
 	if err != nil {
-		return Check{Name: "nftables", Why: "netlink: " + errnoWhy(err)}
+		return Check{Name: "nftables", Why: "netlink: " + errno.Name(err)}
 	}
 	if why := netlinkError(buf[:n]); why != "" {
 		return Check{Name: "nftables", Why: why}
@@ -360,5 +351,5 @@ func netlinkError(b []byte) string {
 	if code == 0 {
 		return ""
 	}
-	return "nf_tables: " + errnoWhy(syscall.Errno(-code))
+	return "nf_tables: " + errno.Name(syscall.Errno(-code))
 }
