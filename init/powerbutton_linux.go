@@ -30,17 +30,20 @@ func (n *node) watchPowerButtons(root string) {
 		}
 		ev := filepath.Base(filepath.Dir(filepath.Dir(m)))
 		dev := filepath.Join(root, "dev/input", ev)
+		// Open before saying so: a press before the open reaches no one.
+		// (Regression: the line came first, and a test that pressed on
+		// seeing it lost the press on a loaded machine.)
+		f, err := os.Open(dev)
+		if err != nil {
+			n.log.Warn("power button: cannot open", "device", dev, "err", err)
+			continue
+		}
 		n.log.Info("power button", "device", dev, "name", strings.TrimSpace(string(b)))
-		safe.Go(n.log, "power button "+ev, func() { n.readPowerButton(dev) })
+		safe.Go(n.log, "power button "+ev, func() { n.readPowerButton(f) })
 	}
 }
 
-func (n *node) readPowerButton(dev string) {
-	f, err := os.Open(dev)
-	if err != nil {
-		n.log.Warn("power button: cannot open", "device", dev, "err", err)
-		return
-	}
+func (n *node) readPowerButton(f *os.File) {
 	defer f.Close()
 	if isPowerPress(f) {
 		n.log.Info("power button pressed: powering off")
