@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -260,4 +262,36 @@ func TestStats(t *testing.T) {
 	if code, _, errOut := f.cloud(t, "stats", "web1", "nosuch"); code != exitFailure || !strings.Contains(errOut, "nosuch") {
 		t.Errorf("cloud stats web1 nosuch = exit %d, %q; want 1 naming it", code, errOut)
 	}
+}
+
+func TestStatsFollow(t *testing.T) {
+	f, _ := started(t)
+	f.backend.stats = map[string]api.ContainerStats{"foo": {Cgroup: true, Pids: 4}}
+	// The second table interrupts it, as ^C would.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out := &tablesThenCancel{want: 2, cancel: cancel}
+	var errOut bytes.Buffer
+	code := run(ctx, []string{"--config", f.dir, "stats", "-f", "--every", "10ms", "web1"}, strings.NewReader(""), out, &errOut)
+	if code != exitOK || strings.Count(out.String(), "NAME") < 2 {
+		t.Errorf("cloud stats -f web1 = exit %d, %q, %q; want 0 and the table twice", code, out.String(), errOut.String())
+	}
+	if code, _, errOut := f.cloud(t, "stats", "-f", "--every", "0s", "web1"); code != exitUsage || !strings.Contains(errOut, "--every") {
+		t.Errorf("cloud stats -f --every 0s = exit %d, %q; want usage naming --every", code, errOut)
+	}
+}
+
+// tablesThenCancel cancels once it has seen want table headers.
+type tablesThenCancel struct {
+	bytes.Buffer
+	want   int
+	cancel func()
+}
+
+func (w *tablesThenCancel) Write(p []byte) (int, error) {
+	n, err := w.Buffer.Write(p)
+	if strings.Count(w.String(), "NAME") >= w.want {
+		w.cancel()
+	}
+	return n, err
 }
