@@ -77,12 +77,18 @@ type Tor struct {
 // allows (chroot, namespaces, userns, cgroups), why each higher one is
 // missing, and every check the probe made.
 type Isolation struct {
+	// Highest is the highest rung the node's kernel allows.
 	Highest string `json:"highest"`
+	// Containers is the rung containers get here: Highest, or lower
+	// where this build's supervisor goes no higher.
+	Containers string `json:"containers"`
+	// Limited is true when containers get cgroup limits (at any rung).
+	Limited bool `json:"limited"`
 	// Missing maps each rung above Highest to why it is missing:
 	// "userns": "user: user.max_user_namespaces=0".
 	Missing map[string]string `json:"missing,omitempty"`
-	// Unprotected says what a container at Highest is not protected
-	// from; "" at the top rung.
+	// Unprotected says what a container here (at Containers, Limited or
+	// not) is not protected from; "" when nothing is missing.
 	Unprotected string `json:"unprotected,omitempty"`
 	// Cgroup is the cgroup hierarchy: "v2", "v1" or "".
 	Cgroup string           `json:"cgroup,omitempty"`

@@ -11,7 +11,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
@@ -178,7 +177,7 @@ type manifestFinder struct {
 }
 
 func (mf *manifestFinder) visit(_ context.Context, fi archives.FileInfo) error {
-	if dockerMarks[path.Clean(strings.TrimPrefix(fi.NameInArchive, "./"))] {
+	if name, _ := manifest.CleanName(fi.NameInArchive); dockerMarks[name] {
 		mf.err = errDocker
 		return fs.SkipAll
 	}

@@ -57,6 +57,17 @@ func TestInfoIsolation(t *testing.T) {
 		"  unprotected: its root is the node's root (uid 0), only without capabilities\n")
 }
 
+// A kernel above what this build gives containers says both.
+func TestInfoIsolationContainers(t *testing.T) {
+	f := newFleet(t)
+	f.backend.node.Isolation = &api.Isolation{Highest: "cgroups", Containers: "namespaces", Limited: true, Cgroup: "v2",
+		Unprotected: "its root is the node's root (uid 0), only without capabilities"}
+	_, out, _ := f.cloud(t, "info", "web1")
+	wantContains(t, "cloud info web1 of a node whose containers get less than its kernel allows", out,
+		"isolation:     cgroups (cgroup v2); containers get namespaces, as far as this build goes; with cgroup limits\n",
+		"  unprotected: its root is the node's root (uid 0), only without capabilities\n")
+}
+
 func TestInfoNotPersistent(t *testing.T) {
 	f := newFleet(t)
 	f.backend.node.Persistent = false

@@ -92,6 +92,12 @@ func isolationRows(iso api.Isolation) [][2]string {
 	if iso.Cgroup != "" {
 		head += " (cgroup " + iso.Cgroup + ")"
 	}
+	if iso.Containers != "" && iso.Containers != iso.Highest {
+		head += "; containers get " + iso.Containers + ", as far as this build goes"
+	}
+	if iso.Limited {
+		head += "; with cgroup limits"
+	}
 	rows := [][2]string{{"isolation", head}}
 	for _, rung := range []string{"namespaces", "userns", "cgroups"} {
 		if why, ok := iso.Missing[rung]; ok {

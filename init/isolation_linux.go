@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"allium/api"
+	"allium/supervisor"
 	"allium/supervisor/cgroup"
 	"allium/supervisor/isolation"
 )
@@ -70,10 +71,10 @@ func (n *node) probeIsolation() {
 	r := isolation.Probe(ctx, opts)
 	n.log.Info("isolation", "highest", r.Highest.String(), "cgroup", r.Cgroup, "missing", r.Gaps(),
 		"took", time.Since(start).Round(time.Millisecond))
+	n.useCgroups(r) // before the report shows: it says whether limits apply
 	n.mu.Lock()
 	n.iso = &r
 	n.mu.Unlock()
-	n.useCgroups(r)
 }
 
 // isolationView is GET /v1/node's isolation; nil before the probe.
@@ -84,8 +85,9 @@ func (n *node) isolationView() *api.Isolation {
 	if r == nil {
 		return nil
 	}
-	out := &api.Isolation{Highest: r.Highest.String(), Cgroup: r.Cgroup, Unprotected: isolation.Unprotected(r.Highest),
-		Missing: map[string]string{}}
+	containers, limited := min(r.Highest, supervisor.MaxRung), n.limited.Load()
+	out := &api.Isolation{Highest: r.Highest.String(), Containers: containers.String(), Limited: limited,
+		Cgroup: r.Cgroup, Unprotected: isolation.UnprotectedAt(containers, limited), Missing: map[string]string{}}
 	for rung := r.Highest + 1; rung <= isolation.Cgroups; rung++ {
 		out.Missing[rung.String()] = r.Missing(rung)
 	}
@@ -104,13 +106,14 @@ const cgroupBase = "/allium"
 // helper it starts) moves into node/, whose memory the containers
 // cannot take (Protect), and the containers get a group each.
 func (n *node) useCgroups(r isolation.Report) {
-	if !r.Has("cgroup") || !r.Has("memory") || !r.Has("pids") || !r.Has("cpu") {
-		n.warn("no cgroups: " + r.Missing(isolation.Cgroups) + "; containers run without memory or process limits")
+	if why := r.CgroupsMissing(); why != "" {
+		n.warn("no cgroups: " + why + "; containers run without memory or process limits")
 		return
 	}
+	total := n.memory().Total
 	h, err := cgroup.Open(filepath.Join(n.root, "sys/fs/cgroup"), cgroupBase)
 	if err == nil {
-		err = n.protectNode(h)
+		err = n.protectNode(h, total)
 	}
 	if err != nil {
 		n.log.Error("cgroups", "err", err)
@@ -118,14 +121,15 @@ func (n *node) useCgroups(r isolation.Report) {
 		return
 	}
 	if n.apps != nil {
-		n.apps.UseCgroups(h, n.memory().Total)
+		n.apps.UseCgroups(h, total)
+		n.limited.Store(true)
 	}
 	n.log.Info("cgroups", "version", h.Version(), "base", cgroupBase)
 }
 
 // protectNode moves init and tor into node/ and keeps their memory from
 // the containers.
-func (n *node) protectNode(h *cgroup.Hierarchy) error {
+func (n *node) protectNode(h *cgroup.Hierarchy, total uint64) error {
 	node, containers := h.Group("node"), h.Group("containers")
 	for _, g := range []*cgroup.Group{node, containers} {
 		if err := g.Create(); err != nil {
@@ -141,5 +145,5 @@ func (n *node) protectNode(h *cgroup.Hierarchy) error {
 			return err
 		}
 	}
-	return h.Protect(node, containers, n.memory().Total)
+	return h.Protect(node, containers, total)
 }

@@ -57,6 +57,7 @@ type node struct {
 	probeCtx    context.Context
 	probeCancel context.CancelFunc
 	probing     atomic.Bool   // the probe has begun
+	limited     atomic.Bool   // containers get cgroup limits
 	lateDone    chan struct{} // closed when the late modules are loaded
 }
 

@@ -104,6 +104,18 @@ func checkIsolation(t *testing.T, v *vm) {
 			t.Errorf("isolation check pivot_root = %+v, want refused because the root is the initramfs", c)
 		}
 	}
+	if iso.Containers != "namespaces" || !iso.Limited || strings.Contains(iso.Unprotected, "memory") {
+		t.Errorf("cloud info --json: containers get %s, limited %v, unprotected %q; want namespaces with cgroup limits",
+			iso.Containers, iso.Limited, iso.Unprotected)
+	}
+	// init and tor moved into their cgroup, which the node logs only once
+	// that worked (else cloud info warns).
+	waitSerial(t, v, `msg=cgroups version=2 base=/allium`, 30*time.Second)
+	for _, w := range n.Warnings {
+		if strings.Contains(w, "cgroup") {
+			t.Errorf("cloud info warns %q, want the node's cgroups set up", w)
+		}
+	}
 }
 
 // checkNode compares the fields of want that a boot determines.

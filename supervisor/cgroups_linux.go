@@ -15,7 +15,7 @@ import (
 // in it (clone3 into the group's directory on v2, so that nothing runs
 // outside it even for a moment; added right after the start on v1), and
 // every process left in it is killed when a run ends. Without
-// Options.Cgroups, containers run without one.
+// UseCgroups, containers run without one.
 
 // cgroupFor makes (or reuses) the container's group and sets its
 // limits. It returns nil when the node has no cgroups.

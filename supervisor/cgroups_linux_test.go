@@ -23,7 +23,7 @@ func cgroupHarness(t *testing.T) (*rootHarness, *cgroup.Hierarchy) {
 	if err != nil {
 		t.Skipf("root tier: no usable cgroup hierarchy here: %v", err)
 	}
-	h.sup.opts.Cgroups = cg
+	h.sup.UseCgroups(cg)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), rootWait)
 		defer cancel()
@@ -54,6 +54,9 @@ func TestRootCgroupPidsMax(t *testing.T) {
 	g := cg.Group("containers/forks")
 	if st, ok, err := h.sup.Stats("forks"); !ok || err != nil || st.Pids == 0 {
 		t.Errorf("Supervisor.Stats(forks) = %+v, %v, %v; want the group's", st, ok, err)
+	}
+	if st, ok, err := h.sup.Stats("nosuch"); ok || err != nil {
+		t.Errorf("Supervisor.Stats(nosuch) = %+v, %v, %v; want no group and no error", st, ok, err)
 	}
 	st, err := g.Stats()
 	if err != nil || st.Pids > 24 || st.Pids < 10 {

@@ -59,8 +59,8 @@ type Spec struct {
 	// container's PID 1 (shim_ns_linux.go). Userns and Cgroups run as
 	// Namespaces for now.
 	Rung isolation.Rung `json:"rung,omitempty"`
-	// Limits are the container's cgroup limits, applied where the
-	// supervisor has Options.Cgroups; zero fields mean no limit.
+	// Limits are the container's cgroup limits, applied once the
+	// supervisor has cgroups (UseCgroups); zero fields mean no limit.
 	Limits cgroup.Limits `json:"limits,omitzero"`
 	// CgroupProcs are cgroup.procs files the shim joins first of all
 	// (the supervisor sets them on cgroup v1; v2 starts the shim in its

@@ -55,9 +55,6 @@ type Options struct {
 	Log *slog.Logger
 	// Logs bounds each container's log files.
 	Logs LogLimits
-	// Cgroups is where containers get their cgroup (containers/NAME),
-	// with Spec.Limits; nil means none (a node without cgroups).
-	Cgroups *cgroup.Hierarchy
 }
 
 // Supervisor runs containers: one goroutine per container owns its
@@ -72,19 +69,16 @@ type Supervisor struct {
 }
 
 // UseCgroups gives the containers started from now on a cgroup in h
-// (the node finds its hierarchy after the supervisor is made).
+// (containers/NAME, with Spec.Limits). Until then, and on a node
+// without cgroups, they have none: the node finds its hierarchy after
+// the supervisor is made.
 func (s *Supervisor) UseCgroups(h *cgroup.Hierarchy) { s.cgroups.Store(h) }
 
 // HasCgroups reports whether containers get a cgroup with their limits.
 func (s *Supervisor) HasCgroups() bool { return s.hierarchy() != nil }
 
 // hierarchy is where containers get their cgroup, or nil.
-func (s *Supervisor) hierarchy() *cgroup.Hierarchy {
-	if h := s.cgroups.Load(); h != nil {
-		return h
-	}
-	return s.opts.Cgroups
-}
+func (s *Supervisor) hierarchy() *cgroup.Hierarchy { return s.cgroups.Load() }
 
 // New returns a Supervisor with no containers.
 func New(opts Options) *Supervisor {

@@ -78,7 +78,7 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	store.Limits = limits
+	store.Limits = uploadLimits
 	hub := newEventHub(opts.Log, opts.DB)
 	if opts.Isolation == nil {
 		opts.Isolation = func() isolation.Report { return isolation.Report{} }
@@ -89,10 +89,10 @@ func New(opts Options) (*Service, error) {
 	return s, nil
 }
 
-// limits are the node's limits on an upload: DefaultLimits, but a
+// uploadLimits are the node's limits on an upload: DefaultLimits, but a
 // manifest may ask for setuid files (no_new_privs makes them inert at
 // the chroot rung); device nodes stay refused.
-func limits(free int64) imagestore.Limits {
+func uploadLimits(free int64) imagestore.Limits {
 	l := imagestore.DefaultLimits(free)
 	l.AllowSetuid = true
 	return l

@@ -39,7 +39,7 @@ func (a *Service) supports(name string, m *manifest.Manifest) error {
 	}
 	r := m.Resources
 	if (r.Memory != 0 || r.Pids != 0 || r.CPUWeight != 0) && !a.sup.HasCgroups() {
-		why := a.iso().Missing(isolation.Cgroups)
+		why := a.iso().CgroupsMissing()
 		if why == "" {
 			why = "its cgroup hierarchy could not be set up (see cloud info)"
 		}

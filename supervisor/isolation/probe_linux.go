@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -263,7 +264,7 @@ func cgroupV2(dir string) []Check {
 	b, _ := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
 	have := strings.Fields(string(b))
 	for _, c := range controllers {
-		if contains(have, c) {
+		if slices.Contains(have, c) {
 			out = append(out, Check{Name: c, OK: true})
 		} else {
 			out = append(out, Check{Name: c, Why: "not in " + filepath.Join(dir, "cgroup.controllers")})
@@ -294,15 +295,6 @@ func cgroupV1(dir string) []Check {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // probeNftables asks the kernel for its nf_tables tables over netlink.

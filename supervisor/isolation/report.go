@@ -80,18 +80,31 @@ func (r Report) highest() Rung {
 // it, as "name: why".
 func (r Report) missing(rung Rung) string {
 	for level := Namespaces; level <= rung && int(level) < len(needs); level++ {
-		for _, name := range needs[level] {
-			c, tried := r.Check(name)
-			switch {
-			case !tried:
-				return name + ": not tried"
-			case !c.OK:
-				return name + ": " + c.Why
-			}
+		if why := r.lacks(needs[level]); why != "" {
+			return why
 		}
 	}
 	return ""
 }
+
+// lacks says which of the named checks failed first, as "name: why",
+// or "" when they all passed.
+func (r Report) lacks(names []string) string {
+	for _, name := range names {
+		c, tried := r.Check(name)
+		switch {
+		case !tried:
+			return name + ": not tried"
+		case !c.OK:
+			return name + ": " + c.Why
+		}
+	}
+	return ""
+}
+
+// CgroupsMissing says why the node cannot give containers cgroup limits
+// (whatever its rung: limits apply at every rung), or "" when it can.
+func (r Report) CgroupsMissing() string { return r.lacks(needs[Cgroups]) }
 
 // Missing says why rung is above the node's highest: what failed, or
 // the ceiling. It is "" for a rung the node has.
@@ -120,7 +133,12 @@ func (r Report) Gaps() []string {
 
 // Unprotected says in words what a container at rung is not protected
 // from, for `cloud info` and `cloud ps`: "" at the top rung.
-func Unprotected(rung Rung) string {
+func Unprotected(rung Rung) string { return UnprotectedAt(rung, rung >= Cgroups) }
+
+// UnprotectedAt is Unprotected for a container at rung whose cgroup
+// limits are (limited) or are not in force: they apply at every rung
+// where the node has cgroups.
+func UnprotectedAt(rung Rung, limited bool) string {
 	var gaps []string
 	if rung < Namespaces {
 		gaps = append(gaps, "it sees and can signal every process of the node (kill -9 -1 reaches tor and the other containers)",
@@ -129,7 +147,7 @@ func Unprotected(rung Rung) string {
 	if rung < Userns {
 		gaps = append(gaps, "its root is the node's root (uid 0), only without capabilities")
 	}
-	if rung < Cgroups {
+	if !limited {
 		gaps = append(gaps, "nothing limits its memory, processes or CPU: a fork bomb or a memory hog can take the node down")
 	}
 	return strings.Join(gaps, "; ")

@@ -64,4 +64,20 @@ func TestUnprotected(t *testing.T) {
 	if got := Unprotected(Cgroups); got != "" {
 		t.Errorf("Unprotected(cgroups) = %q, want nothing", got)
 	}
+	if got := UnprotectedAt(Namespaces, true); got == "" || strings.Contains(got, "memory") {
+		t.Errorf("UnprotectedAt(namespaces, limited) = %q, want the uid 0 gap only", got)
+	}
+}
+
+// Cgroup limits do not wait for the rungs below cgroups: a node without
+// user namespaces still has them.
+func TestCgroupsMissing(t *testing.T) {
+	r := Report{Checks: checks(map[string]string{"user": "EPERM"})}
+	if got := r.CgroupsMissing(); got != "" {
+		t.Errorf("CgroupsMissing without userns = %q, want none", got)
+	}
+	r = Report{Checks: checks(map[string]string{"user": "EPERM", "pids": "not in cgroup.controllers"})}
+	if got := r.CgroupsMissing(); got != "pids: not in cgroup.controllers" {
+		t.Errorf("CgroupsMissing without pids = %q", got)
+	}
 }
