@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"allium/supervisor/idmap"
+
 	"allium/init/apps"
 	"allium/rootfs"
 )
@@ -17,7 +19,8 @@ func (n *node) startApps() {
 		return
 	}
 	data := filepath.Join(n.root, rootfs.DataDir)
-	a, err := apps.New(apps.Options{DB: n.db, Data: data, Starter: n.reaper, Mounter: n.k, Log: n.log, Isolation: n.isolation})
+	a, err := apps.New(apps.Options{DB: n.db, Data: data, Starter: n.reaper, Mounter: n.k, Log: n.log, Isolation: n.isolation,
+		IDMapper: idmap.Mapper{Starter: n.reaper, Exe: "/proc/self/exe"}})
 	if err != nil {
 		n.log.Error("apps: cannot open the image store", "err", err)
 		n.warn("images and containers are unavailable: " + err.Error())

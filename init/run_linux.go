@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 
+	"allium/supervisor/idmap"
+
 	"allium/imagestore"
 	"allium/init/netup"
 	"allium/internal/safe"
@@ -27,7 +29,7 @@ const bootMarker = "ALLIUM_BOOT_OK"
 // returns.
 func run(args []string, pid int, stderr io.Writer) int {
 	role := filepath.Base(args[0])
-	if len(args) > 1 && slices.Contains([]string{"poweroff", "reboot", "unpack", "shim", "probe"}, args[1]) {
+	if len(args) > 1 && slices.Contains([]string{"poweroff", "reboot", "unpack", "shim", "probe", "userns"}, args[1]) {
 		role = args[1]
 	}
 	switch {
@@ -42,6 +44,9 @@ func run(args []string, pid int, stderr io.Writer) int {
 	case role == "probe" && (pid != 1 || os.Getenv(isolation.ProbeEnv) == "1"):
 		// A child of the isolation probe, in new namespaces.
 		return isolation.ProbeMain(args[2:], os.Stdout)
+	case role == "userns" && (pid != 1 || os.Getenv(idmap.HoldEnv) == "1"):
+		// Holds a user namespace open while PID 1 makes an idmapped mount.
+		return idmap.HoldMain(os.Stdin)
 	case role == "poweroff" || role == "halt":
 		return signalInit(unix.SIGTERM, stderr)
 	case role == "reboot":

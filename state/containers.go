@@ -24,6 +24,11 @@ type Container struct {
 	// given ("chroot", "namespaces", ...); "" in a record written before
 	// rungs were recorded.
 	Isolation string `json:"isolation,omitempty"`
+	// IDBase and IDSize are the host uids and gids the container's ids
+	// map to at the userns rung (its own range, kept for its life: its
+	// writable layer and volumes are owned by it); 0 below that rung.
+	IDBase uint32 `json:"id_base,omitempty"`
+	IDSize uint32 `json:"id_size,omitempty"`
 	// Created and Updated are set by PutContainer.
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`

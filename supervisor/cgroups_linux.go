@@ -3,11 +3,13 @@ package supervisor
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"os/exec"
 
 	"golang.org/x/sys/unix"
 
 	"allium/supervisor/cgroup"
+	"allium/supervisor/isolation"
 )
 
 // The cgroup of a container: containers/NAME below the node's base,
@@ -57,6 +59,22 @@ func (c *container) startIn(g *cgroup.Group, cmd *exec.Cmd, start func() error) 
 	defer unix.Close(fd)
 	cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
 	return start()
+}
+
+// ownProcs gives a shim in a user namespace the right to join its
+// cgroups on v1: their cgroup.procs files are owned by the container's
+// root. Writing them moves a process within the container's own groups
+// only; its limits stay root's.
+func ownProcs(spec Spec) error {
+	if spec.Rung < isolation.Userns {
+		return nil
+	}
+	for _, f := range spec.CgroupProcs {
+		if err := os.Chown(f, int(spec.IDs.Base), int(spec.IDs.Base)); err != nil {
+			return &cgroup.Error{Op: "chown", Path: f, Err: err}
+		}
+	}
+	return nil
 }
 
 // Stats reads what the named container's cgroup uses now; false when

@@ -16,6 +16,7 @@ import (
 
 	"allium/internal/testkit"
 	"allium/manifest"
+	"allium/supervisor/idmap"
 	"allium/supervisor/isolation"
 	"allium/supervisor/restart"
 
@@ -89,23 +90,65 @@ echo ptmx $(readlink /dev/ptmx)
 [ "$(ls /..)" = "$(ls /)" ] && echo dotdot root || echo dotdot other
 ( exec 3>>/proc/1/exe ) 2>/dev/null && echo exe writable || echo exe refused
 ( exec 3</proc/1/exe ) 2>/dev/null && echo exeread readable || echo exeread refused
+read a b c < /proc/self/uid_map; echo uidmap $a $b $c
+touch /made && echo made ok
+[ -e /sys/fs/cgroup/memory ] || [ -e /sys/fs/cgroup/cgroup.procs ] && echo cgroupfs visible || echo cgroupfs hidden
 while read dev mnt rest; do echo mnt $mnt $rest; done < /proc/mounts
 echo done
 exec sleep 1000
 `
 
-// Inside the namespaces rung, a root workload sees its own processes
-// only, its own hostname, a masked /proc, a read-only /sys, a minimal
-// /dev, and nothing of the node's filesystem; it may not mount, nor
-// open the node's init binary through /proc/1/exe (runc's
-// CVE-2019-5736).
+// Inside the namespaces and userns rungs, a root workload sees its own
+// processes only, its own hostname, a masked /proc, a read-only /sys, a
+// minimal /dev, and nothing of the node's filesystem; it may not mount,
+// nor open the node's init binary through /proc/1/exe (runc's
+// CVE-2019-5736). At the userns rung its uid 0 is the range's first id:
+// in its uid_map, and on the file it creates, seen from the node.
 func TestRootNsInside(t *testing.T) {
 	testkit.NeedRoot(t)
-	root, logs := nsRoot(t), t.TempDir()
-	h := newRootHarness(t)
-	h.add(Spec{Name: "inside", Root: root, LogDir: logs, Rung: isolation.Namespaces, Command: []string{"sh", "-c", checks}})
-	got := map[string]string{}
-	var mounts []string
+	ids := idmap.Range{Base: idmap.First + 7*idmap.Size, Size: idmap.Size}
+	for _, rung := range []isolation.Rung{isolation.Namespaces, isolation.Userns} {
+		t.Run(rung.String(), func(t *testing.T) {
+			root, logs := nsRoot(t), t.TempDir()
+			spec := Spec{Name: "inside", Root: root, LogDir: logs, Rung: rung, Command: []string{"sh", "-c", checks}}
+			h := newRootHarness(t)
+			uidmap, owner := "0 0 4294967295", uint32(0)
+			if rung >= isolation.Userns {
+				usernsReady(t, h, root, ids)
+				spec.IDs, uidmap, owner = ids, fmt.Sprintf("0 %d 65536", ids.Base), ids.Base
+			}
+			h.add(spec)
+			got, mounts := insideReport(t, logs)
+			kcore := "masked"
+			if _, err := os.Stat("/proc/kcore"); err != nil {
+				kcore = "absent" // a kernel without CONFIG_PROC_KCORE
+			}
+			// The workload is the container's only process but the shim; its
+			// pid is not 2: the shim's threads took the first pids.
+			for k, want := range map[string]string{
+				"pids": "1 " + got["self"], "hostname": "inside", "keys": "masked",
+				"sysrq": "refused", "procsys": "refused", "kcore": kcore, "sys": "refused", "mount": "refused",
+				"dev": "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero",
+				"pts": "ptmx", "ptmx": "pts/ptmx", "dotdot": "root", "exe": "refused", "exeread": "refused",
+				"uidmap": uidmap, "made": "ok", "cgroupfs": "hidden",
+			} {
+				if got[k] != want {
+					t.Errorf("inside: %s = %q, want %q", k, got[k], want)
+				}
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(root, "made"), &st); err != nil || st.Uid != owner || st.Gid != owner {
+				t.Errorf("the file the container's root made: owner %d:%d (%v), want %d:%d", st.Uid, st.Gid, err, owner, owner)
+			}
+			checkMounts(t, mounts)
+		})
+	}
+}
+
+// insideReport reads the checks script's "key value" lines, and the
+// mounts it listed.
+func insideReport(t *testing.T, logs string) (got map[string]string, mounts []string) {
+	got = map[string]string{}
 	for _, l := range waitLog(t, logs, "stdout done") {
 		_, _, text := parseLine(t, l)
 		k, v, _ := strings.Cut(text, " ")
@@ -114,23 +157,32 @@ func TestRootNsInside(t *testing.T) {
 		}
 		got[k] = v
 	}
-	kcore := "masked"
-	if _, err := os.Stat("/proc/kcore"); err != nil {
-		kcore = "absent" // a kernel without CONFIG_PROC_KCORE
+	return got, mounts
+}
+
+// usernsReady makes what the userns rung needs of a test: root's files
+// owned by ids, as idmap would make them; root's parent and the shim's
+// binary reachable by the range's uids, which hold no privilege over
+// the node's 0700 temporary directories.
+func usernsReady(t *testing.T, h *rootHarness, root string, ids idmap.Range) {
+	t.Helper()
+	if err := idmap.Shift(root, idmap.Host, ids); err != nil {
+		t.Fatal(err)
 	}
-	// The workload is the container's only process but the shim; its
-	// pid is not 2: the shim's threads took the first pids.
-	for k, want := range map[string]string{
-		"pids": "1 " + got["self"], "hostname": "inside", "keys": "masked",
-		"sysrq": "refused", "procsys": "refused", "kcore": kcore, "sys": "refused", "mount": "refused",
-		"dev": "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero",
-		"pts": "ptmx", "ptmx": "pts/ptmx", "dotdot": "root", "exe": "refused", "exeread": "refused",
-	} {
-		if got[k] != want {
-			t.Errorf("inside: %s = %q, want %q", k, got[k], want)
-		}
+	for d := filepath.Dir(root); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
 	}
-	checkMounts(t, mounts)
+	exe, err := os.ReadFile(h.sup.opts.Exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	h.sup.opts.Exe = filepath.Join(dir, "init")
+	if err := os.WriteFile(h.sup.opts.Exe, exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checkMounts checks the container's /proc/mounts: only the rung's own
@@ -147,8 +199,12 @@ func checkMounts(t *testing.T, mounts []string) {
 		}
 		mnt, opts := f[0], strings.Split(f[2], ",")
 		seen[mnt] = true
-		if !strings.HasPrefix(mnt, "/proc") && !strings.HasPrefix(mnt, "/dev") && mnt != "/" && mnt != "/sys" && mnt != "/mnt" {
+		if !strings.HasPrefix(mnt, "/proc") && !strings.HasPrefix(mnt, "/dev") && mnt != "/" && mnt != "/sys" && mnt != "/mnt" &&
+			!strings.HasPrefix(mnt, "/sys/") {
 			t.Errorf("mount %q: not one of the container's (the node's mounts should be gone)", m)
+		}
+		if strings.HasPrefix(mnt, "/sys/") && opts[0] != "ro" {
+			t.Errorf("mount %q: below the node's /sys (userns rung) and not read-only", m)
 		}
 		if w := want[mnt]; w != "" && opts[0] != w {
 			t.Errorf("mount %q: options %v, want %s", m, opts, w)

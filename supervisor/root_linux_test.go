@@ -17,6 +17,7 @@ import (
 
 	"allium/internal/testkit"
 	"allium/manifest"
+	"allium/supervisor/idmap"
 	"allium/supervisor/isolation"
 	"allium/supervisor/restart"
 
@@ -185,7 +186,7 @@ func TestRootIdentity(t *testing.T) {
 		Command:   []string{"sh", "-c", "id -u; id -G; ulimit -n; echo oops >&2; exec sleep 1000"},
 		Resources: manifest.Resources{Rlimits: map[string]uint64{"nofile": 64}},
 	}
-	spec, err := FromManifest(m, "id", root, logs, isolation.Chroot)
+	spec, err := FromManifest(m, "id", root, logs, isolation.Chroot, idmap.Range{})
 	if err != nil {
 		t.Fatal(err)
 	}

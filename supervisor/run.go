@@ -83,6 +83,10 @@ func (c *container) start(gen uint64) (*run, error) {
 	if cg != nil {
 		if _, v2 := cg.Dir(); !v2 {
 			spec.CgroupProcs = cg.ProcsFiles() // the shim joins before it forks
+			if err := ownProcs(spec); err != nil {
+				c.emit(Event{Type: EventError, Message: err.Error() + "; this run has no cgroup limits"})
+				spec.CgroupProcs = nil
+			}
 		}
 	}
 	cmd := Command(c.sup.opts.Exe, spec, outW, errW)

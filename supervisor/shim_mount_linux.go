@@ -21,6 +21,7 @@ const (
 	opFS     mountOp = iota // mount a new filesystem (fstype, data)
 	opBind                  // bind the node's file src over the target
 	opRebind                // bind the target over itself, then make it read-only
+	opSysfs                 // a new sysfs, read-only; else the node's, read-only (sysBind)
 )
 
 // nsMount is one mount inside the container's root. Target is relative
@@ -53,7 +54,12 @@ const (
 // network namespace, here the node's, which the workload shares
 // anyway), and it has none of the node's submounts: no cgroup or debug
 // filesystem appears in it, as they would in a recursive bind of the
-// node's /sys, whose submounts a read-only remount does not reach.
+// node's /sys. In a user namespace that shares the node's network the
+// kernel refuses a new sysfs (EPERM: the user namespace does not own
+// the network namespace); there /sys is the node's, bound recursively
+// and made read-only all the way down (mount_setattr), with the
+// filesystems mounted in it hidden under empty read-only tmpfs
+// (sysBind).
 //
 // /dev is a small tmpfs with the node's harmless devices bound into it,
 // a private devpts and a tmpfs for shared memory; nsLinks complete it.
@@ -69,7 +75,7 @@ var nsMounts = []nsMount{
 	{op: opRebind, target: "proc/irq", maybe: true},
 	{op: opRebind, target: "proc/bus", maybe: true},
 	{op: opRebind, target: "proc/fs", maybe: true},
-	{op: opFS, target: "sys", src: "sysfs", fstype: "sysfs", flags: unix.MS_RDONLY | nosuid | nodev | noexec},
+	{op: opSysfs, target: "sys", src: "sysfs", fstype: "sysfs", flags: unix.MS_RDONLY | nosuid | nodev | noexec},
 	{op: opFS, target: "dev", src: "tmpfs", fstype: "tmpfs", flags: nosuid | noexec, data: "mode=755,size=64k"},
 	{op: opBind, target: "dev/null", file: true, src: "/dev/null"},
 	{op: opBind, target: "dev/zero", file: true, src: "/dev/zero"},
@@ -133,6 +139,11 @@ func (m nsMount) do(rootFD int) error {
 		err = unix.Mount(m.src, at, "", unix.MS_BIND, "")
 	case opRebind:
 		err = unix.Mount(at, at, "", unix.MS_BIND|unix.MS_REC, "")
+	case opSysfs:
+		err = unix.Mount(m.src, at, m.fstype, m.flags, m.data)
+		if errors.Is(err, unix.EPERM) {
+			return sysBind(rootFD, m.target)
+		}
 	default:
 		err = unix.Mount(m.src, at, m.fstype, m.flags, m.data)
 	}
@@ -151,6 +162,8 @@ func (m nsMount) describe() string {
 		return "bind of " + m.src
 	case opRebind:
 		return "bind over itself"
+	case opSysfs:
+		return "sysfs"
 	}
 	return m.fstype
 }
@@ -278,6 +291,44 @@ func moveRoot(root string) error {
 	}
 	if err := unix.Chdir("/"); err != nil {
 		return &os.PathError{Op: "chdir", Path: "/", Err: err}
+	}
+	return nil
+}
+
+// sysMasks are the filesystems a node may mount below /sys, hidden in a
+// bind of the node's /sys (sysBind): each is covered by an empty
+// read-only tmpfs where it is there.
+var sysMasks = []string{
+	"fs/cgroup", "fs/bpf", "fs/pstore", "fs/fuse/connections", "kernel/debug", "kernel/tracing",
+	"kernel/security", "kernel/config", "firmware/efi/efivars",
+}
+
+// sysBind makes target the node's /sys, read-only with everything
+// below it, and its filesystems hidden (sysMasks).
+func sysBind(rootFD int, target string) error {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, "/sys", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return &os.PathError{Op: "bind the node's sysfs", Path: "/" + target, Err: err}
+	}
+	defer unix.Close(tree)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return &os.PathError{Op: "make the node's sysfs read-only", Path: "/" + target, Err: err}
+	}
+	fd, err := openIn(rootFD, target, true, false)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.MoveMount(tree, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return &os.PathError{Op: "mount the node's sysfs", Path: "/" + target, Err: err}
+	}
+	for _, sub := range sysMasks {
+		mask := nsMount{op: opFS, target: target + "/" + sub, maybe: true, src: "none", fstype: "tmpfs",
+			flags: unix.MS_RDONLY | nosuid | nodev | noexec, data: "size=4k,mode=555"}
+		if err := mask.do(rootFD); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"allium/manifest"
 	"allium/supervisor/cgroup"
+	"allium/supervisor/idmap"
 	"allium/supervisor/isolation"
 	"allium/supervisor/restart"
 
@@ -56,9 +57,14 @@ type Spec struct {
 	// Rung is the rung of the isolation ladder the container runs at;
 	// zero is isolation.Chroot. At Namespaces and above the shim starts
 	// in new mount, pid, uts and ipc namespaces and stays as the
-	// container's PID 1 (shim_ns_linux.go). Userns and Cgroups run as
-	// Namespaces for now.
+	// container's PID 1 (shim_ns_linux.go); at Userns and above also in
+	// a new user namespace that maps IDs. Cgroups adds nothing here: the
+	// limits apply wherever the supervisor has cgroups (UseCgroups).
 	Rung isolation.Rung `json:"rung,omitempty"`
+	// IDs are the host uids and gids the container's ids 0-65535 map
+	// to at the userns rung and above, where they are required; the
+	// files of Root must be owned accordingly (idmap).
+	IDs idmap.Range `json:"ids,omitzero"`
 	// Limits are the container's cgroup limits, applied once the
 	// supervisor has cgroups (UseCgroups); zero fields mean no limit.
 	Limits cgroup.Limits `json:"limits,omitzero"`
@@ -97,6 +103,8 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("%w: %s: ready fd %d: want 3 or more", ErrInvalidSpec, s.Name, s.ReadyFD)
 	case s.Rung < isolation.Chroot || s.Rung > isolation.Cgroups:
 		return fmt.Errorf("%w: %s: isolation %v: not a rung", ErrInvalidSpec, s.Name, s.Rung)
+	case s.Rung >= isolation.Userns && (s.IDs.IsZero() || s.IDs.Base == 0):
+		return fmt.Errorf("%w: %s: isolation %v: no range of host ids to map the container's to", ErrInvalidSpec, s.Name, s.Rung)
 	}
 	for k := range s.Rlimits {
 		if _, ok := rlimitResources[k]; !ok {
@@ -199,11 +207,22 @@ func shimJSON(cfg *shimConfig) string {
 const nsCloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
 
 // sysProcAttr is how PID 1 starts the shim at rung r: a new session
-// and process group, and at Namespaces and above new namespaces.
-func sysProcAttr(r isolation.Rung) *syscall.SysProcAttr {
+// and process group, at Namespaces and above new namespaces, and at
+// Userns and above a new user namespace mapping the container's ids
+// 0-65535 to ids (Go writes the maps before the shim's execve;
+// setgroups stays allowed, for the workload's supplementary groups).
+// The shim becomes the namespace's root before its execve: host root is
+// no one in the namespace, and would lose every capability at the exec.
+func sysProcAttr(r isolation.Rung, ids idmap.Range) *syscall.SysProcAttr {
 	a := &syscall.SysProcAttr{Setsid: true}
 	if r >= isolation.Namespaces {
 		a.Cloneflags = nsCloneflags
+	}
+	if r >= isolation.Userns {
+		a.Cloneflags |= unix.CLONE_NEWUSER
+		m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(ids.Base), Size: int(ids.Size)}}
+		a.UidMappings, a.GidMappings, a.GidMappingsEnableSetgroups = m, m, true
+		a.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	return a
 }
@@ -220,7 +239,7 @@ func Command(exe string, s Spec, stdout, stderr *os.File) *exec.Cmd {
 		Path:        exe,
 		Args:        []string{"init", "shim"},
 		Env:         []string{shimEnv(&s)},
-		SysProcAttr: sysProcAttr(s.Rung),
+		SysProcAttr: sysProcAttr(s.Rung, s.IDs),
 	}
 	if stdout != nil {
 		cmd.Stdout = stdout
@@ -250,9 +269,10 @@ func withStatus(cmd *exec.Cmd, status *os.File, readyFD int, ready *os.File) {
 }
 
 // FromManifest is the Spec of a container called name running the image
-// m with its root at root and logs in logDir. It resolves the user in
+// m with its root at root and logs in logDir, at rung (with ids, its
+// range of host ids, from the userns rung up). It resolves the user in
 // root's /etc/passwd, so root must be in place.
-func FromManifest(m *manifest.Manifest, name, root, logDir string, rung isolation.Rung) (Spec, error) {
+func FromManifest(m *manifest.Manifest, name, root, logDir string, rung isolation.Rung, ids idmap.Range) (Spec, error) {
 	if want, err := isolation.ParseRung(m.Isolation.Minimum); m.Isolation.Minimum != "" && (err != nil || want > rung) {
 		return Spec{}, fmt.Errorf("%w: %s needs isolation %q; it would run at %s", ErrIsolation, name, m.Isolation.Minimum, rung)
 	}
@@ -267,7 +287,7 @@ func FromManifest(m *manifest.Manifest, name, root, logDir string, rung isolatio
 		Name: name, Root: root, Command: slices.Clone(m.Command), Env: Environ(m.Env, u),
 		Workdir: m.Workdir, UID: u.UID, GID: u.GID, Groups: u.Groups,
 		Rlimits: maps.Clone(m.Resources.Rlimits), StopTimeout: m.Stop.Timeout.D,
-		LogDir: logDir, Policy: restart.PolicyFrom(m.Restart), Rung: rung,
+		LogDir: logDir, Policy: restart.PolicyFrom(m.Restart), Rung: rung, IDs: ids,
 		Limits: cgroup.Limits{Memory: uint64(m.Resources.Memory), Pids: m.Resources.Pids, CPUWeight: m.Resources.CPUWeight},
 	}
 	if m.Stop.Signal != "" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"allium/manifest"
+	"allium/supervisor/idmap"
 	"allium/supervisor/isolation"
 	"allium/supervisor/restart"
 
@@ -62,24 +63,30 @@ func TestCommand(t *testing.T) {
 
 // Each rung starts the shim in a new session; from the namespaces rung
 // up, in new mount, pid, uts and ipc namespaces (not net: host
-// networking), with the hostname and readiness descriptor in its config.
+// networking), with the hostname and readiness descriptor in its config;
+// from the userns rung up, also in a user namespace mapping the spec's
+// ids, as the namespace's root.
 func TestCommandRungs(t *testing.T) {
 	ns := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
+	ids := idmap.Range{Base: idmap.First + idmap.Size, Size: idmap.Size}
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: idmap.First + idmap.Size, Size: idmap.Size}}
+	userns := &syscall.SysProcAttr{Setsid: true, Cloneflags: ns | unix.CLONE_NEWUSER, UidMappings: m, GidMappings: m,
+		GidMappingsEnableSetgroups: true, Credential: &syscall.Credential{}}
 	tests := []struct {
-		rung      isolation.Rung
-		wantFlags uintptr
-		wantCfg   string
+		rung    isolation.Rung
+		want    *syscall.SysProcAttr
+		wantCfg string
 	}{
-		{isolation.Chroot, 0, ""},
-		{isolation.Namespaces, ns, `"rung":"namespaces","hostname":"web","ready_fd":5`},
-		{isolation.Userns, ns, `"rung":"namespaces","hostname":"web","ready_fd":5`},
-		{isolation.Cgroups, ns, `"rung":"namespaces","hostname":"web","ready_fd":5`},
+		{isolation.Chroot, &syscall.SysProcAttr{Setsid: true}, ""},
+		{isolation.Namespaces, &syscall.SysProcAttr{Setsid: true, Cloneflags: ns}, `"rung":"namespaces","hostname":"web","ready_fd":5`},
+		{isolation.Userns, userns, `"rung":"namespaces","hostname":"web","ready_fd":5`},
+		{isolation.Cgroups, userns, `"rung":"namespaces","hostname":"web","ready_fd":5`},
 	}
 	for _, tt := range tests {
 		s := testSpec()
-		s.Rung, s.ReadyFD = tt.rung, 5
+		s.Rung, s.ReadyFD, s.IDs = tt.rung, 5, ids
 		cmd := Command("/x", s, nil, nil)
-		want := &syscall.SysProcAttr{Setsid: true, Cloneflags: tt.wantFlags}
+		want := tt.want
 		if !reflect.DeepEqual(cmd.SysProcAttr, want) {
 			t.Errorf("Command(rung %v).SysProcAttr = %+v, want %+v", tt.rung, cmd.SysProcAttr, want)
 		}
@@ -183,7 +190,7 @@ func TestFromManifest(t *testing.T) {
 		Resources: manifest.Resources{Rlimits: map[string]uint64{"nofile": 64}},
 		Ready:     &manifest.Ready{TCP: 8080, Timeout: manifest.Duration{D: 9 * time.Second}},
 	}
-	got, err := FromManifest(m, "web1", root, "/logs/web1", isolation.Chroot)
+	got, err := FromManifest(m, "web1", root, "/logs/web1", isolation.Chroot, idmap.Range{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,21 +207,25 @@ func TestFromManifest(t *testing.T) {
 	}
 
 	m.Ready = &manifest.Ready{FD: 3}
-	if got, err := FromManifest(m, "web1", root, "", isolation.Chroot); err != nil || got.ReadyFD != 3 || got.Ready != nil {
+	if got, err := FromManifest(m, "web1", root, "", isolation.Chroot, idmap.Range{}); err != nil || got.ReadyFD != 3 || got.Ready != nil {
 		t.Errorf("FromManifest(ready fd 3) = ready %v fd %d, %v; want fd 3", got.Ready, got.ReadyFD, err)
 	}
 	m.User = "nobody"
-	if _, err := FromManifest(m, "web1", root, "", isolation.Chroot); !errors.Is(err, ErrUnknownUser) {
+	if _, err := FromManifest(m, "web1", root, "", isolation.Chroot, idmap.Range{}); !errors.Is(err, ErrUnknownUser) {
 		t.Errorf("FromManifest(user nobody) error = %v, want ErrUnknownUser", err)
 	}
 	m.User, m.Isolation.Minimum = "", "namespaces"
-	if _, err := FromManifest(m, "web1", root, "", isolation.Chroot); !errors.Is(err, ErrIsolation) {
+	if _, err := FromManifest(m, "web1", root, "", isolation.Chroot, idmap.Range{}); !errors.Is(err, ErrIsolation) {
 		t.Errorf("FromManifest(minimum namespaces, at chroot) error = %v, want ErrIsolation", err)
 	}
-	if got, err := FromManifest(m, "web1", root, "", isolation.Namespaces); err != nil || got.Rung != isolation.Namespaces {
+	if got, err := FromManifest(m, "web1", root, "", isolation.Namespaces, idmap.Range{}); err != nil || got.Rung != isolation.Namespaces {
 		t.Errorf("FromManifest(minimum namespaces, at namespaces) = rung %v, %v; want namespaces", got.Rung, err)
 	}
-	if got, err := FromManifest(m, "web1", root, "", isolation.Cgroups); err != nil || got.Rung != MaxRung {
-		t.Errorf("FromManifest(at cgroups) = rung %v, %v; want MaxRung %v", got.Rung, err, MaxRung)
+	ids := idmap.Range{Base: idmap.First, Size: idmap.Size}
+	if got, err := FromManifest(m, "web1", root, "", isolation.Cgroups, ids); err != nil || got.Rung != MaxRung || got.IDs != ids {
+		t.Errorf("FromManifest(at cgroups) = rung %v ids %v, %v; want MaxRung %v, ids %v", got.Rung, got.IDs, err, MaxRung, ids)
+	}
+	if _, err := FromManifest(m, "web1", root, "", isolation.Userns, idmap.Range{}); !errors.Is(err, ErrInvalidSpec) {
+		t.Errorf("FromManifest(at userns, no ids) error = %v, want ErrInvalidSpec", err)
 	}
 }

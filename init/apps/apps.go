@@ -17,6 +17,7 @@ import (
 	"allium/state"
 	"allium/supervisor"
 	"allium/supervisor/cgroup"
+	"allium/supervisor/idmap"
 	"allium/supervisor/isolation"
 	"allium/supervisor/restart"
 )
@@ -60,6 +61,10 @@ type Options struct {
 	Starter child.Starter
 	// Mounter mounts the containers' roots and volumes.
 	Mounter Mounter
+	// IDMapper makes the idmapped image layers of containers at the
+	// userns rung (idmap.Mapper); nil gives each a shifted copy of its
+	// image instead.
+	IDMapper IDMapper
 	// Log receives what happens; nil means slog.Default().
 	Log *slog.Logger
 	// Isolation returns what the node's isolation probe found (waiting
@@ -83,7 +88,7 @@ func New(opts Options) (*Service, error) {
 	if opts.Isolation == nil {
 		opts.Isolation = func() isolation.Report { return isolation.Report{} }
 	}
-	s := &Service{log: opts.Log, db: opts.DB, store: store, events: hub, roots: roots{m: opts.Mounter, data: opts.Data},
+	s := &Service{log: opts.Log, db: opts.DB, store: store, events: hub, roots: roots{m: opts.Mounter, ids: opts.IDMapper, data: opts.Data},
 		iso: opts.Isolation}
 	s.sup = supervisor.New(supervisor.Options{Starter: opts.Starter, OnEvent: hub.onSupervisor, Log: opts.Log})
 	return s, nil
@@ -134,12 +139,14 @@ func (a *Service) restore(c state.Container) error {
 			a.log.Warn("apps: unreadable restart history; starting afresh", "container", c.Name, "err", err)
 		}
 	}
-	return a.add(c.Name, c.Image, m, hist, c.Running)
+	return a.add(c.Name, c.Image, m, hist, c.Running, recordedIDs(c))
 }
 
 // add prepares name's root, records it and hands it to the supervisor,
-// at the rung the node gives it.
-func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.History, running bool) error {
+// at the rung the node gives it. ids is the range of host ids recorded
+// for it (zero for a new container): at the userns rung it keeps it, or
+// gets one of its own.
+func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.History, running bool, ids idmap.Range) error {
 	rung, err := a.rungFor(name, m)
 	if err != nil {
 		return err
@@ -147,22 +154,58 @@ func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.His
 	if err := a.supports(name, m); err != nil {
 		return err
 	}
-	mode, err := a.roots.prepare(name, a.store.RootFS(image), m)
+	if ids, err = a.idsFor(name, rung, ids); err != nil {
+		return err
+	}
+	mode, err := a.roots.prepare(name, a.store.RootFS(image), m, ids)
 	if err != nil {
 		return api.Unavailable("prepare the root of %s: %v", name, err)
 	}
 	a.log.Info("apps: root ready", "container", name, "mode", mode)
-	spec, err := supervisor.FromManifest(m, name, a.roots.root(name), a.roots.logs(name), rung)
+	spec, err := supervisor.FromManifest(m, name, a.roots.root(name), a.roots.logs(name), rung, ids)
 	if err != nil {
 		return api.BadRequest("%s: %v", name, err)
 	}
 	spec.Limits = a.limits(spec.Limits)
 	h, _ := json.Marshal(hist)
-	rec := state.Container{Name: name, Image: image, Running: running, History: h, Isolation: rung.String()}
+	rec := state.Container{Name: name, Image: image, Running: running, History: h, Isolation: rung.String(),
+		IDBase: ids.Base, IDSize: ids.Size}
 	if err := a.db.PutContainer(rec); err != nil {
 		return err
 	}
 	return a.sup.Add(spec, hist, running)
+}
+
+// idsFor is the range of host ids name runs with at rung: none below
+// the userns rung; else the one recorded, or the lowest no other
+// container has.
+func (a *Service) idsFor(name string, rung isolation.Rung, ids idmap.Range) (idmap.Range, error) {
+	if rung < isolation.Userns {
+		return idmap.Range{}, nil
+	}
+	if !ids.IsZero() {
+		return ids, nil
+	}
+	cs, err := a.db.Containers()
+	if err != nil {
+		return idmap.Range{}, err
+	}
+	var used []idmap.Range
+	for _, c := range cs {
+		if c.Name != name {
+			used = append(used, recordedIDs(c))
+		}
+	}
+	r, err := idmap.Next(used)
+	if err != nil {
+		return idmap.Range{}, api.Unavailable("%s: %v", name, err)
+	}
+	return r, nil
+}
+
+// recordedIDs is the range of host ids recorded for c.
+func recordedIDs(c state.Container) idmap.Range {
+	return idmap.Range{Base: c.IDBase, Size: c.IDSize}
 }
 
 // UseCgroups gives the containers started from now on a cgroup in h,

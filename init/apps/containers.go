@@ -111,7 +111,7 @@ func (a *Service) PutContainer(ctx context.Context, name string, req api.Contain
 			a.log.Warn("apps: clearing the old root", "container", name, "err", err)
 		}
 	}
-	if err := a.add(name, req.Image, m, restart.History{}, true); err != nil {
+	if err := a.add(name, req.Image, m, restart.History{}, true, recordedIDs(old)); err != nil {
 		return api.Container{}, err
 	}
 	if exists {

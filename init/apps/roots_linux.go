@@ -11,6 +11,7 @@ import (
 	"allium/internal/mountinfo"
 
 	"allium/manifest"
+	"allium/supervisor/idmap"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,19 +23,32 @@ type Mounter interface {
 	Unmount(target string, flags int) error
 }
 
+// IDMapper binds a directory with its owners shifted into a range
+// (idmap.Mapper); PID 1 passes one where the node may have idmapped
+// mounts.
+type IDMapper interface {
+	Bind(src, dst string, r idmap.Range) error
+}
+
 // Container roots on the data root:
 //
 //	containers/NAME            the container's root: an overlay of the image's
 //	                           rootfs (read-only) and overlay/NAME/upper, or a
 //	                           copy of the image where overlayfs is missing
 //	overlay/NAME/{upper,work}  the overlay's writable layer
+//	overlay/NAME/lower         at the userns rung, the image's rootfs bound
+//	                           with its owners shifted into the container's
+//	                           range (an idmapped mount), the overlay's lower
+//	                           layer; where the kernel cannot, the root is a
+//	                           copy of the image with owners shifted
 //	volumes/NAME/VOL           a declared volume, bind-mounted at its path
 //	logs/NAME                  the container's log files
 //
 // /containers points at containers/, as in the original sketch.
 type roots struct {
 	m    Mounter
-	data string // the data root, rootfs.DataDir below the test root
+	ids  IDMapper // nil: no idmapped mounts; a userns root is a shifted copy
+	data string   // the data root, rootfs.DataDir below the test root
 }
 
 func (r roots) root(name string) string    { return filepath.Join(r.data, "containers", name) }
@@ -45,20 +59,21 @@ func (r roots) volume(name, vol string) string {
 }
 
 // prepare mounts (or copies) the image's rootfs as name's root and binds
-// its volumes. It is idempotent: a root already mounted is unmounted
-// first, so a boot after a power cut starts clean.
-func (r roots) prepare(name, image string, m *manifest.Manifest) (mode string, err error) {
+// its volumes, the files the container may write owned by ids (the
+// host's own for the zero Range). It is idempotent: a root already
+// mounted is unmounted first, so a boot after a power cut starts clean.
+func (r roots) prepare(name, image string, m *manifest.Manifest, ids idmap.Range) (mode string, err error) {
 	r.release(name)
 	root := r.root(name)
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
 	}
-	mode, err = r.mountOverlay(name, image)
+	mode, err = r.mountOverlay(name, image, ids)
 	if err != nil {
 		return "", err
 	}
 	for _, v := range m.Volumes {
-		if err := r.bindVolume(name, v); err != nil {
+		if err := r.bindVolume(name, v, ids); err != nil {
 			r.release(name)
 			return "", err
 		}
@@ -66,32 +81,78 @@ func (r roots) prepare(name, image string, m *manifest.Manifest) (mode string, e
 	return mode, nil
 }
 
-func (r roots) mountOverlay(name, image string) (string, error) {
+func (r roots) mountOverlay(name, image string, ids idmap.Range) (string, error) {
 	ov := r.overlay(name)
 	for _, d := range []string{"upper", "work"} {
 		if err := os.MkdirAll(filepath.Join(ov, d), 0o755); err != nil {
 			return "", err
 		}
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", image, filepath.Join(ov, "upper"), filepath.Join(ov, "work"))
+	upper := filepath.Join(ov, "upper")
+	if err := idmap.Own(upper, ids); err != nil {
+		return "", fmt.Errorf("give the writable layer of %s to ids %s: %w", name, ids, err)
+	}
+	lower, mode := image, "overlay"
+	if !ids.IsZero() {
+		var err error
+		if lower, err = r.idmapped(name, image, ids); err != nil {
+			return r.copyRoot(name, image, ids, "copy shifted to "+ids.String()+" ("+err.Error()+")")
+		}
+		mode = "overlay idmapped to " + ids.String()
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, filepath.Join(ov, "work"))
 	err := r.m.Mount("overlay", r.root(name), "overlay", 0, opts)
 	if err == nil {
-		return "overlay", nil
+		return mode, nil
 	}
 	if !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.EINVAL) {
 		return "", fmt.Errorf("mount the overlay for %s: %w", name, err)
 	}
-	// No overlayfs (an OpenVZ kernel, a missing module): copy, once.
-	if entries, _ := os.ReadDir(r.root(name)); len(entries) > 0 {
-		return "copy", nil
-	}
-	return "copy", copyTree(image, r.root(name))
+	// No overlayfs (an OpenVZ kernel, a missing module), or none on an
+	// idmapped layer (Linux before 5.19): copy, once.
+	r.release(name)
+	return r.copyRoot(name, image, ids, "copy")
 }
 
-func (r roots) bindVolume(name string, v manifest.Volume) error {
+// idmapped binds the image's rootfs at overlay/NAME/lower with its
+// owners shifted into ids, and returns that path.
+func (r roots) idmapped(name, image string, ids idmap.Range) (string, error) {
+	if r.ids == nil {
+		return "", errors.New("no idmapped mounts on this node")
+	}
+	lower := filepath.Join(r.overlay(name), "lower")
+	if err := os.MkdirAll(lower, 0o755); err != nil {
+		return "", err
+	}
+	if err := r.ids.Bind(image, lower, ids); err != nil {
+		return "", err
+	}
+	return lower, nil
+}
+
+// copyRoot makes name's root a copy of the image, once, its owners
+// shifted to ids; a copy made before for other ids is shifted to them.
+func (r roots) copyRoot(name, image string, ids idmap.Range, mode string) (string, error) {
+	root := r.root(name)
+	if entries, _ := os.ReadDir(root); len(entries) == 0 {
+		if err := copyTree(image, root); err != nil {
+			return "", err
+		}
+		if ids.IsZero() {
+			return mode, nil
+		}
+		return mode, idmap.Shift(root, idmap.Host, ids)
+	}
+	return mode, idmap.Own(root, ids)
+}
+
+func (r roots) bindVolume(name string, v manifest.Volume, ids idmap.Range) error {
 	src := r.volume(name, v.Name)
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return err
+	}
+	if err := idmap.Own(src, ids); err != nil {
+		return fmt.Errorf("volume %s: give it to ids %s: %w", v.Name, ids, err)
 	}
 	root, err := os.OpenRoot(r.root(name))
 	if err != nil {
@@ -117,11 +178,13 @@ func (r roots) bindVolume(name string, v manifest.Volume) error {
 	return nil
 }
 
-// release unmounts everything below name's root and the root itself.
+// release unmounts everything below name's root and the root itself,
+// and the idmapped image below it.
 func (r roots) release(name string) {
-	root := r.root(name)
-	for _, m := range mountinfo.Under(root) {
-		r.m.Unmount(m, unix.MNT_DETACH)
+	for _, dir := range []string{r.root(name), filepath.Join(r.overlay(name), "lower")} {
+		for _, m := range mountinfo.Under(dir) {
+			r.m.Unmount(m, unix.MNT_DETACH)
+		}
 	}
 }
 
