@@ -256,8 +256,11 @@ func TestRootMemoryLimit(t *testing.T) {
 	if err != nil || s.OOMKills != 1 {
 		t.Errorf("Stats() = %+v, %v; want OOMKills 1", s, err)
 	}
-	if s.MemoryPeak > 16<<20 {
-		t.Errorf("Stats().MemoryPeak = %d, want at most 16 MiB", s.MemoryPeak)
+	// The peak may pass the limit by what the kernel charges at once
+	// before it reclaims or kills (v1 showed one page over): allow a
+	// charge batch, 64 pages.
+	if slack := uint64(64 * os.Getpagesize()); s.MemoryPeak > 16<<20+slack {
+		t.Errorf("Stats().MemoryPeak = %d, want at most 16 MiB + %d", s.MemoryPeak, slack)
 	}
 	t.Logf("Stats() = %+v; the helper said %q", s, out.String())
 }
