@@ -6,6 +6,7 @@ import (
 
 	"allium/imagestore"
 	"allium/supervisor"
+	"allium/supervisor/idmap"
 )
 
 // TestMain lets the test binary play PID 1's helpers, as init does: the
@@ -17,6 +18,8 @@ func TestMain(m *testing.M) {
 			os.Exit(imagestore.HelperMain(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 		case "shim":
 			os.Exit(supervisor.ShimMain(os.Args[2:]))
+		case "userns":
+			os.Exit(idmap.HoldMain(os.Stdin))
 		}
 	}
 	os.Exit(m.Run())

@@ -68,6 +68,11 @@ func (r roots) prepare(name, image string, m *manifest.Manifest, ids idmap.Range
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
 	}
+	if !ids.IsZero() {
+		if err := r.traversable(); err != nil {
+			return "", err
+		}
+	}
 	mode, err = r.mountOverlay(name, image, ids)
 	if err != nil {
 		return "", err
@@ -112,6 +117,26 @@ func (r roots) mountOverlay(name, image string, ids idmap.Range) (string, error)
 	// idmapped layer (Linux before 5.19): copy, once.
 	r.release(name)
 	return r.copyRoot(name, image, ids, "copy")
+}
+
+// traversable lets anyone pass through the data root and containers/
+// (o+x, not o+r: no one else may list them), as the shim at the userns
+// rung needs: it is the container's root, no one to the node's files,
+// when it binds the container's root by its path. What lies below them
+// stays 0700 (images, uploads) or is the container's own.
+func (r roots) traversable() error {
+	for _, dir := range []string{r.data, filepath.Join(r.data, "containers")} {
+		st, err := os.Stat(dir)
+		if err != nil {
+			return err
+		}
+		if st.Mode()&0o001 == 0 {
+			if err := os.Chmod(dir, st.Mode().Perm()|0o001); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // idmapped binds the image's rootfs at overlay/NAME/lower with its
