@@ -78,7 +78,7 @@ func buildImages(tb testing.TB, e env, dir string) images {
 
 	killer := busyboxRoot(tb, filepath.Join(dir, "killer-root"))
 	pack(tb, e, killer, im.killer, "--cmd",
-		fmt.Sprintf(`["/bin/sh", "-c", "kill -9 -1; echo survived the kill; exec %s sleep 1000000"]`, busybox)) // kill: the shell's own
+		fmt.Sprintf(`["/bin/sh", "-c", "kill -9 -1; echo survived the kill; read a b c < /proc/self/uid_map; echo uid_map $a $b $c; exec %s sleep 1000000"]`, busybox)) // kill: the shell's own
 
 	bomb := busyboxRoot(tb, filepath.Join(dir, "bomb-root"))
 	writeFile(tb, filepath.Join(dir, "bomb.json"), `{"version": 1, "name": "bomb", "command": ["/bin/sh", "-c",

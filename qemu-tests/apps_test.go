@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -72,11 +73,11 @@ func stepStartAndServe(t *testing.T, n *appNode) {
 	if c.Desired != "running" || c.Restarts != 0 || c.ImageName != "httpd" {
 		t.Errorf("cloud ps %s --json: httpd = %+v, want desired running, 0 restarts, image httpd", n.name, c)
 	}
-	// The real kernel allows every rung; this build's supervisor goes up
-	// to namespaces (on the initramfs root, by moving the root: no
-	// pivot_root there).
-	if c.Isolation != "namespaces" {
-		t.Errorf("cloud ps %s --json: httpd isolation %q, want namespaces", n.name, c.Isolation)
+	// The real kernel allows every rung, and the container gets the top
+	// one (on the initramfs root, by moving the root: no pivot_root
+	// there; in a user namespace, its image an idmapped layer).
+	if c.Isolation != "cgroups" {
+		t.Errorf("cloud ps %s --json: httpd isolation %q, want cgroups", n.name, c.Isolation)
 	}
 	n.waitServing(t, "after cloud start")
 	n.waitLogs(t, "httpd", "its start line and the request", func(log string) bool {
@@ -124,8 +125,9 @@ func stepRebootRunsAgain(t *testing.T, n *appNode) {
 	// so every boot after the first fell back to a copy of the image and
 	// lost what the container had written to its root.
 	console := readFile(n.v.serial)
+	// At the userns rung the overlay's lower layer is the image idmapped.
 	if strings.Contains(console, `msg="apps: root ready" container=httpd mode=copy`) ||
-		!strings.Contains(console, `msg="apps: root ready" container=httpd mode=overlay`) {
+		!strings.Contains(console, `msg="apps: root ready" container=httpd mode="overlay idmapped to `) {
 		t.Errorf("serial console: httpd's root after the reboot is not an overlay:\n%s", grepLines(console, "root ready"))
 	}
 }
@@ -313,7 +315,7 @@ func stepHostileRefused(t *testing.T, n *appNode) {
 }
 
 // stepKillAllIsContained: a container whose root runs kill -9 -1 (at the
-// namespaces rung) kills nothing outside its own pid namespace: the
+// top rung) kills nothing outside its own pid namespace: the
 // httpd and tor keep their pids, and it survives its own kill.
 func stepKillAllIsContained(t *testing.T, n *appNode) {
 	before := n.waitContainer(t, "httpd", "running", running)
@@ -321,7 +323,10 @@ func stepKillAllIsContained(t *testing.T, n *appNode) {
 	if r := n.cloud(t, "start", n.name, n.im.killer); r.code != 0 {
 		t.Fatalf("cloud start %s killer.txz = exit %d, %s", n.name, r.code, r.stderr)
 	}
-	n.waitLogs(t, "killer", "its line after kill -9 -1", func(log string) bool { return strings.Contains(log, "survived the kill") })
+	// Its root is no one on the node: uid 0 maps to a range from 2^20.
+	n.waitLogs(t, "killer", "its line after kill -9 -1 and its uid map", func(log string) bool {
+		return strings.Contains(log, "survived the kill") && regexp.MustCompile(`uid_map 0 1[0-9]{6,} 65536`).MatchString(log)
+	})
 	after, _ := n.container(t, "httpd")
 	if !running(after) || after.PID != before.PID || after.Restarts != before.Restarts {
 		t.Errorf("httpd after a neighbour's kill -9 -1 = %+v, want it running undisturbed as %+v", after, before)
@@ -330,8 +335,8 @@ func stepKillAllIsContained(t *testing.T, n *appNode) {
 	if now.Tor == nil || now.Tor.PID != node.Tor.PID || now.Tor.Restarts != node.Tor.Restarts {
 		t.Errorf("tor after a container's kill -9 -1 = %+v, want pid %d and %d restarts as before", now.Tor, node.Tor.PID, node.Tor.Restarts)
 	}
-	if k, _ := n.container(t, "killer"); k.Isolation != "namespaces" || k.Restarts != 0 {
-		t.Errorf("killer = %+v, want running at namespaces, never restarted", k)
+	if k, _ := n.container(t, "killer"); k.Isolation != "cgroups" || k.Restarts != 0 {
+		t.Errorf("killer = %+v, want running at cgroups, never restarted", k)
 	}
 	if r := n.cloud(t, "rm", n.name, "killer"); r.code != 0 {
 		t.Errorf("cloud rm %s killer = exit %d, %s", n.name, r.code, r.stderr)

@@ -104,8 +104,8 @@ func checkIsolation(t *testing.T, v *vm) {
 			t.Errorf("isolation check pivot_root = %+v, want refused because the root is the initramfs", c)
 		}
 	}
-	if iso.Containers != "namespaces" || !iso.Limited || strings.Contains(iso.Unprotected, "memory") {
-		t.Errorf("cloud info --json: containers get %s, limited %v, unprotected %q; want namespaces with cgroup limits",
+	if iso.Containers != "cgroups" || !iso.Limited || strings.Contains(iso.Unprotected, "memory") {
+		t.Errorf("cloud info --json: containers get %s, limited %v, unprotected %q; want cgroups (every rung) with cgroup limits",
 			iso.Containers, iso.Limited, iso.Unprotected)
 	}
 	// init and tor moved into their cgroup, which the node logs only once
