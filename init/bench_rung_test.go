@@ -60,7 +60,9 @@ import (
 // supervisor.MaxRung have crun's numbers only. The table has the
 // median and p90 of each, the ratio crun/allium of the medians (the
 // goal: 3 or more at every rung, and the chroot rung under 1 ms), and
-// the load average. Then ten containers run `sleep` at MaxRung, and the
+// the load average. $ALLIUM_BENCH_BASELINE_INIT, if set, is another
+// init binary (say, main's) measured as a third variant in the same
+// rounds, to compare a change before and after. Then ten containers run `sleep` at MaxRung, and the
 // memory they cost the node is printed: this process's RSS before and
 // after, and what stays resident per container besides the workload
 // (at the namespaces rung, the shim as the container's PID 1).
@@ -84,28 +86,27 @@ func BenchmarkStartRung(b *testing.B) {
 		row.crun = cr.bundle(b, row)
 		if r <= supervisor.MaxRung {
 			row.allium = newAlliumRung(b, initBin, row)
+			if base := os.Getenv("ALLIUM_BENCH_BASELINE_INIT"); base != "" {
+				row.base = newAlliumRung(b, base, row)
+				row.base.spec.Name += "-baseline"
+			}
 		}
 		rows = append(rows, row)
 	}
-	type variant struct {
-		row  *rungRow
-		crun bool
-	}
-	var vs []variant
+	var vs []func()
 	for _, row := range rows {
-		vs = append(vs, variant{row, true})
+		vs = append(vs, func() { row.crunTimes = append(row.crunTimes, cr.start(b, row)) })
 		if row.allium != nil {
-			vs = append(vs, variant{row, false})
+			vs = append(vs, func() { row.alliumTimes = append(row.alliumTimes, row.allium.start(b)) })
+		}
+		if row.base != nil {
+			vs = append(vs, func() { row.baseTimes = append(row.baseTimes, row.base.start(b)) })
 		}
 	}
 	for range starts {
 		rand.Shuffle(len(vs), func(i, j int) { vs[i], vs[j] = vs[j], vs[i] })
 		for _, v := range vs {
-			if v.crun {
-				v.row.crunTimes = append(v.row.crunTimes, cr.start(b, v.row))
-			} else {
-				v.row.alliumTimes = append(v.row.alliumTimes, v.row.allium.start(b))
-			}
+			v()
 		}
 	}
 	printRungs(os.Stdout, rows, starts, load0, loadAverage())
@@ -132,9 +133,11 @@ type rungRow struct {
 	root        string            // the rootfs, shared by every variant
 	cgroups     *cgroup.Hierarchy // allium's, at the cgroups rung
 	allium      *alliumRung       // nil above supervisor.MaxRung
+	base        *alliumRung       // $ALLIUM_BENCH_BASELINE_INIT's, or nil
 	crun        string            // crun's bundle
 	alliumTimes []time.Duration   // t0 to the workload's first instruction
 	crunTimes   []time.Duration
+	baseTimes   []time.Duration
 }
 
 // benchLimits are the limits of both sides at the cgroups rung.
@@ -479,6 +482,17 @@ func printRungs(w io.Writer, rows []*rungRow, starts int, load0, load1 string) {
 		}
 		fmt.Fprintf(w, "%-11s %12s %12s %12s %12s %12s   %s\n", row.rung, ms(row.alliumTimes, 50), ms(row.alliumTimes, 90),
 			ms(row.crunTimes, 50), ms(row.crunTimes, 90), ratio, goal)
+	}
+	if os.Getenv("ALLIUM_BENCH_BASELINE_INIT") == "" {
+		return
+	}
+	fmt.Fprintf(w, "\nthe same rounds with $ALLIUM_BENCH_BASELINE_INIT as the shim (before / after):\n")
+	fmt.Fprintf(w, "%-11s %12s %12s %12s %12s %12s\n", "rung", "before p50", "before p90", "after p50", "after p90", "before/after")
+	for _, row := range rows {
+		if len(row.baseTimes) > 0 {
+			fmt.Fprintf(w, "%-11s %12s %12s %12s %12s %11.2fx\n", row.rung, ms(row.baseTimes, 50), ms(row.baseTimes, 90),
+				ms(row.alliumTimes, 50), ms(row.alliumTimes, 90), benchMedian(row.baseTimes).Seconds()/benchMedian(row.alliumTimes).Seconds())
+		}
 	}
 }
 
