@@ -392,21 +392,10 @@ func asExit(err error, ee **exec.ExitError) bool {
 // bundle directory and returns it.
 func (c *crunThread) bundle(b *testing.B, row *rungRow) string {
 	dir := b.TempDir()
-	cmd := exec.Command(c.path, "spec")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("crun spec: %v: %s", err, out)
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var spec map[string]any
-	if err := json.Unmarshal(raw, &spec); err != nil {
-		b.Fatalf("crun spec: %v", err)
-	}
+	spec := crunSpec(b, c.path)
 	crunRungSpec(spec, row)
-	if raw, err = json.MarshalIndent(spec, "", "\t"); err == nil {
+	raw, err := json.MarshalIndent(spec, "", "\t")
+	if err == nil {
 		err = os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o644)
 	}
 	if err != nil {
