@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Config is the client's configuration directory:
@@ -59,7 +60,7 @@ type Alias struct {
 
 // onionHost is a v3 onion address: 56 characters of base32 and
 // ".onion".
-var onionHost = regexp.MustCompile(`^[a-z2-7]{56}\.onion$`)
+var onionHost = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z2-7]{56}\.onion$`) })
 
 // check says what is wrong with an alias's fields, naming the field.
 func (a Alias) check() error {
@@ -76,7 +77,7 @@ func (a Alias) check() error {
 	}
 	if a.Onion != "" {
 		host, _, _ := strings.Cut(a.Onion, ":")
-		if err := checkHostPort(a.Onion); err != nil || !onionHost.MatchString(strings.ToLower(host)) {
+		if err := checkHostPort(a.Onion); err != nil || !onionHost().MatchString(strings.ToLower(host)) {
 			return fmt.Errorf("onion %q: want ID.onion:PORT, with the 56-character v3 ID", a.Onion)
 		}
 	}
@@ -95,11 +96,11 @@ func checkHostPort(s string) error {
 	return nil
 }
 
-var aliasName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+var aliasName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`) })
 
 // ValidName reports whether name can be an alias (and a node name).
 func ValidName(name string) error {
-	if !aliasName.MatchString(name) {
+	if !aliasName().MatchString(name) {
 		return fmt.Errorf("name %q: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
 	}
 	return nil

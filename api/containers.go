@@ -84,6 +84,7 @@ type Container struct {
 	NextRestart time.Time `json:"next_restart,omitzero"`
 	// Isolation is the level the container actually got.
 	Isolation string `json:"isolation,omitempty"`
+	Address   string `json:"address,omitempty"`
 	// Error says why it is failed or why the last start failed.
 	Error string `json:"error,omitempty"`
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"regexp"
+	"sync"
 	"time"
 )
 
@@ -28,11 +29,11 @@ type Image struct {
 	UsedBy []string `json:"used_by,omitempty"`
 }
 
-var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+var digestRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^sha256:[0-9a-f]{64}$`) })
 
 // ValidDigest reports whether d is "sha256:" and 64 lower-case hex digits.
 func ValidDigest(d string) error {
-	if !digestRE.MatchString(d) {
+	if !digestRE().MatchString(d) {
 		return fmt.Errorf("%q: want sha256: and 64 lower-case hex digits", d)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"sync"
 	"time"
 )
 
@@ -78,12 +79,12 @@ type ClientKey struct {
 	Added time.Time
 }
 
-var keyNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,62}$`)
+var keyNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,62}$`) })
 
 // ValidKeyName reports whether name can name a client key. Names hold
 // no ':' so that they never read as a fingerprint or a key.
 func ValidKeyName(name string) error {
-	if !keyNameRE.MatchString(name) {
+	if !keyNameRE().MatchString(name) {
 		return fmt.Errorf("name %q: use 1-63 letters, digits, '.', '_', '@', '+' or '-', starting with a letter or digit", name)
 	}
 	return nil

@@ -112,6 +112,70 @@ func TestPsJSON(t *testing.T) {
 	}
 }
 
+func TestPsWide(t *testing.T) {
+	f, digest := started(t)
+	f.backend.containers["bar"] = api.Container{Name: "bar", Image: digest, ImageName: "foo", State: api.StateStopped}
+	c := f.backend.containers["foo"]
+	c.Address = "10.7.0.2"
+	f.backend.containers["foo"] = c
+	f.backend.stats = map[string]api.ContainerStats{"foo": {Cgroup: true, CPUSeconds: 1.5, Memory: 3 << 20,
+		MemoryPeak: 5 << 20, Pids: 4, IORead: 12 << 20, IOWrite: 1 << 20, OOMKills: 1}}
+	code, out, errOut := f.cloud(t, "ps", "-w", "web1")
+	if code != exitOK {
+		t.Fatalf("cloud ps -w web1: exit %d, %q", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("cloud ps -w web1 = %q, want a header, bar and foo", out)
+	}
+	for i, want := range [][]string{
+		{"NAME", "STATE", "ISOLATION", "ADDRESS", "CPU", "MEMORY", "PEAK", "PIDS", "READ", "WRITTEN", "OOM KILLS", "IMAGE"},
+		{"bar", "stopped", "foo@" + shortDigest(digest)},
+		{"foo", "running", "chroot", "10.7.0.2", "1.50s", "3.0 MiB", "5.0 MiB", " 4 ", "12 MiB", "1.0 MiB", " 1 ", "foo@"},
+	} {
+		wantContains(t, "cloud ps -w line "+lines[i], lines[i], want...)
+	}
+	// bar has no cgroup and no address: ISOLATION, ADDRESS and the seven
+	// stats columns are "-".
+	if f := strings.Fields(lines[1]); len(f) != 16 || strings.Join(f[6:15], " ") != "- - - - - - - - -" {
+		t.Errorf("cloud ps -w line %q: want ISOLATION, ADDRESS and the stats columns \"-\"", lines[1])
+	}
+	// The stats columns sit under their headers: statsTable's cells.
+	if h, l := lines[0], lines[2]; strings.Index(h, "CPU") != strings.Index(l, "1.50s") {
+		t.Errorf("cloud ps -w: CPU at column %d of the header, 1.50s at %d, want the same", strings.Index(h, "CPU"), strings.Index(l, "1.50s"))
+	}
+}
+
+func TestPsWideJSON(t *testing.T) {
+	f, _ := started(t)
+	f.backend.stats = map[string]api.ContainerStats{"foo": {Cgroup: true, Pids: 4}}
+	_, out, _ := f.cloud(t, "ps", "--wide", "web1", "--json")
+	var rows []struct {
+		Name  string              `json:"name"`
+		State string              `json:"state"`
+		Stats *api.ContainerStats `json:"stats"`
+	}
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 || rows[0].Name != "foo" ||
+		rows[0].State != "running" || rows[0].Stats == nil || rows[0].Stats.Pids != 4 {
+		t.Errorf("cloud ps --wide --json = %q, want foo running with its stats (4 pids)", out)
+	}
+}
+
+// A node that does not answer one container's stats fails ps -w within
+// --timeout, naming the timeout, rather than hanging.
+func TestPsWideTimeout(t *testing.T) {
+	f, _ := started(t)
+	f.backend.statsHang = "foo"
+	begin := time.Now()
+	code, _, errOut := f.cloud(t, "--timeout", "200ms", "ps", "-w", "web1")
+	if code != exitFailure || !strings.Contains(errOut, "--timeout") {
+		t.Errorf("cloud ps -w with a stats request unanswered = exit %d, %q; want 1 naming --timeout", code, errOut)
+	}
+	if d := time.Since(begin); d > 5*time.Second {
+		t.Errorf("cloud --timeout 200ms ps -w took %v", d)
+	}
+}
+
 func TestPsEmpty(t *testing.T) {
 	f := newFleet(t)
 	code, out, errOut := f.cloud(t, "ps", "web1")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -154,49 +155,83 @@ func (s *session) act(ctx context.Context, name string, do func(context.Context,
 
 func newPs(g *globals) *cobra.Command {
 	var nodeKey string
+	var wide bool
 	cmd := &cobra.Command{
 		Use:   "ps HOST",
 		Short: "List a node's containers",
 		Long: `List a node's containers: name, state, pid, how long it has run, how
-many times it was restarted after a failure, how its last run ended, and
-its image (name@digest). Uptimes use this machine's clock.`,
+many times it was restarted after a failure, how its last run ended, its
+isolation rung and its image (name@digest). Uptimes use this machine's
+clock.
+
+With --wide (-w), each line also has the container's address on its
+private network (ADDRESS) and what it uses now, as cloud stats shows it:
+CPU time, memory now and at most, processes, block I/O read and written,
+and OOM kills. A container without an address, or without a cgroup (a
+node without cgroups, a container that has not run), shows "-" there.
+That is one more request per container, made together; --timeout bounds
+them all. With --json, --wide adds each container's stats under "stats".`,
 		Example: `  cloud ps web1
+  cloud ps -w web1
   cloud ps web1 --json`,
 		Args:              hostArg,
 		ValidArgsFunction: g.completeHost,
 		RunE: g.runE(func(ctx context.Context, args []string) error {
-			return g.ps(ctx, args[0], nodeKey)
+			return g.ps(ctx, args[0], nodeKey, wide)
 		}),
 	}
 	nodeKeyFlag(cmd, &nodeKey)
+	cmd.Flags().BoolVarP(&wide, "wide", "w", false, "add each container's address and what it uses now (CPU, memory, pids, I/O)")
 	return cmd
 }
 
-func (g *globals) ps(ctx context.Context, host, nodeKey string) error {
+func (g *globals) ps(ctx context.Context, host, nodeKey string, wide bool) error {
 	s, err := g.connect(host, nodeKey)
 	if err != nil {
 		return err
 	}
-	if g.json {
+	if g.json && !wide {
 		return g.printCall(ctx, s, "/v1/containers")
 	}
 	cs, err := s.client.Containers(ctx)
 	if err != nil {
 		return s.explain(err)
 	}
+	var stats []api.ContainerStats
+	if wide {
+		if stats, err = s.statsOf(ctx, cs); err != nil {
+			return err
+		}
+	}
+	if g.json {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(psWideRows(cs, stats))
+	}
 	if len(cs) == 0 {
 		fmt.Fprintf(g.stderr, "no containers on %s; cloud start %s FILE runs one\n", s.name, s.name)
 		return nil
 	}
-	return g.psTable(cs)
+	return g.psTable(cs, stats)
 }
 
-func (g *globals) psTable(cs []api.Container) error {
+// psTable prints one line per container, and then the containers'
+// errors; stats (from statsOf) make it the wide table.
+func (g *globals) psTable(cs []api.Container, stats []api.ContainerStats) error {
 	tw := tabwriter.NewWriter(g.stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tISOLATION\tIMAGE")
-	for _, c := range cs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s@%s\n", c.Name, psState(c), dash(c.PID),
-			psUptime(c), c.Restarts, lastExit(c.LastExit), dashText(c.Isolation), c.ImageName, shortDigest(c.Image))
+	wide := stats != nil
+	header := "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tISOLATION\t"
+	if wide {
+		header += "ADDRESS\t" + statsHeader + "\t"
+	}
+	fmt.Fprintln(tw, header+"IMAGE")
+	for i, c := range cs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t", c.Name, psState(c), dash(c.PID),
+			psUptime(c), c.Restarts, lastExit(c.LastExit), dashText(c.Isolation))
+		if wide {
+			fmt.Fprintf(tw, "%s\t%s\t", dashText(c.Address), statsCells(stats[i]))
+		}
+		fmt.Fprintf(tw, "%s@%s\n", c.ImageName, shortDigest(c.Image))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -4,7 +4,8 @@
 //	cloud stop HOST NAME|FILE         stop a container (foo.txz and foo both name foo)
 //	cloud restart HOST NAME|FILE      restart it
 //	cloud rm HOST NAME|FILE           stop and remove it (volumes stay)
-//	cloud ps HOST                     containers: state, pid, uptime, restarts, last exit, image
+//	cloud ps [-w] HOST                containers: state, pid, uptime, restarts, last exit, image
+//	                                  (-w: and address, CPU, memory, pids, I/O, as cloud stats)
 //	cloud logs [-f] [--tail N] HOST NAME|FILE
 //	cloud images HOST                 images on the node
 //	cloud rmi HOST DIGEST|NAME        remove an image

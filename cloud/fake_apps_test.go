@@ -30,6 +30,10 @@ type fakeApps struct {
 	puts       []int64 // the offset of each PutImage
 	actions    []string
 
+	// statsHang, when set, names a container whose stats never come
+	// (until the request is given up).
+	statsHang string
+
 	// dropAt, when > 0, makes the next PutImage keep the body up to
 	// that offset and then kill the connection.
 	dropAt int64
@@ -236,6 +240,12 @@ func (f *fakeApps) ContainerStats(ctx context.Context, name string) (api.Contain
 	defer f.mu.Unlock()
 	if _, ok := f.containers[name]; !ok {
 		return api.ContainerStats{}, api.NotFound("no container %q", name)
+	}
+	if name == f.statsHang {
+		f.mu.Unlock()
+		<-ctx.Done()
+		f.mu.Lock()
+		return api.ContainerStats{}, ctx.Err()
 	}
 	st := f.stats[name]
 	st.Name = name

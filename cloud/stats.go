@@ -110,14 +110,22 @@ func (g *globals) stats(ctx context.Context, host, nodeKey string, names []strin
 // statsTable prints one line per container.
 func statsTable(w io.Writer, all []api.ContainerStats) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCPU\tMEMORY\tPEAK\tPIDS\tREAD\tWRITTEN\tOOM KILLS")
+	fmt.Fprintln(tw, "NAME\t"+statsHeader)
 	for _, st := range all {
-		if !st.Cgroup {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\n", st.Name)
-			continue
-		}
-		fmt.Fprintf(tw, "%s\t%.2fs\t%s\t%s\t%d\t%s\t%s\t%d\n", st.Name, st.CPUSeconds, mib(st.Memory), mib(st.MemoryPeak),
-			st.Pids, mib(st.IORead), mib(st.IOWrite), st.OOMKills)
+		fmt.Fprintf(tw, "%s\t%s\n", st.Name, statsCells(st))
 	}
 	return tw.Flush()
+}
+
+// statsHeader names the columns of statsCells, tab-separated.
+const statsHeader = "CPU\tMEMORY\tPEAK\tPIDS\tREAD\tWRITTEN\tOOM KILLS"
+
+// statsCells is one container's usage as the cells under statsHeader,
+// tab-separated: "-" in each when it has no cgroup.
+func statsCells(st api.ContainerStats) string {
+	if !st.Cgroup {
+		return "-\t-\t-\t-\t-\t-\t-"
+	}
+	return fmt.Sprintf("%.2fs\t%s\t%s\t%d\t%s\t%s\t%d", st.CPUSeconds, mib(st.Memory), mib(st.MemoryPeak),
+		st.Pids, mib(st.IORead), mib(st.IOWrite), st.OOMKills)
 }

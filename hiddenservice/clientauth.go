@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // v3 client authorization: the service encrypts its descriptor to the
@@ -133,7 +134,7 @@ func ClientAuthAddCommand(addr string, priv *ecdh.PrivateKey, opts ClientAuthOpt
 	}
 	cmd := "ONION_CLIENT_AUTH_ADD " + ID(addr) + " x25519:" + base64.StdEncoding.EncodeToString(priv.Bytes())
 	if opts.Name != "" {
-		if !clientName.MatchString(opts.Name) {
+		if !clientName().MatchString(opts.Name) {
 			return "", fmt.Errorf("hiddenservice: client name %q: use 1-16 letters, digits, '-' or '_'", opts.Name)
 		}
 		cmd += " ClientName=" + opts.Name
@@ -157,4 +158,4 @@ type ClientAuthOptions struct {
 	Permanent bool
 }
 
-var clientName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,16}$`)
+var clientName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_-]{1,16}$`) })

@@ -274,8 +274,21 @@ func (c crun) command(args ...string) *exec.Cmd {
 // config is `crun spec`'s config.json with args as the process, no
 // terminal, and the bundle's rootfs/ as the root.
 func (c crun) config(b *testing.B, args []string) []byte {
+	spec := crunSpec(b, c.path) // no cgroups: no need for nsenter
+	proc := spec["process"].(map[string]any)
+	proc["args"], proc["terminal"] = args, false
+	spec["root"].(map[string]any)["path"] = "rootfs"
+	out, err := json.MarshalIndent(spec, "", "\t")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// crunSpec is `crun spec`'s config.json, decoded.
+func crunSpec(b *testing.B, path string) map[string]any {
 	dir := b.TempDir()
-	cmd := exec.Command(c.path, "spec") // no cgroups: no need for nsenter, which would change the directory
+	cmd := exec.Command(path, "spec")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("crun spec: %v: %s", err, out)
@@ -288,14 +301,7 @@ func (c crun) config(b *testing.B, args []string) []byte {
 	if err := json.Unmarshal(raw, &spec); err != nil {
 		b.Fatalf("crun spec: %v", err)
 	}
-	proc := spec["process"].(map[string]any)
-	proc["args"], proc["terminal"] = args, false
-	spec["root"].(map[string]any)["path"] = "rootfs"
-	out, err := json.MarshalIndent(spec, "", "\t")
-	if err != nil {
-		b.Fatal(err)
-	}
-	return out
+	return spec
 }
 
 // run runs crun with args, its output to log (a file, so that a

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Version is the manifest schema this node understands.
@@ -216,14 +217,14 @@ func nilIfEmptySlice[S ~[]E, E any](s *S) {
 const MaxSize = 1 << 20
 
 var (
-	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
-	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	userRE   = regexp.MustCompile(`^([a-z_][a-z0-9_-]{0,31}|[0-9]+(:[0-9]+)?)$`)
+	nameRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`) })
+	envKeyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
+	userRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([a-z_][a-z0-9_-]{0,31}|[0-9]+(:[0-9]+)?)$`) })
 )
 
 // ValidName reports whether name can name a container (and a volume).
 func ValidName(name string) error {
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		return fmt.Errorf("%q: use 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit", name)
 	}
 	return nil
@@ -266,7 +267,7 @@ func (m *Manifest) checkCommand() error {
 
 func (m *Manifest) checkEnv() error {
 	for k, v := range m.Env {
-		if !envKeyRE.MatchString(k) {
+		if !envKeyRE().MatchString(k) {
 			return fmt.Errorf("env %q: not a variable name", k)
 		}
 		if strings.ContainsRune(v, 0) {
@@ -277,7 +278,7 @@ func (m *Manifest) checkEnv() error {
 }
 
 func (m *Manifest) checkUser() error {
-	if m.User != "" && !userRE.MatchString(m.User) {
+	if m.User != "" && !userRE().MatchString(m.User) {
 		return fmt.Errorf("user %q: want a user name, a UID, or UID:GID", m.User)
 	}
 	for _, id := range strings.Split(m.User, ":") {

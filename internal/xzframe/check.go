@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"hash/crc64"
+	"sync"
 )
 
 // Check is the ID of the integrity check that ends every block of a
@@ -21,7 +22,7 @@ const (
 	CheckSHA256 Check = 0x0a
 )
 
-var crc64ECMA = crc64.MakeTable(crc64.ECMA)
+var crc64ECMA = sync.OnceValue(func() *crc64.Table { return crc64.MakeTable(crc64.ECMA) })
 
 func (c Check) known() bool {
 	return c == CheckNone || c == CheckCRC32 || c == CheckCRC64 || c == CheckSHA256
@@ -59,7 +60,7 @@ func (c Check) Append(b, data []byte) []byte {
 	case CheckCRC32:
 		return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(data))
 	case CheckCRC64:
-		return binary.LittleEndian.AppendUint64(b, crc64.Checksum(data, crc64ECMA))
+		return binary.LittleEndian.AppendUint64(b, crc64.Checksum(data, crc64ECMA()))
 	case CheckSHA256:
 		sum := sha256.Sum256(data)
 		return append(b, sum[:]...)
