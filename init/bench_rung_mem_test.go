@@ -12,6 +12,8 @@ import (
 
 	"allium/internal/testkit"
 	"allium/supervisor"
+	"allium/supervisor/idmap"
+	"allium/supervisor/isolation"
 	"allium/supervisor/restart"
 )
 
@@ -42,6 +44,9 @@ func tenContainers(b *testing.B, initBin string, row *rungRow) tenMemory {
 	for i := range 10 {
 		spec := supervisor.Spec{Name: fmt.Sprintf("sleep%d", i), Root: row.root, Command: []string{"/bin/sleep", "1000"},
 			LogDir: b.TempDir(), Rung: row.rung}
+		if row.rung >= isolation.Userns {
+			spec.IDs = idmap.Range{Base: idmap.First + uint32(i)*idmap.Size, Size: idmap.Size} // one range each, as on a node
+		}
 		if row.cgroups != nil {
 			spec.Limits = benchLimits
 		}

@@ -23,6 +23,7 @@ import (
 	"allium/manifest"
 	"allium/supervisor"
 	"allium/supervisor/cgroup"
+	"allium/supervisor/idmap"
 	"allium/supervisor/isolation"
 	"allium/supervisor/restart"
 )
@@ -267,6 +268,9 @@ func newAlliumRung(b *testing.B, initBin string, row *rungRow) *alliumRung {
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), OnEvent: a.onEvent})
 	a.spec = supervisor.Spec{Name: "stamp-" + row.rung.String(), Root: row.root, Command: []string{"/stamp"},
 		LogDir: b.TempDir(), Rung: row.rung, Policy: restart.Policy{Mode: manifest.RestartNever}}
+	if row.rung >= isolation.Userns {
+		a.spec.IDs = idmap.Range{Base: idmap.First, Size: idmap.Size} // the root stays the host's: /stamp is world-readable
+	}
 	if row.cgroups != nil {
 		a.sup.UseCgroups(row.cgroups)
 		a.spec.Limits = benchLimits
