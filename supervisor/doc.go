@@ -1,8 +1,7 @@
 // Package supervisor runs containers and keeps them running.
 //
-// It owns a container's lifecycle at the chroot and namespaces rungs of
-// the isolation ladder (chroot, namespaces, userns, cgroups; Spec.Rung,
-// the rungs above namespaces running as namespaces for now):
+// It owns a container's lifecycle at every rung of the isolation ladder
+// (chroot, namespaces, userns, cgroups; Spec.Rung):
 //   - the process spec (Spec, FromManifest, Command): root, command, env,
 //     workdir, user and groups resolved from the image's /etc/passwd,
 //     rlimits, stop signal and timeout, readiness, rung;
@@ -13,7 +12,10 @@
 //     namespaces, mounts a private /proc, a read-only /sys and a minimal
 //     /dev (shim_mount_linux.go), and stays as the container's PID 1,
 //     forwarding signals and reaping, while an inner shim pivots into
-//     the root and execs the workload (shim_ns_linux.go);
+//     the root and execs the workload (shim_ns_linux.go); at the userns
+//     rung all of it in a user namespace mapping the container's ids to
+//     Spec.IDs (subpackage idmap: ranges, idmapped layers, shifting);
+//     the cgroups (subpackage cgroup) wherever the node has them;
 //   - applying the restart policy (subpackage restart: Policy.Decide,
 //     pure, and the History the caller persists; tor uses it too),
 //     with backoff timers tested under testing/synctest;
