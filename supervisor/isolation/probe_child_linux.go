@@ -24,7 +24,12 @@ func ProbeMain(args []string, stdout io.Writer) int {
 		fmt.Fprintln(stdout, "usage: init probe KIND")
 		return 2
 	}
-	if args[0] != "mounts" {
+	switch args[0] {
+	case "user":
+		fmt.Fprintf(stdout, "userns_mounts: %s\n", usernsMounts())
+		return 0
+	case "mounts":
+	default:
 		return 0
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
@@ -52,6 +57,31 @@ func ProbeMain(args []string, stdout io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// usernsMounts is what the shim does first at the userns rung, as the
+// root of a user namespace with its own mount and pid namespaces: make
+// the mounts private, mount a tmpfs and a new /proc; "ok" or why not.
+func usernsMounts() string {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return "make the mounts private: " + errno.Name(err)
+	}
+	dir, err := scratch()
+	if err != nil {
+		return err.Error()
+	}
+	p := filepath.Join(dir, "proc")
+	if err := os.Mkdir(p, 0o755); err != nil {
+		return err.Error()
+	}
+	if err := unix.Mount("proc", p, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		why := "mount /proc: " + errno.Name(err)
+		if errors.Is(err, unix.EPERM) {
+			why += " (the node's /proc has files mounted over, as in an OS container: the kernel lets no user namespace mount one)"
+		}
+		return why
+	}
+	return "ok"
 }
 
 // scratch mounts a tmpfs on a directory the node has, in this (private)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"allium/internal/errno"
+	"allium/supervisor/idmap"
 
 	"golang.org/x/sys/unix"
 
@@ -34,9 +35,10 @@ type Options struct {
 	// Ceiling, when set, keeps the node at or below a rung whatever the
 	// kernel allows (allium.isolation= on the kernel command line; tests).
 	Ceiling *Rung
-	// UserRange is the host uid and gid the probe's user namespace maps
-	// its root to; 0 means 100000.
-	UserRange uint32
+	// UserRange is the host ids the probe's user namespace maps its
+	// ids 0-65535 to; the zero Range means the first range containers
+	// get (idmap.First), so that the probe tries what they will need.
+	UserRange idmap.Range
 }
 
 // ProbeEnv marks the probe's children ("init probe KIND"), which are
@@ -59,7 +61,9 @@ var namespaces = []struct {
 	{"uts", unix.CLONE_NEWUTS, "max_uts_namespaces"},
 	{"ipc", unix.CLONE_NEWIPC, "max_ipc_namespaces"},
 	{"net", unix.CLONE_NEWNET, "max_net_namespaces"},
-	{"user", unix.CLONE_NEWUSER, "max_user_namespaces"},
+	// As a container at the userns rung gets it: with new mount and pid
+	// namespaces, a mapped range, as its root (ProbeMain then mounts).
+	{"user", unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID, "max_user_namespaces"},
 	{"cgroupns", unix.CLONE_NEWCGROUP, "max_cgroup_namespaces"},
 }
 
@@ -72,8 +76,8 @@ func Probe(ctx context.Context, opts Options) Report {
 	if opts.Exe == "" {
 		opts.Exe = "/proc/self/exe"
 	}
-	if opts.UserRange == 0 {
-		opts.UserRange = 100000
+	if opts.UserRange.IsZero() {
+		opts.UserRange = idmap.Range{Base: idmap.First, Size: idmap.Size}
 	}
 	r := Report{Ceiling: opts.Ceiling}
 	r.Checks = append(r.Checks, probeNamespaces(ctx, opts)...)
@@ -101,13 +105,46 @@ func probeNamespaces(ctx context.Context, opts Options) []Check {
 	together := runChild(ctx, opts, "namespaces", all)
 	var out []Check
 	for _, ns := range namespaces {
-		if together.OK && ns.flag != unix.CLONE_NEWUSER {
+		if together.OK && ns.flag&unix.CLONE_NEWUSER == 0 {
 			out = append(out, Check{Name: ns.name, OK: true})
 			continue
 		}
-		out = append(out, probeNamespace(ctx, opts, ns.name, ns.flag, ns.sysctl))
+		if ns.flag&unix.CLONE_NEWUSER == 0 {
+			out = append(out, probeNamespace(ctx, opts, ns.name, ns.flag, ns.sysctl).Check)
+			continue
+		}
+		user := probeNamespace(ctx, opts, ns.name, ns.flag, ns.sysctl)
+		if !user.OK && user.Why == "EPERM" && !idsMapped(opts.Root, opts.UserRange) {
+			user.Why = fmt.Sprintf("EPERM: the node's own user namespace has no ids %s to map (an unprivileged OS container?)", opts.UserRange)
+		}
+		mounts := Check{Name: "userns_mounts", OK: user.lines["userns_mounts"] == "ok", Why: user.lines["userns_mounts"]}
+		if !user.OK {
+			mounts.Why = "no user namespace"
+		}
+		out = append(out, user.Check, mounts)
 	}
 	return out
+}
+
+// idsMapped reports whether the node's own user namespace has the ids
+// of r (its /proc/self/uid_map); true where it cannot tell.
+func idsMapped(root string, r idmap.Range) bool {
+	b, err := os.ReadFile(filepath.Join(root, "/proc/self/uid_map"))
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		inside, _ := strconv.ParseUint(f[0], 10, 64)
+		size, _ := strconv.ParseUint(f[2], 10, 64)
+		if inside <= uint64(r.Base) && uint64(r.Base)+uint64(r.Size) <= inside+size {
+			return true
+		}
+	}
+	return false
 }
 
 // probeMounts runs one child in a new mount namespace that makes it
@@ -130,9 +167,9 @@ func probeMounts(ctx context.Context, opts Options) []Check {
 }
 
 // probeNamespace clones a child into a new namespace of one kind; the
-// user namespace maps its root to opts.UserRange.
-func probeNamespace(ctx context.Context, opts Options, name string, flag uintptr, sysctl string) Check {
-	c := runChild(ctx, opts, name, flag).Check
+// user namespace maps opts.UserRange.
+func probeNamespace(ctx context.Context, opts Options, name string, flag uintptr, sysctl string) childResult {
+	c := runChild(ctx, opts, name, flag)
 	c.Name = name
 	if !c.OK {
 		if v := readSysctl(opts.Root, "user/"+sysctl); v == "0" {
@@ -165,8 +202,9 @@ func runChild(ctx context.Context, opts Options, kind string, flags uintptr) chi
 	cmd := &exec.Cmd{Path: opts.Exe, Args: []string{"init", "probe", kind}, Env: []string{ProbeEnv + "=1"}, Dir: "/",
 		Stdout: w, Stderr: w, SysProcAttr: &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}}
 	if flags&unix.CLONE_NEWUSER != 0 {
-		m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(opts.UserRange), Size: 1}}
+		m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(opts.UserRange.Base), Size: int(opts.UserRange.Size)}}
 		cmd.SysProcAttr.UidMappings, cmd.SysProcAttr.GidMappings = m, m
+		cmd.SysProcAttr.Credential = &syscall.Credential{} // its root, as the shim
 	}
 	ch, err := child.Start(opts.Starter, cmd)
 	w.Close()

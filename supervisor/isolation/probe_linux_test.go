@@ -11,6 +11,7 @@ import (
 
 	"allium/internal/child"
 	"allium/internal/testkit"
+	"allium/supervisor/idmap"
 )
 
 // TestMain lets the test binary play the probe's child, as init does.
@@ -26,11 +27,10 @@ func probe(t *testing.T, opts Options) Report {
 	if opts.Starter == nil {
 		opts.Starter = testkit.Starter
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Exe = exe
+	// The default, /proc/self/exe: the user namespace's root, no one on
+	// the node, may not walk to the test binary's 0700 build directory,
+	// but may exec it through the magic link, as it does PID 1's.
+	opts.Exe = ""
 	return Probe(context.Background(), opts)
 }
 
@@ -46,6 +46,15 @@ func TestProbeRoot(t *testing.T) {
 	}
 	if r.Highest < Namespaces {
 		t.Errorf("highest = %v, want namespaces or more; checks %+v", r.Highest, r.Checks)
+	}
+	// Where user namespaces are allowed, one as a container gets it:
+	// mapped to the first range, mounting its own /proc.
+	if readSysctl("", "user/max_user_namespaces") != "0" && idsMapped("", idmap.Range{Base: idmap.First, Size: idmap.Size}) {
+		for _, name := range []string{"user", "userns_mounts"} {
+			if c, _ := r.Check(name); !c.OK {
+				t.Errorf("check %s = %+v, want it allowed", name, c)
+			}
+		}
 	}
 	t.Logf("highest %v, cgroup %q, gaps %q", r.Highest, r.Cgroup, r.Gaps())
 }

@@ -5,7 +5,9 @@ import "strings"
 // Check is one thing the probe tried, and what came of it.
 type Check struct {
 	// Name is what was tried: a namespace kind ("mount", "pid", "uts",
-	// "ipc", "net", "user", "cgroupns"), "private_mounts" (a mount
+	// "ipc", "net", "user", "cgroupns"), "userns_mounts" (the root of a
+	// user namespace mounts a tmpfs and a /proc of its own, which an OS
+	// container's masked /proc can forbid), "private_mounts" (a mount
 	// namespace whose mounts do not propagate to the node's),
 	// "pivot_root", "overlayfs",
 	// "cgroup", a cgroup controller ("memory", "pids", "cpu") or
@@ -25,7 +27,7 @@ type Check struct {
 var needs = [...][]string{
 	Chroot:     nil,
 	Namespaces: {"mount", "private_mounts", "pid", "uts", "ipc"},
-	Userns:     {"user"},
+	Userns:     {"user", "userns_mounts"},
 	Cgroups:    {"cgroup", "memory", "pids", "cpu"},
 }
 

@@ -7,7 +7,7 @@ import (
 
 func checks(fail map[string]string) []Check {
 	var out []Check
-	for _, n := range []string{"mount", "private_mounts", "pid", "uts", "ipc", "net", "user", "cgroupns", "pivot_root", "overlayfs", "cgroup", "memory", "pids", "cpu", "nftables"} {
+	for _, n := range []string{"mount", "private_mounts", "pid", "uts", "ipc", "net", "user", "userns_mounts", "cgroupns", "pivot_root", "overlayfs", "cgroup", "memory", "pids", "cpu", "nftables"} {
 		why, bad := fail[n]
 		out = append(out, Check{Name: n, OK: !bad, Why: why})
 	}
@@ -26,6 +26,8 @@ func TestHighest(t *testing.T) {
 		{"everything", nil, nil, Cgroups, nil},
 		{"no userns", map[string]string{"user": "user.max_user_namespaces=0"}, nil, Namespaces,
 			map[Rung]string{Userns: "user: user.max_user_namespaces=0", Cgroups: "user: user.max_user_namespaces=0"}},
+		{"a user namespace may not mount /proc", map[string]string{"userns_mounts": "mount /proc: EPERM"}, nil, Namespaces,
+			map[Rung]string{Userns: "userns_mounts: mount /proc: EPERM"}},
 		{"no pid namespace", map[string]string{"pid": "EPERM"}, nil, Chroot, map[Rung]string{Namespaces: "pid: EPERM"}},
 		{"root not a mount point", map[string]string{"private_mounts": "EINVAL"}, nil, Chroot,
 			map[Rung]string{Namespaces: "private_mounts: EINVAL"}},
