@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"allium/supervisor"
+
 	"allium/internal/procstatus"
 
 	"allium/api"
@@ -36,6 +38,9 @@ func (n *node) boot(args []string, netUp netUpFunc) {
 	n.log.Info("environment", "kind", n.environment())
 	n.cmdline = parseCmdline(readFile(filepath.Join(n.root, "proc/cmdline")))
 	n.cfg = n.readConfig()
+	if err := supervisor.RaiseHardLimits(filepath.Join(n.root, "proc/sys/fs/nr_open")); err != nil {
+		n.log.Warn("rlimits", "err", err) // a container may then not raise its own
+	}
 	if !n.container {
 		if n.console != nil {
 			n.console.enableKmsg()

@@ -422,3 +422,31 @@ func TestRootNsIdentity(t *testing.T) {
 		t.Errorf("shim NSpid = %q, want %d 1 (PID 1 of its namespace)", shimSt["NSpid"], shim)
 	}
 }
+
+// In a user namespace the shim may not raise a hard limit: a manifest's
+// nofile above the node's hard limit starts only because PID 1 raised
+// its own to fs.nr_open first (RaiseHardLimits), as this test does.
+// Where this machine denies root CAP_SYS_RESOURCE (a sandbox), it
+// checks the other side: the container fails and says why.
+func TestRootUsernsRlimits(t *testing.T) {
+	testkit.NeedRoot(t)
+	var before unix.Rlimit
+	unix.Getrlimit(unix.RLIMIT_NOFILE, &before)
+	raised := RaiseHardLimits("/proc/sys/fs/nr_open")
+	want := before.Max + 1000
+	root, logs := nsRoot(t), t.TempDir()
+	h := newRootHarness(t)
+	ids := idmap.Range{Base: idmap.First + 9*idmap.Size, Size: idmap.Size}
+	usernsReady(t, h, root, ids)
+	h.add(Spec{Name: "limits", Root: root, LogDir: logs, Rung: isolation.Userns, IDs: ids, Policy: never,
+		Rlimits: map[string]uint64{"nofile": want}, Command: []string{"sh", "-c", "echo nofile $(ulimit -n)"}})
+	if raised == nil {
+		waitLog(t, logs, fmt.Sprintf("stdout nofile %d", want))
+		return
+	}
+	t.Logf("%v: checking the refusal instead", raised)
+	ev := h.waitMatch("the failure", 1, func(ev Event) bool { return ev.Type == EventError && ev.Container == "limits" })[0]
+	if !strings.Contains(ev.Message, fmt.Sprintf("setrlimit nofile %d", want)) {
+		t.Errorf("error = %q, want it to name setrlimit nofile %d", ev.Message, want)
+	}
+}
