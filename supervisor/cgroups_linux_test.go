@@ -10,6 +10,8 @@ import (
 
 	"allium/internal/testkit"
 	"allium/supervisor/cgroup"
+	"allium/supervisor/idmap"
+	"allium/supervisor/isolation"
 	"allium/supervisor/restart"
 )
 
@@ -40,17 +42,35 @@ func cgroupHarness(t *testing.T) (*rootHarness, *cgroup.Hierarchy) {
 }
 
 // A fork bomb stops at the container's pids max, and removing the
-// container kills all of it and removes its group.
+// container kills all of it and removes its group: at the chroot rung,
+// and at the top rung, whose shim joins its group (on v1) from inside a
+// user namespace.
 func TestRootCgroupPidsMax(t *testing.T) {
+	for _, rung := range []isolation.Rung{isolation.Chroot, isolation.Cgroups} {
+		t.Run(rung.String(), func(t *testing.T) { pidsMax(t, rung) })
+	}
+}
+
+func pidsMax(t *testing.T, rung isolation.Rung) {
 	h, cg := cgroupHarness(t)
 	root, logs := busyboxRoot(t), t.TempDir()
 	// sh's background jobs read /dev/null, which the shim makes in /dev.
 	os.Mkdir(filepath.Join(root, "dev"), 0o755)
-	h.add(Spec{Name: "forks", Root: root, LogDir: logs, Limits: cgroup.Limits{Pids: 24},
+	spec := Spec{Name: "forks", Root: root, LogDir: logs, Limits: cgroup.Limits{Pids: 24}, Rung: rung,
 		// busybox sh exits when a fork fails: the bomb is a subshell,
 		// and the workload's shell goes on.
-		Command: []string{"sh", "-c", `(i=0; while [ $i -lt 60 ]; do sleep 1000 & i=$((i+1)); done); echo done forking; sleep 1000`}})
+		Command: []string{"sh", "-c", `(i=0; while [ $i -lt 60 ]; do sleep 1000 & i=$((i+1)); done); echo done forking; sleep 1000`}}
+	if rung >= isolation.Userns {
+		spec.IDs = idmap.Range{Base: idmap.First + 11*idmap.Size, Size: idmap.Size}
+		usernsReady(t, h, root, spec.IDs)
+	}
+	h.add(spec)
 	waitLog(t, logs, "done forking")
+	for _, ev := range h.all() {
+		if ev.Type == EventError {
+			t.Errorf("event %s: %s; want none (the shim joins its group)", ev.Type, ev.Message)
+		}
+	}
 	g := cg.Group("containers/forks")
 	if st, ok, err := h.sup.Stats("forks"); !ok || err != nil || st.Pids == 0 {
 		t.Errorf("Supervisor.Stats(forks) = %+v, %v, %v; want the group's", st, ok, err)
