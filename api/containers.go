@@ -85,6 +85,9 @@ type Container struct {
 	// Isolation is the level the container actually got.
 	Isolation string `json:"isolation,omitempty"`
 	Address   string `json:"address,omitempty"`
+	// IDs are the host uids and gids its ids 0-65535 are, "FIRST-LAST",
+	// at the userns rung and above; "" below it (its ids are the node's).
+	IDs string `json:"ids,omitempty"`
 	// Error says why it is failed or why the last start failed.
 	Error string `json:"error,omitempty"`
 }

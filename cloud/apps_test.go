@@ -116,7 +116,7 @@ func TestPsWide(t *testing.T) {
 	f, digest := started(t)
 	f.backend.containers["bar"] = api.Container{Name: "bar", Image: digest, ImageName: "foo", State: api.StateStopped}
 	c := f.backend.containers["foo"]
-	c.Address = "10.7.0.2"
+	c.Address, c.IDs = "10.7.0.2", "1048576-1114111"
 	f.backend.containers["foo"] = c
 	f.backend.stats = map[string]api.ContainerStats{"foo": {Cgroup: true, CPUSeconds: 1.5, Memory: 3 << 20,
 		MemoryPeak: 5 << 20, Pids: 4, IORead: 12 << 20, IOWrite: 1 << 20, OOMKills: 1}}
@@ -129,16 +129,16 @@ func TestPsWide(t *testing.T) {
 		t.Fatalf("cloud ps -w web1 = %q, want a header, bar and foo", out)
 	}
 	for i, want := range [][]string{
-		{"NAME", "STATE", "ISOLATION", "ADDRESS", "CPU", "MEMORY", "PEAK", "PIDS", "READ", "WRITTEN", "OOM KILLS", "IMAGE"},
+		{"NAME", "STATE", "ISOLATION", "UIDS", "ADDRESS", "CPU", "MEMORY", "PEAK", "PIDS", "READ", "WRITTEN", "OOM KILLS", "IMAGE"},
 		{"bar", "stopped", "foo@" + shortDigest(digest)},
-		{"foo", "running", "chroot", "10.7.0.2", "1.50s", "3.0 MiB", "5.0 MiB", " 4 ", "12 MiB", "1.0 MiB", " 1 ", "foo@"},
+		{"foo", "running", "chroot", "1048576-1114111", "10.7.0.2", "1.50s", "3.0 MiB", "5.0 MiB", " 4 ", "12 MiB", "1.0 MiB", " 1 ", "foo@"},
 	} {
 		wantContains(t, "cloud ps -w line "+lines[i], lines[i], want...)
 	}
-	// bar has no cgroup and no address: ISOLATION, ADDRESS and the seven
-	// stats columns are "-".
-	if f := strings.Fields(lines[1]); len(f) != 16 || strings.Join(f[6:15], " ") != "- - - - - - - - -" {
-		t.Errorf("cloud ps -w line %q: want ISOLATION, ADDRESS and the stats columns \"-\"", lines[1])
+	// bar has no cgroup, no range and no address: ISOLATION, UIDS,
+	// ADDRESS and the seven stats columns are "-".
+	if f := strings.Fields(lines[1]); len(f) != 17 || strings.Join(f[6:16], " ") != "- - - - - - - - - -" {
+		t.Errorf("cloud ps -w line %q: want ISOLATION, UIDS, ADDRESS and the stats columns \"-\"", lines[1])
 	}
 	// The stats columns sit under their headers: statsTable's cells.
 	if h, l := lines[0], lines[2]; strings.Index(h, "CPU") != strings.Index(l, "1.50s") {

@@ -164,8 +164,10 @@ many times it was restarted after a failure, how its last run ended, its
 isolation rung and its image (name@digest). Uptimes use this machine's
 clock.
 
-With --wide (-w), each line also has the container's address on its
-private network (ADDRESS) and what it uses now, as cloud stats shows it:
+With --wide (-w), each line also has the host uids its uids 0-65535 are
+at the userns rung (UIDS, the first and last: its root is no one on the
+node), its address on its private network (ADDRESS) and what it uses
+now, as cloud stats shows it:
 CPU time, memory now and at most, processes, block I/O read and written,
 and OOM kills. A container without an address, or without a cgroup (a
 node without cgroups, a container that has not run), shows "-" there.
@@ -222,14 +224,14 @@ func (g *globals) psTable(cs []api.Container, stats []api.ContainerStats) error 
 	wide := stats != nil
 	header := "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tISOLATION\t"
 	if wide {
-		header += "ADDRESS\t" + statsHeader + "\t"
+		header += "UIDS\tADDRESS\t" + statsHeader + "\t"
 	}
 	fmt.Fprintln(tw, header+"IMAGE")
 	for i, c := range cs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t", c.Name, psState(c), dash(c.PID),
 			psUptime(c), c.Restarts, lastExit(c.LastExit), dashText(c.Isolation))
 		if wide {
-			fmt.Fprintf(tw, "%s\t%s\t", dashText(c.Address), statsCells(stats[i]))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t", dashText(c.IDs), dashText(c.Address), statsCells(stats[i]))
 		}
 		fmt.Fprintf(tw, "%s@%s\n", c.ImageName, shortDigest(c.Image))
 	}

@@ -62,6 +62,9 @@ func (a *Service) view(c state.Container) api.Container {
 	if out.Isolation == "" {
 		out.Isolation = isolation.Chroot.String() // recorded before rungs were
 	}
+	if ids := recordedIDs(c); !ids.IsZero() {
+		out.IDs = ids.String()
+	}
 	if i, err := a.store.Image(c.Image); err == nil {
 		out.ImageName = i.Name
 	}
