@@ -86,9 +86,10 @@ func usernsContainers(t *testing.T, mapper IDMapper) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	svc, err := New(Options{DB: db, Data: filepath.Join(dir, "data"), Starter: testkit.Starter, Mounter: realMounter{}, Log: log,
+	opts := Options{DB: db, Data: filepath.Join(dir, "data"), Starter: testkit.Starter, Mounter: realMounter{}, Log: log,
 		IDMapper:  mapper,
-		Isolation: func() isolation.Report { return isolation.Report{Highest: isolation.Userns} }})
+		Isolation: func() isolation.Report { return isolation.Report{Highest: isolation.Userns} }}
+	svc, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,6 +136,31 @@ func usernsContainers(t *testing.T, mapper IDMapper) {
 	}
 	if uid := owner(t, filepath.Join(svc.store.RootFS(digest), "bin/busybox")); uid != 0 {
 		t.Errorf("the image's busybox in the store owned by %d, want 0 (untouched)", uid)
+	}
+
+	// A reboot: a new Service on the same state.db and data root gives
+	// each container its recorded range again.
+	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := svc.Stop(stopCtx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"u1", "u2"} {
+		os.Remove(filepath.Join(dir, "data/volumes", name, "data/who"))
+	}
+	if svc, err = New(opts); err != nil {
+		t.Fatal(err)
+	}
+	if w := svc.Restore(); len(w) != 0 {
+		t.Errorf("Restore: %q", w)
+	}
+	for base, name := range bases {
+		if rec, err := svc.record(name); err != nil || rec.IDBase != base {
+			t.Errorf("%s after a reboot: ids from %d (%v), want %d as before", name, rec.IDBase, err, base)
+		}
+		if who, want := waitFile(t, filepath.Join(dir, "data/volumes", name, "data/who")), fmt.Sprintf("0 0 %d 65536", base); who != want {
+			t.Errorf("%s after a reboot: id -u and uid_map = %q, want %q", name, who, want)
+		}
 	}
 }
 
