@@ -1,8 +1,12 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +24,7 @@ import (
 	"allium/internal/testbin"
 	"allium/internal/testkit"
 	"allium/rootfs"
+	"allium/supervisor/isolation"
 )
 
 // The root tier: the real init binary as PID 1 of a fresh pid and mount
@@ -211,6 +216,9 @@ func TestPID1InOSContainer(t *testing.T) {
 	} else {
 		t.Logf("isolation: %s, cgroup %q, missing %v", iso.Highest, iso.Cgroup, iso.Missing)
 	}
+	if iso != nil {
+		osContainerRuns(t, c, iso)
+	}
 	c.waitLog(`api: listening" network=tcp`)
 	if _, err := c.tcp(client).Node(ctx); err != nil {
 		t.Errorf("GET /v1/node over TLS with the authorized key: %v", err)
@@ -258,6 +266,53 @@ func TestPID1InOSContainer(t *testing.T) {
 	}
 	syscall.Kill(c2.pid, syscall.SIGTERM)
 	<-c2.done
+}
+
+// osContainerRuns pushes an image to the node in its OS container and
+// runs it: at the rung the node said containers get, which is below the
+// userns rung: the kernel lets no chrooted process (this init) make a
+// user namespace. The QEMU tier runs the same kind of image at the top.
+func osContainerRuns(t *testing.T, c *containerNode, iso *api.Isolation) {
+	t.Helper()
+	ctx := context.Background()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range []struct {
+		h    tar.Header
+		body []byte
+	}{
+		{tar.Header{Name: "manifest.json", Mode: 0o644}, []byte(`{"version": 1, "name": "sleeper", "command": ["/bin/busybox", "sleep", "1000"]}`)},
+		{tar.Header{Name: "rootfs/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
+		{tar.Header{Name: "rootfs/bin/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
+		{tar.Header{Name: "rootfs/bin/busybox", Mode: 0o755}, bb},
+	} {
+		e.h.Size = int64(len(e.body))
+		tw.WriteHeader(&e.h)
+		tw.Write(e.body)
+	}
+	tw.Close()
+	sum := sha256.Sum256(buf.Bytes())
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	if _, err := c.unix().Upload(ctx, digest, bytes.NewReader(buf.Bytes()), int64(buf.Len()), api.UploadOptions{}); err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	got, err := c.unix().PutContainer(ctx, "sleeper", api.ContainerRequest{Image: digest})
+	for deadline := time.Now().Add(20 * time.Second); err == nil && got.State != api.StateRunning && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		got, err = c.unix().Container(ctx, "sleeper")
+	}
+	if err != nil || got.State != api.StateRunning || got.Isolation != iso.Containers || got.IDs != "" {
+		t.Errorf("the container in the OS container = %+v, %v; want running at %s without a range of ids", got, err, iso.Containers)
+	}
+	if r, err := isolation.ParseRung(got.Isolation); err != nil || r >= isolation.Userns {
+		t.Errorf("the container in the OS container runs at %q (%v); want below userns (a chrooted init may make no user namespace)", got.Isolation, err)
+	}
+	if err := c.unix().RemoveContainer(ctx, "sleeper"); err != nil {
+		t.Errorf("remove: %v", err)
+	}
 }
 
 // checkOrder checks that each marker appears in logs after the previous.
