@@ -20,6 +20,7 @@ import (
 	"allium/internal/mountinfo"
 	"allium/internal/testkit"
 	"allium/state"
+	"allium/supervisor/cgroup"
 	"allium/supervisor/idmap"
 	"allium/supervisor/isolation"
 )
@@ -55,7 +56,7 @@ func busyboxImage(t *testing.T, script string) (data []byte, digest string) {
 		add(tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755}, nil)
 	}
 	add(tar.Header{Name: "rootfs/bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755}, bb)
-	for _, a := range []string{"sh", "id", "touch", "sleep", "cat"} {
+	for _, a := range []string{"sh", "id", "touch", "sleep", "cat", "hostname", "grep"} {
 		add(tar.Header{Name: "rootfs/bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}, nil)
 	}
 	add(tar.Header{Name: "rootfs/etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644}, []byte("root:x:0:0:root:/:/bin/sh\n"))
@@ -187,4 +188,72 @@ func owner(t *testing.T, path string) uint32 {
 		t.Errorf("%v", err)
 	}
 	return st.Uid
+}
+
+// The same image at every rung the node is told it has: the right rung
+// recorded, and the workload sees what that rung gives it (the node's
+// hostname or its own; no /proc, the node's ids, or a range of its own;
+// a cgroup of its own at the top).
+func TestRootEveryRung(t *testing.T) {
+	testkit.NeedRoot(t)
+	node, _ := os.Hostname()
+	script := `h=$(hostname); m=-; [ -r /proc/self/uid_map ] && read a b c < /proc/self/uid_map && m="$a $b $c"; ` +
+		`g=-; grep -q containers/every /proc/self/cgroup 2>/dev/null && g=own; echo "$h|$m|$g" > /data/who; exec sleep 1000`
+	for _, rung := range []isolation.Rung{isolation.Chroot, isolation.Namespaces, isolation.Userns, isolation.Cgroups} {
+		t.Run(rung.String(), func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			os.Chmod(dir, 0o755)
+			os.Chmod(filepath.Dir(dir), 0o755)
+			log := slog.New(slog.DiscardHandler)
+			db, err := state.Open(filepath.Join(dir, "state.db"), log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			svc, err := New(Options{DB: db, Data: filepath.Join(dir, "data"), Starter: testkit.Starter, Mounter: realMounter{}, Log: log,
+				IDMapper:  idmap.Mapper{Starter: testkit.Starter, Exe: "/proc/self/exe"},
+				Isolation: func() isolation.Report { return isolation.Report{Highest: rung} }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rung == isolation.Cgroups {
+				base := fmt.Sprintf("/allium-apps-test-%d", os.Getpid())
+				h, err := cgroup.Open("/sys/fs/cgroup", base)
+				if err != nil {
+					t.Skipf("no usable cgroup hierarchy here: %v", err)
+				}
+				defer func() {
+					for _, g := range []string{"containers", ""} {
+						h.Group(g).Remove()
+					}
+				}()
+				svc.UseCgroups(h, 1<<30)
+			}
+			defer func() {
+				ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				svc.RemoveContainer(ctx, "every")
+				svc.Stop(ctx, 5*time.Second)
+			}()
+			data, digest := busyboxImage(t, script)
+			if _, err := svc.PutImage(ctx, digest, 0, int64(len(data)), bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			c, err := svc.PutContainer(ctx, "every", api.ContainerRequest{Image: digest})
+			if err != nil || c.Isolation != rung.String() {
+				t.Fatalf("PutContainer = %+v, %v; want isolation %s", c, err, rung)
+			}
+			rec, _ := svc.record("every")
+			want := map[isolation.Rung]string{
+				isolation.Chroot:     node + "|-|-",
+				isolation.Namespaces: "every|0 0 4294967295|-",
+				isolation.Userns:     fmt.Sprintf("every|0 %d 65536|-", rec.IDBase),
+				isolation.Cgroups:    fmt.Sprintf("every|0 %d 65536|own", rec.IDBase),
+			}[rung]
+			if got := waitFile(t, filepath.Join(dir, "data/volumes/every/data/who")); got != want || rec.Isolation != rung.String() {
+				t.Errorf("at %s: the workload saw %q, want %q; recorded rung %q", rung, got, want, rec.Isolation)
+			}
+		})
+	}
 }
