@@ -156,7 +156,7 @@ const (
 	// ShimNetEnv holds the number of the network gate's descriptor
 	// (withNetGate), for a private network only.
 	ShimNetEnv = "ALLIUM_SHIM_NET_FD"
-	maxShimEnv    = 128<<10 - 1
+	maxShimEnv = 128<<10 - 1
 )
 
 // shimConfig is what the shim needs of a Spec: the JSON in ShimSpecEnv.

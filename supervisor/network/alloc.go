@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/netip"
 )
 
@@ -49,6 +50,16 @@ func Next(r netip.Prefix, used []netip.Addr) (netip.Addr, error) {
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("%w %s (%d in use)", ErrExhausted, r, len(used))
+}
+
+// MAC is the hardware address of the interface that has addr on the
+// bridge: 02:a1 (locally administered, unicast) and the four bytes of
+// the address. A container's eth0 keeps its MAC across runs, and the
+// bridge its own whatever ports come and go, so no neighbour's ARP
+// cache goes stale when a container restarts with a new veth pair.
+func MAC(addr netip.Addr) net.HardwareAddr {
+	a := addr.As4()
+	return net.HardwareAddr{0x02, 0xa1, a[0], a[1], a[2], a[3]}
 }
 
 // HostLink is the name of a container's veth end on the node's side:

@@ -69,3 +69,9 @@ func TestHostLink(t *testing.T) {
 		t.Errorf("HostLink: %q, %q: want distinct, stable names of at most 15 characters", a, b)
 	}
 }
+
+func TestMAC(t *testing.T) {
+	if got := MAC(netip.MustParseAddr("10.89.0.2")).String(); got != "02:a1:0a:59:00:02" {
+		t.Errorf("MAC(10.89.0.2) = %s, want 02:a1:0a:59:00:02", got)
+	}
+}

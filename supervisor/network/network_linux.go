@@ -113,7 +113,7 @@ func (n *Network) setup() error {
 func (n *Network) makeBridge(h *netlink.Handle) error {
 	br, err := h.LinkByName(n.bridge)
 	if errors.As(err, new(netlink.LinkNotFoundError)) {
-		err = h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.bridge}})
+		err = h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.bridge, HardwareAddr: MAC(Gateway(n.rng))}})
 		if err != nil {
 			return fmt.Errorf("network: create bridge %s: %w (is the bridge module loaded?)", n.bridge, err)
 		}
@@ -252,7 +252,7 @@ func (n *Network) attach(p Publish, pid int) error {
 	}
 	veth := &netlink.Veth{
 		LinkAttrs: netlink.LinkAttrs{Name: host, MasterIndex: br.Attrs().Index},
-		PeerName:  "eth0", PeerNamespace: netlink.NsFd(cns),
+		PeerName:  "eth0", PeerNamespace: netlink.NsFd(cns), PeerHardwareAddr: MAC(p.Addr),
 	}
 	if err := h.LinkAdd(veth); err != nil {
 		h.LinkDel(veth)
@@ -348,8 +348,11 @@ func (n *Network) nft() (*nftables.Conn, error) {
 }
 
 // inNS runs f on a thread of its own in the node's namespace (f's files
-// in /proc/sys/net are that namespace's). The thread is thrown away
-// after: it never returns to the caller's pool in another namespace.
+// in /proc/sys/net are that namespace's), and puts the thread back in
+// the caller's namespace after. A thread that cannot go back is thrown
+// away (left locked, it ends with the goroutine); a thread that ends
+// kills the children it forked with a parent-death signal, so threads
+// are not thrown away lightly.
 func (n *Network) inNS(f func() error) error {
 	if n.ns <= 0 {
 		return f()
@@ -358,12 +361,23 @@ func (n *Network) inNS(f func() error) error {
 	safe.Go(slog.Default(), "network: in the node's namespace", func() {
 		err := errors.New("network: panic in the node's namespace")
 		defer func() { done <- err }()
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			err = fmt.Errorf("network: this thread's namespace: %w", err)
+			return
+		}
+		defer orig.Close()
 		if err = netns.Set(netns.NsHandle(n.ns)); err != nil {
+			runtime.UnlockOSThread()
 			err = fmt.Errorf("network: setns: %w", err)
 			return
 		}
 		err = f()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
 	})
 	return <-done
 }
