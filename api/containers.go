@@ -84,6 +84,9 @@ type Container struct {
 	NextRestart time.Time `json:"next_restart,omitzero"`
 	// Isolation is the level the container actually got.
 	Isolation string `json:"isolation,omitempty"`
+	// Address is the container's address on the node's bridge
+	// (isolation.network private); "" when it shares the node's network.
+	Address string `json:"address,omitempty"`
 	// Error says why it is failed or why the last start failed.
 	Error string `json:"error,omitempty"`
 }

@@ -24,6 +24,10 @@ type Container struct {
 	// given ("chroot", "namespaces", ...); "" in a record written before
 	// rungs were recorded.
 	Isolation string `json:"isolation,omitempty"`
+	// Address is the container's address on the node's bridge, kept
+	// for its life (isolation.network private); "" with the node's
+	// network.
+	Address string `json:"address,omitempty"`
 	// Created and Updated are set by PutContainer.
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`

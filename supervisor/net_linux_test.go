@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -33,53 +32,6 @@ import (
 //	node ns:    up0 10.99.0.1/24; allium0 10.89.0.1/24, ip allium table
 //	   │ veths on the bridge
 //	web 10.89.0.2 (httpd :80, published)   client 10.89.0.3 (wget)
-
-// newNS makes a network namespace and returns a handle to it.
-func newNS(t *testing.T) netns.NsHandle {
-	t.Helper()
-	var ns netns.NsHandle
-	err := onThread(func() (err error) {
-		ns, err = netns.New() // switches the thread; onThread switches it back
-		return err
-	})
-	if err != nil {
-		t.Fatalf("new network namespace: %v", err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	return ns
-}
-
-// onThread runs f on a locked thread and puts the thread back into this
-// process's namespace after. (Threads are not thrown away: the shims
-// the test starts die with the thread that forked them, Pdeathsig.)
-func onThread(f func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			done <- err
-			return
-		}
-		defer orig.Close()
-		err = f()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- err
-	}()
-	return <-done
-}
-
-// inNS runs f on a thread in ns: the sockets f makes are ns's.
-func inNS(ns netns.NsHandle, f func() error) error {
-	return onThread(func() error {
-		if err := netns.Set(ns); err != nil {
-			return err
-		}
-		return f()
-	})
-}
 
 // link joins node and outside with a veth pair, up0 (node) and up1.
 func link(t *testing.T, node, outside netns.NsHandle) {
@@ -126,7 +78,7 @@ type outsideServer struct {
 func serveOutside(t *testing.T, outside netns.NsHandle) *outsideServer {
 	t.Helper()
 	var ln net.Listener
-	if err := inNS(outside, func() (err error) { ln, err = net.Listen("tcp", "10.99.0.2:0"); return err }); err != nil {
+	if err := testkit.InNetNS(outside, func() (err error) { ln, err = net.Listen("tcp", "10.99.0.2:0"); return err }); err != nil {
 		t.Fatal(err)
 	}
 	s := &outsideServer{port: ln.Addr().(*net.TCPAddr).Port}
@@ -147,7 +99,7 @@ func get(ns netns.NsHandle, addr string) (string, error) {
 	deadline := time.Now().Add(rootWait)
 	for {
 		var body string
-		err := inNS(ns, func() error {
+		err := testkit.InNetNS(ns, func() error {
 			c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 			if err != nil {
 				return err
@@ -168,7 +120,7 @@ func get(ns netns.NsHandle, addr string) (string, error) {
 
 // refused reports whether a connection to addr from ns is refused.
 func refused(ns netns.NsHandle, addr string) error {
-	return inNS(ns, func() error {
+	return testkit.InNetNS(ns, func() error {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err == nil {
 			c.Close()
@@ -183,7 +135,7 @@ func refused(ns netns.NsHandle, addr string) error {
 
 func TestRootPrivateNetwork(t *testing.T) {
 	testkit.NeedRoot(t)
-	node, outside := newNS(t), newNS(t)
+	node, outside := testkit.NetNS(t), testkit.NetNS(t)
 	link(t, node, outside)
 	out := serveOutside(t, outside)
 	n, err := network.New(network.Options{NetNS: int(node)})
@@ -267,7 +219,7 @@ exec sleep 1000`, web, out.port)
 // is killed and counted as a failure, with the reason in its status.
 func TestRootPrivateNetworkAttachFails(t *testing.T) {
 	testkit.NeedRoot(t)
-	node := newNS(t)
+	node := testkit.NetNS(t)
 	n, err := network.New(network.Options{NetNS: int(node)})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"allium/supervisor"
 	"allium/supervisor/cgroup"
 	"allium/supervisor/isolation"
+	"allium/supervisor/network"
 	"allium/supervisor/restart"
 )
 
@@ -35,6 +36,10 @@ type Service struct {
 	// defaults fill the limits a manifest leaves unset (UseCgroups).
 	defaults atomic.Pointer[cgroup.Limits]
 	iso      func() isolation.Report
+	// net is the node's private networks (UseNetwork); nil until then,
+	// or with noNet saying why there are none.
+	net   atomic.Pointer[network.Network]
+	noNet atomic.Pointer[string]
 
 	// mu serializes changes to the set of containers (create, replace,
 	// remove), so two PUTs of one name cannot interleave.
@@ -85,7 +90,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{log: opts.Log, db: opts.DB, store: store, events: hub, roots: roots{m: opts.Mounter, data: opts.Data},
 		iso: opts.Isolation}
-	s.sup = supervisor.New(supervisor.Options{Starter: opts.Starter, OnEvent: hub.onSupervisor, Log: opts.Log})
+	s.sup = supervisor.New(supervisor.Options{Starter: opts.Starter, OnEvent: hub.onSupervisor, Log: opts.Log, Network: netHook{s}})
 	return s, nil
 }
 
@@ -147,6 +152,10 @@ func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.His
 	if err := a.supports(name, m); err != nil {
 		return err
 	}
+	pub, err := a.placeNet(name, m, rung)
+	if err != nil {
+		return err
+	}
 	mode, err := a.roots.prepare(name, a.store.RootFS(image), m)
 	if err != nil {
 		return api.Unavailable("prepare the root of %s: %v", name, err)
@@ -159,8 +168,16 @@ func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.His
 	spec.Limits = a.limits(spec.Limits)
 	h, _ := json.Marshal(hist)
 	rec := state.Container{Name: name, Image: image, Running: running, History: h, Isolation: rung.String()}
+	if pub.Addr.IsValid() {
+		rec.Address = pub.Addr.String()
+	}
 	if err := a.db.PutContainer(rec); err != nil {
 		return err
+	}
+	if pub.Addr.IsValid() {
+		if err := a.net.Load().Add(pub); err != nil {
+			return api.Conflict("%s: %v", name, err)
+		}
 	}
 	return a.sup.Add(spec, hist, running)
 }
