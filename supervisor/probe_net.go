@@ -23,8 +23,9 @@ func ProbeAt(p Probe, addr netip.Addr) Probe {
 		if err != nil || (u.Hostname() != "127.0.0.1" && u.Hostname() != "localhost") {
 			return p
 		}
+		port := u.Port()
 		u.Host = addr.String()
-		if port := u.Port(); port != "" {
+		if port != "" {
 			u.Host = net.JoinHostPort(addr.String(), port)
 		}
 		return HTTPProbe{URL: u.String()}

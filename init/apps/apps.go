@@ -166,6 +166,9 @@ func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.His
 		return api.BadRequest("%s: %v", name, err)
 	}
 	spec.Limits = a.limits(spec.Limits)
+	if pub.Addr.IsValid() {
+		spec.Ready = supervisor.ProbeAt(spec.Ready, pub.Addr)
+	}
 	h, _ := json.Marshal(hist)
 	rec := state.Container{Name: name, Image: image, Running: running, History: h, Isolation: rung.String()}
 	if pub.Addr.IsValid() {
