@@ -16,6 +16,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Options configure a Network. The zero value is the node's defaults.
@@ -272,7 +273,7 @@ func (n *Network) attach(p Publish, pid int) error {
 // inside configures the container's side: lo up, eth0 with addr and
 // up, the default route through the bridge.
 func (n *Network) inside(cns netns.NsHandle, addr netip.Addr) error {
-	h, err := netlink.NewHandleAt(cns)
+	h, err := netlink.NewHandleAt(cns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink in the container: %w", err)
 	}
@@ -323,10 +324,12 @@ func (n *Network) apply() error {
 func (n *Network) handle() (*netlink.Handle, error) {
 	var h *netlink.Handle
 	var err error
+	// Route sockets only: a handle of every family fails where the
+	// kernel lacks one (xfrm: EPROTONOSUPPORT on the appliance).
 	if n.ns > 0 {
-		h, err = netlink.NewHandleAt(netns.NsHandle(n.ns))
+		h, err = netlink.NewHandleAt(netns.NsHandle(n.ns), unix.NETLINK_ROUTE)
 	} else {
-		h, err = netlink.NewHandle()
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("network: netlink: %w", err)
