@@ -13,7 +13,10 @@
 //     namespaces, mounts a private /proc, a read-only /sys and a minimal
 //     /dev (shim_mount_linux.go), and stays as the container's PID 1,
 //     forwarding signals and reaping, while an inner shim pivots into
-//     the root and execs the workload (shim_ns_linux.go);
+//     the root and execs the workload (shim_ns_linux.go); with
+//     Spec.PrivateNet also in a new network namespace, which
+//     Options.Network attaches (subpackage network: the bridge, veth
+//     pairs, NAT) while the shim waits on its network gate;
 //   - applying the restart policy (subpackage restart: Policy.Decide,
 //     pure, and the History the caller persists; tor uses it too),
 //     with backoff timers tested under testing/synctest;
