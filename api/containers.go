@@ -84,7 +84,9 @@ type Container struct {
 	NextRestart time.Time `json:"next_restart,omitzero"`
 	// Isolation is the level the container actually got.
 	Isolation string `json:"isolation,omitempty"`
-	Address   string `json:"address,omitempty"`
+	// Address is the container's address on the node's bridge
+	// (isolation.network private); "" when it shares the node's network.
+	Address string `json:"address,omitempty"`
 	// IDs are the host uids and gids its ids 0-65535 are, "FIRST-LAST",
 	// at the userns rung and above; "" below it (its ids are the node's).
 	IDs string `json:"ids,omitempty"`

@@ -20,6 +20,8 @@ var allowedModules = []string{
 	"go.etcd.io/bbolt",
 	"github.com/vishvananda/netlink",
 	"github.com/vishvananda/netns",
+	"github.com/google/nftables",  // private networks' NAT and published ports, without shelling out to nft
+	"github.com/mdlayher/netlink", // nftables' netlink transport
 	"github.com/insomniacslk/dhcp",
 	"github.com/u-root/uio",       // dhcp's wire encoding
 	"github.com/josharian/native", // dhcp's byte order

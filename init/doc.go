@@ -29,6 +29,12 @@
 //   - go.etcd.io/bbolt (through state): the node's state.
 //   - github.com/vishvananda/netlink and github.com/insomniacslk/dhcp
 //     (through init/netup): links, addresses, routes, and DHCPv4.
+//     netlink also makes the private networks' bridge and veth pairs
+//     (through supervisor/network).
+//   - github.com/google/nftables, over github.com/mdlayher/netlink
+//     (through supervisor/network): the private networks' NAT and
+//     published ports, in one table of the node's own, without an nft
+//     binary in the initramfs.
 //   - github.com/mholt/archives (through imagestore): the unpack helper
 //     reads every compression it identifies. It registers all its
 //     formats, so its decoders link in whether used or not: about 3 MB

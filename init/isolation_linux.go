@@ -72,6 +72,7 @@ func (n *node) probeIsolation() {
 	n.log.Info("isolation", "highest", r.Highest.String(), "cgroup", r.Cgroup, "missing", r.Gaps(),
 		"took", time.Since(start).Round(time.Millisecond))
 	n.useCgroups(r) // before the report shows: it says whether limits apply
+	n.useNetwork(r)
 	n.mu.Lock()
 	n.iso = &r
 	n.mu.Unlock()

@@ -53,8 +53,9 @@ type Manifest struct {
 	Resources Resources `json:"resources,omitzero"`
 	// Volumes are directories that survive redeploys.
 	Volumes []Volume `json:"volumes,omitempty"`
-	// Ports the workload listens on (informational; with host
-	// networking they are the node's ports).
+	// Ports the workload listens on: with host networking they are the
+	// node's ports and this is informational; with a private network
+	// each is published on the node's addresses at the same number.
 	Ports []Port `json:"ports,omitempty"`
 	// Ready is a readiness probe; nil means ready once started.
 	Ready *Ready `json:"ready,omitempty"`

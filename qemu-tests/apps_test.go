@@ -20,8 +20,9 @@ import (
 // QEMU forwards; killed and restarted by the node; running again after a
 // reboot; stopped and staying stopped across one; a hard reset in the
 // middle of an upload and in the middle of an unpack, after which the
-// state is consistent and the httpd still serves; and hostile images
-// refused while it keeps serving.
+// state is consistent and the httpd still serves; hostile images
+// refused while it keeps serving; and a container with a private
+// network answering through its published port.
 //
 // The steps share the node and run in order; each leaves the httpd
 // running for the next.
@@ -30,6 +31,7 @@ func TestApps(t *testing.T) {
 	t.Parallel()
 	a := newAppliance(t, e, "apps", buildOpts{})
 	n := &appNode{appliance: a, url: fmt.Sprintf("http://127.0.0.1:%d/index.html", a.forward(t, httpdPort))}
+	private := a.forward(t, privatePort)
 	n.v = a.boot(t, "boot1")
 	n.im = buildImages(t, e, t.TempDir()) // while the node boots
 	n.api = a.client(t)
@@ -53,6 +55,7 @@ func TestApps(t *testing.T) {
 		{"HostileRefused", stepHostileRefused},
 		{"KillAllIsContained", stepKillAllIsContained},
 		{"BombAndHogContained", stepBombAndHogContained},
+		{"PrivateNetwork", func(t *testing.T, n *appNode) { stepPrivateNetwork(t, n, private) }},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, func(t *testing.T) { s.run(t, n) }) {

@@ -38,6 +38,8 @@ var Modules = []Module{
 	{Name: "nft_chain_nat", Late: true},
 	{Name: "nft_masq", Late: true},
 	{Name: "nft_nat", Late: true},
+	{Name: "nft_fib_ipv4", Late: true}, // "fib daddr type local": a published port on every node address
+	{Name: "nft_ct", Late: true},       // the forward filter: replies and published ports reach the bridge
 	{Name: "xen_blkfront", XenOnly: true},
 	{Name: "xen_netfront", XenOnly: true},
 }

@@ -24,6 +24,10 @@ type Container struct {
 	// given ("chroot", "namespaces", ...); "" in a record written before
 	// rungs were recorded.
 	Isolation string `json:"isolation,omitempty"`
+	// Address is the container's address on the node's bridge, kept
+	// for its life (isolation.network private); "" with the node's
+	// network.
+	Address string `json:"address,omitempty"`
 	// IDBase and IDSize are the host uids and gids the container's ids
 	// map to at the userns rung (its own range, kept for its life: its
 	// writable layer and volumes are owned by it); 0 below that rung.

@@ -46,6 +46,7 @@ type event struct {
 	gen    uint64          // kExec, kExited, kReady, kNotReady: the run; kTimer: the timer
 	status unix.WaitStatus // kExited
 	setup  string          // kExited: the shim's message if it failed before exec
+	attach string          // kExited: why the run's network could not be attached
 	err    error           // kNotReady
 	spec   *Spec           // kReplace
 	sig    unix.Signal     // kSignal
@@ -227,6 +228,10 @@ func exitedRun(c *container, ev event) {
 		c.emitExit(ex, ran, "failed before the workload ran; not restarting until started again")
 		c.emit(Event{Type: EventError, Message: ev.setup})
 		return
+	}
+	if ev.attach != "" { // a failure of the node's, maybe passing: the policy retries
+		c.errMsg = ev.attach
+		c.emit(Event{Type: EventError, Message: ev.attach})
 	}
 	c.applyPolicy(ex, ran)
 }

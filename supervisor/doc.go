@@ -15,7 +15,10 @@
 //     the root and execs the workload (shim_ns_linux.go); at the userns
 //     rung all of it in a user namespace mapping the container's ids to
 //     Spec.IDs (subpackage idmap: ranges, idmapped layers, shifting);
-//     the cgroups (subpackage cgroup) wherever the node has them;
+//     with Spec.PrivateNet also in a new network namespace, which
+//     Options.Network attaches (subpackage network: the bridge, veth
+//     pairs, NAT) while the shim waits on its network gate; and in a
+//     cgroup of its own (subpackage cgroup) wherever the node has them;
 //   - applying the restart policy (subpackage restart: Policy.Decide,
 //     pure, and the History the caller persists; tor uses it too),
 //     with backoff timers tested under testing/synctest;

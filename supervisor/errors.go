@@ -18,6 +18,9 @@ var (
 	// ErrUnknownUser: the manifest's user is not in the image's
 	// /etc/passwd.
 	ErrUnknownUser = errors.New("unknown user")
+	// ErrNoNetwork: a container with a private network, and no
+	// Options.Network to attach it.
+	ErrNoNetwork = errors.New("supervisor: no network to attach a private network to")
 	// ErrIsolation: the manifest needs a rung of the isolation ladder
 	// this supervisor does not provide.
 	ErrIsolation = errors.New("supervisor: isolation level not available")

@@ -39,7 +39,7 @@ func (r *run) stopProbe() { r.cancel() }
 func (c *container) spawn() {
 	c.gen++
 	r, err := c.start(c.gen)
-	if errors.Is(err, child.ErrNoPID) || errors.Is(err, child.ErrNoStarter) {
+	if errors.Is(err, child.ErrNoPID) || errors.Is(err, child.ErrNoStarter) || errors.Is(err, ErrNoNetwork) {
 		c.errMsg = "supervisor: " + err.Error()
 		c.setState(Failed) // a bug of the wiring: retrying would only start more
 		c.emit(Event{Type: EventError, Message: c.errMsg})
@@ -74,6 +74,11 @@ func (c *container) start(gen uint64) (*run, error) {
 			return nil, err
 		}
 	}
+	gateR, gateW, err := c.netGate(&ps)
+	if err != nil {
+		ps.closeParent()
+		return nil, err
+	}
 	cg, err := c.cgroupFor()
 	if err != nil {
 		c.emit(Event{Type: EventError, Message: err.Error() + "; this run has no cgroup limits"})
@@ -91,6 +96,9 @@ func (c *container) start(gen uint64) (*run, error) {
 	}
 	cmd := Command(c.sup.opts.Exe, spec, outW, errW)
 	withStatus(cmd, statusW, c.spec.ReadyFD, readyW)
+	if gateR != nil {
+		withNetGate(cmd, gateR)
+	}
 	oomBefore := oomKills(cg)
 	var ch <-chan unix.WaitStatus
 	err = c.startIn(cg, cmd, func() (err error) {
@@ -99,6 +107,9 @@ func (c *container) start(gen uint64) (*run, error) {
 	})
 	if err != nil {
 		ps.closeParent()
+		if gateW != nil {
+			gateW.Close()
+		}
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -110,20 +121,66 @@ func (c *container) start(gen uint64) (*run, error) {
 		safe.Go(log, name+" stdout", func() { defer lw.release(); copyLines(outR, "stdout", lw) })
 		safe.Go(log, name+" stderr", func() { defer lw.release(); copyLines(errR, "stderr", lw) })
 	}
-	safe.Go(log, name+" wait", func() { c.wait(gen, statusR, ch) })
+	safe.Go(log, name+" wait", func() {
+		attach := c.attach(r.pid, gateW)
+		c.wait(gen, statusR, ch, attach)
+	})
 	return r, nil
 }
 
+// netGate makes the network gate of a run with a private network: the
+// shim reads its end (the child's, in ps) and waits for PID 1's byte
+// before it starts the workload; PID 1 writes it on the other end once
+// the network is attached (attach). nils without a private network.
+func (c *container) netGate(ps *pipeSet) (r, w *os.File, err error) {
+	if !c.spec.PrivateNet {
+		return nil, nil, nil
+	}
+	if c.sup.opts.Network == nil {
+		return nil, nil, fmt.Errorf("%w: %s", ErrNoNetwork, c.spec.Name)
+	}
+	if r, w, err = os.Pipe(); err != nil {
+		return nil, nil, fmt.Errorf("supervisor: pipe: %w", err)
+	}
+	ps.child = append(ps.child, r) // the shim's end, closed here once it started
+	return r, w, nil
+}
+
+// attach attaches the run's network (Options.Network) and opens the
+// gate; or, when that fails, kills the shim before its workload starts
+// and says why. It returns "" without a gate (no private network).
+func (c *container) attach(pid int, gate *os.File) string {
+	if gate == nil {
+		return ""
+	}
+	defer gate.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), attachTimeout)
+	defer cancel()
+	err := c.sup.opts.Network.Attach(ctx, c.spec.Name, pid)
+	if err == nil {
+		if _, err = gate.Write([]byte{'\n'}); err == nil {
+			return ""
+		}
+		err = fmt.Errorf("open the network gate: %w", err)
+	}
+	c.sup.opts.Killer.Kill(-pid, unix.SIGKILL) // ESRCH: it died already, the exit tells
+	return "network: " + err.Error()
+}
+
+// attachTimeout bounds one Attach.
+const attachTimeout = 30 * time.Second
+
 // wait reads the status pipe to its end: EOF alone is the exec, a
-// message the shim's failure. Then it waits for the exit.
-func (c *container) wait(gen uint64, status *os.File, ch <-chan unix.WaitStatus) {
+// message the shim's failure. Then it waits for the exit. attach is
+// the network's failure, if any: the shim was killed before the exec.
+func (c *container) wait(gen uint64, status *os.File, ch <-chan unix.WaitStatus, attach string) {
 	msg, _ := io.ReadAll(io.LimitReader(status, 4<<10))
 	status.Close()
-	if len(msg) == 0 {
+	if len(msg) == 0 && attach == "" {
 		c.send(event{kind: kExec, gen: gen})
 	}
 	ws := <-ch
-	c.send(event{kind: kExited, gen: gen, status: ws, setup: string(msg)})
+	c.send(event{kind: kExited, gen: gen, status: ws, setup: string(msg), attach: attach})
 }
 
 // logPipes returns the stdout and stderr pipes, or nils (the workload

@@ -66,6 +66,8 @@ import (
 //	Starter.Start(cmd, CLONE_NEW*) ► mounts under the root
 //	                                 (shim_mount_linux.go),
 //	                                 sethostname, not dumpable
+//	Network.Attach(pid): veth, ...   (private network: wait on
+//	write 1 byte to the gate ──────► the network gate)
 //	                                 fork/exec itself ──────────► pivot_root(root), chdir,
 //	                                                              rlimits, no_new_privs,
 //	                                                              bounding set, credentials

@@ -34,6 +34,11 @@ import (
 //	shim, pid 1 inside                      inner shim, pid N           workload
 //	chdir /, mounts under the root,
 //	  sethostname, not dumpable
+//	private network only: read the network
+//	  gate (ALLIUM_SHIM_NET_FD) until PID 1
+//	  has attached the namespace's veth
+//	  and writes one byte (EOF: it could
+//	  not, and has killed the shim)
 //	pipe: inner status (close-on-exec)
 //	fork/exec /proc/self/exe ─────────────► ALLIUM_SHIM_SPEC={...,"inner":true}
 //	  (setsid; fd 0-2, the readiness fd       status at the same fd as the
@@ -84,6 +89,9 @@ func nsInit(cfg *shimConfig, status *os.File) int {
 			return shimFail(status, step.code, err)
 		}
 	}
+	if err := awaitNetwork(os.Getenv(ShimNetEnv)); err != nil {
+		return shimFail(status, ExitShimPrivileges, err)
+	}
 	pid, code, err := startInner(cfg, status)
 	switch {
 	case err != nil:
@@ -95,6 +103,30 @@ func nsInit(cfg *shimConfig, status *os.File) int {
 	// container's log and forwarding stops, the workload runs on.
 	safe.Go(slog.New(slog.NewTextHandler(os.Stderr, nil)), "allium shim: forward signals", func() { forward(sigs, pid) })
 	return reap(pid)
+}
+
+// awaitNetwork waits, for a private network, for PID 1's go-ahead on
+// the network gate (env, the descriptor's number): one byte once the
+// run's network namespace has its veth, address and route. Without a
+// gate (env "") there is nothing to wait for. EOF without the byte
+// means PID 1 could not attach the network; it has killed the shim
+// already (see the supervisor's attach), so this is a last resort.
+func awaitNetwork(env string) error {
+	if env == "" {
+		return nil
+	}
+	fd, err := strconv.Atoi(env)
+	if err != nil || fd < 3 {
+		return fmt.Errorf("network gate: bad descriptor %q", env)
+	}
+	unix.CloseOnExec(fd) // never the inner shim's or the workload's
+	gate := os.NewFile(uintptr(fd), "network gate")
+	defer gate.Close()
+	var b [1]byte
+	if n, _ := gate.Read(b[:]); n != 1 {
+		return errors.New("network gate: closed without the go-ahead: the node could not attach the network")
+	}
+	return nil
 }
 
 // nsSteps set the namespaces up, in order, before the inner shim.

@@ -65,6 +65,11 @@ type Spec struct {
 	// to at the userns rung and above, where they are required; the
 	// files of Root must be owned accordingly (idmap).
 	IDs idmap.Range `json:"ids,omitzero"`
+	// PrivateNet gives the container a network namespace of its own
+	// (CLONE_NEWNET), which Options.Network attaches to the node's
+	// bridge before the workload starts; false shares the node's
+	// network. It needs the namespaces rung or above.
+	PrivateNet bool `json:"private_net,omitempty"`
 	// Limits are the container's cgroup limits, applied once the
 	// supervisor has cgroups (UseCgroups); zero fields mean no limit.
 	Limits cgroup.Limits `json:"limits,omitzero"`
@@ -105,6 +110,8 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("%w: %s: isolation %v: not a rung", ErrInvalidSpec, s.Name, s.Rung)
 	case s.Rung >= isolation.Userns && (s.IDs.IsZero() || s.IDs.Base == 0):
 		return fmt.Errorf("%w: %s: isolation %v: no range of host ids to map the container's to", ErrInvalidSpec, s.Name, s.Rung)
+	case s.PrivateNet && s.Rung < isolation.Namespaces:
+		return fmt.Errorf("%w: %s: a private network needs the namespaces rung, not %v", ErrInvalidSpec, s.Name, s.Rung)
 	}
 	for k := range s.Rlimits {
 		if _, ok := rlimitResources[k]; !ok {
@@ -154,7 +161,10 @@ const (
 	ShimSpecEnv = "ALLIUM_SHIM_SPEC"
 	// ShimStatusEnv holds the number of the status pipe's descriptor.
 	ShimStatusEnv = "ALLIUM_SHIM_STATUS_FD"
-	maxShimEnv    = 128<<10 - 1
+	// ShimNetEnv holds the number of the network gate's descriptor
+	// (withNetGate), for a private network only.
+	ShimNetEnv = "ALLIUM_SHIM_NET_FD"
+	maxShimEnv = 128<<10 - 1
 )
 
 // shimConfig is what the shim needs of a Spec: the JSON in ShimSpecEnv.
@@ -203,7 +213,8 @@ func shimJSON(cfg *shimConfig) string {
 
 // nsCloneflags are the namespaces a container gets at the namespaces
 // rung: mount, pid, uts and ipc. No network namespace: the container
-// shares the node's network (host networking is the default).
+// shares the node's network (host networking is the default) unless
+// its Spec asks for a private one (Command adds CLONE_NEWNET).
 const nsCloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
 
 // sysProcAttr is how PID 1 starts the shim at rung r: a new session
@@ -231,15 +242,20 @@ func sysProcAttr(r isolation.Rung, ids idmap.Range) *syscall.SysProcAttr {
 // exe (PID 1's own binary, /proc/self/exe) run as "init shim", its
 // config in the environment (ShimSpecEnv) and nothing else there, in a
 // session and process group of its own (and, from the namespaces rung
-// up, in new namespaces: sysProcAttr), with stdout and stderr the
+// up, in new namespaces: sysProcAttr, and a network namespace for
+// Spec.PrivateNet), with stdout and stderr the
 // given files (nil: /dev/null) and stdin /dev/null. It is pure: it
-// starts nothing. The supervisor adds the status pipe (withStatus).
+// starts nothing. The supervisor adds the status pipe (withStatus) and,
+// for a private network, the network gate (withNetGate).
 func Command(exe string, s Spec, stdout, stderr *os.File) *exec.Cmd {
 	cmd := &exec.Cmd{
 		Path:        exe,
 		Args:        []string{"init", "shim"},
 		Env:         []string{shimEnv(&s)},
 		SysProcAttr: sysProcAttr(s.Rung, s.IDs),
+	}
+	if s.PrivateNet && s.Rung >= isolation.Namespaces {
+		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWNET // a network namespace of its own
 	}
 	if stdout != nil {
 		cmd.Stdout = stdout
@@ -268,6 +284,16 @@ func withStatus(cmd *exec.Cmd, status *os.File, readyFD int, ready *os.File) {
 	cmd.Env = append(cmd.Env, ShimStatusEnv+"="+strconv.Itoa(statusFD))
 }
 
+// withNetGate passes the network gate's read end as the child's next
+// descriptor, after the status and readiness pipes (withStatus first):
+// the shim waits on it for PID 1's go-ahead once its network is
+// attached (shim_ns_linux.go).
+func withNetGate(cmd *exec.Cmd, gate *os.File) {
+	fd := 3 + len(cmd.ExtraFiles)
+	cmd.ExtraFiles = append(cmd.ExtraFiles, gate)
+	cmd.Env = append(cmd.Env, ShimNetEnv+"="+strconv.Itoa(fd))
+}
+
 // FromManifest is the Spec of a container called name running the image
 // m with its root at root and logs in logDir, at rung (with ids, its
 // range of host ids, from the userns rung up). It resolves the user in
@@ -288,7 +314,8 @@ func FromManifest(m *manifest.Manifest, name, root, logDir string, rung isolatio
 		Workdir: m.Workdir, UID: u.UID, GID: u.GID, Groups: u.Groups,
 		Rlimits: maps.Clone(m.Resources.Rlimits), StopTimeout: m.Stop.Timeout.D,
 		LogDir: logDir, Policy: restart.PolicyFrom(m.Restart), Rung: rung, IDs: ids,
-		Limits: cgroup.Limits{Memory: uint64(m.Resources.Memory), Pids: m.Resources.Pids, CPUWeight: m.Resources.CPUWeight},
+		Limits:     cgroup.Limits{Memory: uint64(m.Resources.Memory), Pids: m.Resources.Pids, CPUWeight: m.Resources.CPUWeight},
+		PrivateNet: m.Isolation.Network == "private",
 	}
 	if m.Stop.Signal != "" {
 		n, err := manifest.ParseSignal(m.Stop.Signal)

@@ -30,6 +30,17 @@ type unixKiller struct{}
 
 func (unixKiller) Kill(pid int, sig unix.Signal) error { return unix.Kill(pid, sig) }
 
+// Network attaches the runs of containers with a private network
+// (Spec.PrivateNet) to the node's network.
+type Network interface {
+	// Attach is called once for each run, after the shim has started in
+	// its new namespaces and before it starts the workload: pid is the
+	// shim's, and its network namespace the run's. An error fails the
+	// run: the shim is killed, the restart policy counts a failure, and
+	// the error shows in Status.
+	Attach(ctx context.Context, name string, pid int) error
+}
+
 // Options configure a Supervisor. Starter is required.
 type Options struct {
 	// Exe is the binary started as "init shim"; "" means
@@ -39,6 +50,9 @@ type Options struct {
 	// reaper (tests: testkit.Starter). Without one, every container
 	// fails to start with child.ErrNoStarter.
 	Starter child.Starter
+	// Network attaches the private networks; nil means none: a
+	// container with Spec.PrivateNet fails to start (ErrNoNetwork).
+	Network Network
 	// Killer signals process groups; nil means kill(2).
 	Killer Killer
 	// Rand returns numbers in [0, 1) for the restart jitter; nil means

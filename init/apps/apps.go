@@ -19,6 +19,7 @@ import (
 	"allium/supervisor/cgroup"
 	"allium/supervisor/idmap"
 	"allium/supervisor/isolation"
+	"allium/supervisor/network"
 	"allium/supervisor/restart"
 )
 
@@ -36,6 +37,10 @@ type Service struct {
 	// defaults fill the limits a manifest leaves unset (UseCgroups).
 	defaults atomic.Pointer[cgroup.Limits]
 	iso      func() isolation.Report
+	// net is the node's private networks (UseNetwork); nil until then,
+	// or with noNet saying why there are none.
+	net   atomic.Pointer[network.Network]
+	noNet atomic.Pointer[string]
 
 	// mu serializes changes to the set of containers (create, replace,
 	// remove), so two PUTs of one name cannot interleave.
@@ -90,7 +95,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{log: opts.Log, db: opts.DB, store: store, events: hub, roots: roots{m: opts.Mounter, ids: opts.IDMapper, data: opts.Data},
 		iso: opts.Isolation}
-	s.sup = supervisor.New(supervisor.Options{Starter: opts.Starter, OnEvent: hub.onSupervisor, Log: opts.Log})
+	s.sup = supervisor.New(supervisor.Options{Starter: opts.Starter, OnEvent: hub.onSupervisor, Log: opts.Log, Network: netHook{s}})
 	return s, nil
 }
 
@@ -154,6 +159,10 @@ func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.His
 	if err := a.supports(name, m); err != nil {
 		return err
 	}
+	pub, err := a.placeNet(name, m, rung)
+	if err != nil {
+		return err
+	}
 	if ids, err = a.idsFor(name, rung, ids); err != nil {
 		return err
 	}
@@ -167,11 +176,22 @@ func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.His
 		return api.BadRequest("%s: %v", name, err)
 	}
 	spec.Limits = a.limits(spec.Limits)
+	if pub.Addr.IsValid() {
+		spec.Ready = supervisor.ProbeAt(spec.Ready, pub.Addr)
+	}
 	h, _ := json.Marshal(hist)
 	rec := state.Container{Name: name, Image: image, Running: running, History: h, Isolation: rung.String(),
 		IDBase: ids.Base, IDSize: ids.Size}
+	if pub.Addr.IsValid() {
+		rec.Address = pub.Addr.String()
+	}
 	if err := a.db.PutContainer(rec); err != nil {
 		return err
+	}
+	if pub.Addr.IsValid() {
+		if err := a.net.Load().Add(pub); err != nil {
+			return api.Conflict("%s: %v", name, err)
+		}
 	}
 	return a.sup.Add(spec, hist, running)
 }

@@ -58,7 +58,8 @@ func (a *Service) record(name string) (state.Container, error) {
 
 // view is what the API shows of a container.
 func (a *Service) view(c state.Container) api.Container {
-	out := api.Container{Name: c.Name, Image: c.Image, Desired: desired(c.Running), State: api.StateStopped, Isolation: c.Isolation}
+	out := api.Container{Name: c.Name, Image: c.Image, Desired: desired(c.Running), State: api.StateStopped, Isolation: c.Isolation,
+		Address: c.Address}
 	if out.Isolation == "" {
 		out.Isolation = isolation.Chroot.String() // recorded before rungs were
 	}
@@ -113,6 +114,7 @@ func (a *Service) PutContainer(ctx context.Context, name string, req api.Contain
 		if err := a.roots.reset(name); err != nil {
 			a.log.Warn("apps: clearing the old root", "container", name, "err", err)
 		}
+		a.dropNet(name) // the new image may publish other ports, or none
 	}
 	if err := a.add(name, req.Image, m, restart.History{}, true, recordedIDs(old)); err != nil {
 		return api.Container{}, err
@@ -186,6 +188,7 @@ func (a *Service) RemoveContainer(ctx context.Context, name string) error {
 	if err := a.db.DeleteContainer(name); err != nil {
 		return err
 	}
+	a.dropNet(name) // its address is free with its record
 	if err := a.roots.remove(name); err != nil {
 		a.log.Warn("apps: removing the root", "container", name, "err", err)
 	}

@@ -31,12 +31,9 @@ func (a *Service) rungFor(name string, m *manifest.Manifest) (isolation.Rung, er
 		name, want, rung, rungAbove(rung), why)
 }
 
-// supports refuses what a manifest asks that this node cannot give: a
-// private network (not built yet), or resource limits without cgroups.
+// supports refuses what a manifest asks that this node cannot give:
+// resource limits without cgroups. (A private network: placeNet.)
 func (a *Service) supports(name string, m *manifest.Manifest) error {
-	if m.Isolation.Network == "private" {
-		return api.Conflict("%s: isolation.network private: this node does not make private networks yet; use host (the default)", name)
-	}
 	r := m.Resources
 	if (r.Memory != 0 || r.Pids != 0 || r.CPUWeight != 0) && !a.sup.HasCgroups() {
 		why := a.iso().CgroupsMissing()

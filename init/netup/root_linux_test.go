@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -77,35 +76,10 @@ func TestNetnsChild(t *testing.T) {
 	}
 }
 
-// onThread runs f on a locked OS thread that dies afterwards, so no
-// namespace change f makes can leak into other goroutines.
-func onThread(f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		errc <- f()
-	}()
-	return <-errc
-}
-
-// inNS runs f inside the network namespace ns.
-func inNS(ns netns.NsHandle, f func() error) error {
-	return onThread(func() error {
-		if err := netns.Set(ns); err != nil {
-			return err
-		}
-		return f()
-	})
-}
-
 // setupPeer makes the peer namespace and the veth pair, and returns the
 // peer.
 func setupPeer(t *testing.T) netns.NsHandle {
-	var peer netns.NsHandle
-	if err := onThread(func() (err error) { peer, err = netns.New(); return err }); err != nil {
-		t.Fatalf("netns.New() = %v", err)
-	}
-	t.Cleanup(func() { peer.Close() })
+	peer := testkit.NetNS(t)
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "vc0"}, PeerName: "vs0"}
 	if err := netlink.LinkAdd(veth); err != nil {
 		t.Fatalf("add veth pair: %v", err)
@@ -195,7 +169,7 @@ func checkLoUp(t *testing.T) {
 // serveTCP answers "hi" on 10.99.0.1:7777 in the peer namespace.
 func serveTCP(t *testing.T, peer netns.NsHandle) {
 	var ln net.Listener
-	err := inNS(peer, func() (err error) { ln, err = net.Listen("tcp4", "10.99.0.1:7777"); return err })
+	err := testkit.InNetNS(peer, func() (err error) { ln, err = net.Listen("tcp4", "10.99.0.1:7777"); return err })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +261,7 @@ type dhcpServer struct {
 
 func startDHCPServer(t *testing.T, peer netns.NsHandle, s *dhcpServer) {
 	var srv *server4.Server
-	err := inNS(peer, func() (err error) {
+	err := testkit.InNetNS(peer, func() (err error) {
 		srv, err = server4.NewServer("vs0", nil, s.handle)
 		return err
 	})

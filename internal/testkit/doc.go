@@ -2,7 +2,8 @@
 // write once per package: the gates of the heavy test tiers (NeedRoot,
 // RootTier, NeedTor), a buffer that goroutines write while a test reads
 // it (LockedBuffer), a sleep that ends with its context (Sleep), a
-// fresh loop-mounted ext4 (Ext4, root tier), and the one stand-in for
+// fresh loop-mounted ext4 (Ext4, root tier), network namespaces and
+// threads in them (NetNS, InNetNS, root tier), and the one stand-in for
 // PID 1's reaper (Starter, a child.Starter that waits with cmd.Wait:
 // a test process has no other waiter).
 //
