@@ -125,9 +125,11 @@ func TestOnlyStateImportsBbolt(t *testing.T) {
 }
 
 // The supervisor's direct imports outside the standard library: the
-// manifest, the isolation ladder, PID 1's panic guard and x/sys.
+// manifest, the isolation ladder and its parts (restart policy,
+// cgroups, id ranges), PID 1's panic guard and x/sys.
 func TestSupervisorImports(t *testing.T) {
 	allowed := []string{"allium/manifest", "allium/supervisor/restart", "allium/supervisor/isolation", "allium/supervisor/cgroup",
+		"allium/supervisor/idmap",
 		"allium/internal/safe", "allium/internal/child", "allium/internal/procstatus"}
 	for _, p := range list(t)["allium/supervisor"].imports {
 		if !standard(p) && !slices.Contains(allowed, p) && !strings.HasPrefix(p, "golang.org/x/sys/") {
