@@ -30,7 +30,7 @@ import (
 func nsRoot(t *testing.T) string {
 	t.Helper()
 	root := busyboxRoot(t)
-	for _, a := range []string{"ls", "hostname", "kill", "mount", "mkdir", "grep", "touch", "readlink"} {
+	for _, a := range []string{"ls", "hostname", "kill", "mount", "mkdir", "grep", "touch", "readlink", "reboot"} {
 		os.Symlink("busybox", filepath.Join(root, "bin", a))
 	}
 	return root
@@ -92,6 +92,8 @@ echo ptmx $(readlink /dev/ptmx)
 ( exec 3</proc/1/exe ) 2>/dev/null && echo exeread readable || echo exeread refused
 read a b c < /proc/self/uid_map; echo uidmap $a $b $c
 touch /made && echo made ok
+while read k v; do [ "$k" = CapBnd: ] && bnd=$v; done < /proc/self/status; echo capbnd $bnd
+reboot -f 2>/dev/null; echo reboot survived
 [ -e /sys/fs/cgroup/memory ] || [ -e /sys/fs/cgroup/cgroup.procs ] && echo cgroupfs visible || echo cgroupfs hidden
 while read dev mnt rest; do echo mnt $mnt $rest; done < /proc/mounts
 echo done
@@ -130,10 +132,19 @@ func TestRootNsInside(t *testing.T) {
 				"sysrq": "refused", "procsys": "refused", "kcore": kcore, "sys": "refused", "mount": "refused",
 				"dev": "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero",
 				"pts": "ptmx", "ptmx": "pts/ptmx", "dotdot": "root", "exe": "refused", "exeread": "refused",
-				"uidmap": uidmap, "made": "ok", "cgroupfs": "hidden",
+				"uidmap": uidmap, "made": "ok", "cgroupfs": "hidden", "reboot": "survived",
 			} {
 				if got[k] != want {
 					t.Errorf("inside: %s = %q, want %q", k, got[k], want)
+				}
+			}
+			// It may not load modules, set the clock or reboot: none of
+			// those capabilities is in its bounding set (and reboot(2)
+			// above, in a pid namespace, would have ended the container).
+			bnd, err := strconv.ParseUint(got["capbnd"], 16, 64)
+			for _, c := range []uint{unix.CAP_SYS_MODULE, unix.CAP_SYS_TIME, unix.CAP_SYS_BOOT, unix.CAP_SYS_ADMIN} {
+				if err != nil || bnd&(1<<c) != 0 {
+					t.Errorf("inside: CapBnd %q (%v) has capability %d; want none of module, time, boot, admin", got["capbnd"], err, c)
 				}
 			}
 			var st unix.Stat_t
