@@ -92,7 +92,8 @@ echo ptmx $(readlink /dev/ptmx)
 ( exec 3</proc/1/exe ) 2>/dev/null && echo exeread readable || echo exeread refused
 read a b c < /proc/self/uid_map; echo uidmap $a $b $c
 touch /made && echo made ok
-while read k v; do [ "$k" = CapBnd: ] && bnd=$v; done < /proc/self/status; echo capbnd $bnd
+while read k v; do case $k in CapBnd:) bnd=$v;; CapInh:) inh=$v;; CapAmb:) amb=$v;; NoNewPrivs:) nnp=$v;; esac; done < /proc/self/status
+echo capbnd $bnd; echo capinh $inh; echo capamb $amb; echo nnp $nnp
 reboot -f 2>/dev/null; echo reboot survived
 [ -e /sys/fs/cgroup/memory ] || [ -e /sys/fs/cgroup/cgroup.procs ] && echo cgroupfs visible || echo cgroupfs hidden
 while read dev mnt rest; do echo mnt $mnt $rest; done < /proc/mounts
@@ -133,6 +134,7 @@ func TestRootNsInside(t *testing.T) {
 				"dev": "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero",
 				"pts": "ptmx", "ptmx": "pts/ptmx", "dotdot": "root", "exe": "refused", "exeread": "refused",
 				"uidmap": uidmap, "made": "ok", "cgroupfs": "hidden", "reboot": "survived",
+				"capinh": "0000000000000000", "capamb": "0000000000000000", "nnp": "1",
 			} {
 				if got[k] != want {
 					t.Errorf("inside: %s = %q, want %q", k, got[k], want)

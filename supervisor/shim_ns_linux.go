@@ -92,7 +92,11 @@ func nsInit(cfg *shimConfig, status *os.File) int {
 	if err := awaitNetwork(os.Getenv(ShimNetEnv)); err != nil {
 		return shimFail(status, ExitShimPrivileges, err)
 	}
-	pid, code, err := startInner(cfg, status)
+	start := startDirect
+	if len(cfg.Rlimits) != 0 {
+		start = startInner
+	}
+	pid, code, err := start(cfg, status)
 	switch {
 	case err != nil:
 		return shimFail(status, code, err)
@@ -151,6 +155,59 @@ func setHostname(cfg *shimConfig) error {
 		return fmt.Errorf("sethostname %q: %w", cfg.Hostname, os.NewSyscallError("sethostname", err))
 	}
 	return nil
+}
+
+// startDirect starts the workload without an inner shim, where it
+// needs no rlimits (they are per process: set in the shim, they would
+// bind its Go runtime too). The shim pivots into the root itself (it
+// needs nothing of the node's files after this), then gives the thread
+// that forks, the one ShimMain locked, what the workload must inherit
+// and the shim may keep: no_new_privs, the bounding set, an empty
+// ambient and inheritable set. These are the thread's own, not the
+// process's, and the thread's effective capabilities stay, so the
+// fork's child can still change its credentials. Go's ForkExec then
+// makes the child a session leader, sets its groups, gid and uid, and
+// execs the workload: one exec fewer than the inner shim's way, the
+// largest part of a start at this rung. An error before the exec comes
+// back from ForkExec itself.
+func startDirect(cfg *shimConfig, status *os.File) (pid, code int, err error) {
+	if err := pivot(cfg.Root); err != nil {
+		return 0, ExitShimRoot, err
+	}
+	if err := unix.Chdir(cfg.Workdir); err != nil {
+		return 0, ExitShimRoot, &os.PathError{Op: "chdir to workdir", Path: cfg.Workdir, Err: err}
+	}
+	argv0, err := lookPath(cfg.Command[0], pathOf(cfg.Env))
+	if err != nil {
+		return 0, ExitNotFound, err
+	}
+	for _, step := range []func(*shimConfig) error{setNoNewPrivs, dropBoundingSet, clearInheritable} {
+		if err := step(cfg); err != nil {
+			return 0, ExitShimPrivileges, err
+		}
+	}
+	groups := make([]uint32, len(cfg.Groups))
+	copy(groups, cfg.Groups)
+	files := []uintptr{0, 1, 2}
+	for len(files) <= cfg.ReadyFD {
+		files = append(files, ^uintptr(0)) // closed in the child
+	}
+	if cfg.ReadyFD != 0 {
+		files[cfg.ReadyFD] = uintptr(cfg.ReadyFD)
+	}
+	pid, err = syscall.ForkExec(argv0, cfg.Command, &syscall.ProcAttr{Env: cfg.Env, Files: files,
+		Sys: &syscall.SysProcAttr{Setsid: true, Credential: &syscall.Credential{Uid: cfg.UID, Gid: cfg.GID, Groups: groups}}})
+	if err != nil {
+		code, err = execFailure(argv0, err)
+		return 0, code, err
+	}
+	if cfg.ReadyFD != 0 {
+		unix.Close(cfg.ReadyFD) // the workload has it; its close must reach PID 1
+	}
+	if status != nil {
+		status.Close() // EOF: the workload runs
+	}
+	return pid, 0, nil
 }
 
 // startInner starts the inner shim and relays its status. It returns
