@@ -34,6 +34,9 @@ type Node struct {
 	// Data says where the data root lives, e.g. "/dev/vda (LABEL=allium-data)".
 	Data   string `json:"data"`
 	Memory Memory `json:"memory"`
+	// Cgroup is what the node's own processes use in their cgroup, and
+	// the memory kept for them; nil where the node has no cgroups.
+	Cgroup *NodeCgroup `json:"cgroup,omitempty"`
 	// TCP is the address the TLS port listens on, such as ":7707", or
 	// "off".
 	TCP string `json:"tcp,omitempty"`
@@ -109,6 +112,33 @@ type Memory struct {
 	Available uint64 `json:"available"`
 	// InitRSS is the resident set of PID 1 itself.
 	InitRSS uint64 `json:"init_rss"`
+}
+
+// NodeCgroup is the node's own cgroup, which holds init, tor and the
+// helpers they start, and the memory kept for it against the
+// containers.
+type NodeCgroup struct {
+	// Path is the group's path in the cgroup hierarchy: "/allium/node".
+	Path string `json:"path"`
+	// Memory and MemoryPeak are the group's memory now and at most, in
+	// bytes; the peak is 0 where the kernel keeps none (cgroup v2 before
+	// Linux 5.19). They count what was charged to the group since init
+	// and tor moved in, once the isolation probe had run: cgroup v2
+	// leaves the pages a process touched before where they were charged,
+	// so init's and tor's RSS can be well above Memory.
+	Memory     uint64 `json:"memory"`
+	MemoryPeak uint64 `json:"memory_peak"`
+	// Pids counts the group's tasks: processes and their threads.
+	Pids int `json:"pids"`
+	// Guaranteed is the memory kept for the group: its memory.min on
+	// cgroup v2; on v1, which has no such thing, only the containers'
+	// cap keeps it (total - ContainersMax).
+	Guaranteed uint64 `json:"guaranteed"`
+	// ContainersMax is the most memory all the containers together may
+	// use, swap included, in bytes.
+	ContainersMax uint64 `json:"containers_max"`
+	// ContainersMemory is what all the containers use now, in bytes.
+	ContainersMemory uint64 `json:"containers_memory"`
 }
 
 // Accepted is the body of a 202 answer to an action that proceeds after

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -52,5 +54,37 @@ func TestRebootAndPoweroff(t *testing.T) {
 	}
 	if r, p := n.backend.reboots.Load(), n.backend.poweroffs.Load(); r != 1 || p != 1 {
 		t.Errorf("backend saw %d Reboot and %d Poweroff, want 1 each", r, p)
+	}
+}
+
+// GET /v1/node carries the node's own cgroup where it has one, under
+// "cgroup", and leaves the key out where it has none.
+func TestNodeCgroup(t *testing.T) {
+	n := startNode(t)
+	c := n.dial(t, n.client)
+
+	code, _, body := n.raw(t, "GET", "/v1/node")
+	if code != 200 || strings.Contains(string(body), `"cgroup"`) {
+		t.Errorf("GET /v1/node without cgroups = %d %s, want 200 and no \"cgroup\" key", code, body)
+	}
+
+	want := NodeCgroup{Path: "/allium/node", Memory: 38 << 20, MemoryPeak: 52 << 20, Pids: 14,
+		Guaranteed: 64 << 20, ContainersMax: 192 << 20, ContainersMemory: 12 << 20}
+	n.backend.node.Cgroup = &want
+	got, err := c.Node(t.Context())
+	if err != nil || got.Cgroup == nil || *got.Cgroup != want {
+		t.Fatalf("Node() = %+v, %v, want cgroup %+v", got.Cgroup, err, want)
+	}
+	_, _, body = n.raw(t, "GET", "/v1/node")
+	var fields struct {
+		Cgroup map[string]any `json:"cgroup"`
+	}
+	if err := json.Unmarshal(body, &fields); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"path", "memory", "memory_peak", "pids", "guaranteed", "containers_max", "containers_memory"} {
+		if _, ok := fields.Cgroup[k]; !ok {
+			t.Errorf("GET /v1/node: cgroup = %v, want a %q field", fields.Cgroup, k)
+		}
 	}
 }

@@ -68,6 +68,28 @@ func TestInfoIsolationContainers(t *testing.T) {
 		"  unprotected: its root is the node's root (uid 0), only without capabilities\n")
 }
 
+// A node with cgroups shows what its own group uses, the memory kept
+// for it, and the containers' share; one without shows neither row.
+func TestInfoCgroup(t *testing.T) {
+	f := newFleet(t)
+	_, out, _ := f.cloud(t, "info", "web1")
+	if strings.Contains(out, "node cgroup:") || strings.Contains(out, "containers:") {
+		t.Errorf("cloud info web1 of a node without cgroups = %q, want no cgroup rows", out)
+	}
+	f.backend.node.Cgroup = &api.NodeCgroup{Path: "/allium/node", Memory: 38 << 20, MemoryPeak: 52 << 20, Pids: 14,
+		Guaranteed: 102 << 20, ContainersMax: 922 << 20, ContainersMemory: 12 << 20}
+	_, out, _ = f.cloud(t, "info", "web1")
+	wantContains(t, "cloud info web1 of a node with cgroups", out,
+		"memory:      1024 MiB total, 800 MiB available, init RSS 12 MiB\n"+
+			"node cgroup: 38 MiB, peak 52 MiB, 14 tasks; 102 MiB guaranteed\n"+
+			"containers:  12 MiB, capped at 922 MiB together\n")
+	// A kernel that keeps no peak (cgroup v2 before Linux 5.19).
+	f.backend.node.Cgroup.MemoryPeak = 0
+	_, out, _ = f.cloud(t, "info", "web1")
+	wantContains(t, "cloud info web1 without a memory peak", out,
+		"node cgroup: 38 MiB, 14 tasks; 102 MiB guaranteed\n")
+}
+
 func TestInfoNotPersistent(t *testing.T) {
 	f := newFleet(t)
 	f.backend.node.Persistent = false
@@ -93,6 +115,13 @@ func TestInfoJSON(t *testing.T) {
 		}
 	}
 	wantContains(t, "cloud info --json", out, "\n  \"name\": \"web1\"")
+
+	f.backend.node.Cgroup = &api.NodeCgroup{Path: "/allium/node", Memory: 38 << 20, Pids: 14}
+	_, out, _ = f.cloud(t, "info", "web1", "--json")
+	var n api.Node
+	if err := json.Unmarshal([]byte(out), &n); err != nil || n.Cgroup == nil || *n.Cgroup != *f.backend.node.Cgroup {
+		t.Errorf("cloud info --json of a node with cgroups = %q, want its cgroup %+v", out, *f.backend.node.Cgroup)
+	}
 }
 
 func TestInfoByAddress(t *testing.T) {

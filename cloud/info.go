@@ -21,7 +21,9 @@ func newInfo(g *globals) *cobra.Command {
 		Short: "Show a node's identity and health",
 		Long: `Show a node's identity and health: name, version, kernel, environment,
 uptime, boot count, whether its data persists, its memory, and any
-warnings it has for you.`,
+warnings it has for you. Where the node has cgroups, it also shows what
+its own processes (init, tor) use in their cgroup, the memory kept for
+them, and what the containers use of their cap.`,
 		Example: `  cloud info web1
   cloud info web1 --json
   cloud info 203.0.113.7:7707 --node-key ed25519:BASE64`,
@@ -65,6 +67,9 @@ func nodeRows(n api.Node) [][2]string {
 		{"boot count", strconv.FormatUint(n.BootCount, 10)},
 		{"persistence", persistence(n)},
 		{"memory", memory(n.Memory)},
+	}
+	if n.Cgroup != nil {
+		rows = append(rows, cgroupRows(*n.Cgroup)...)
 	}
 	if n.TCP != "" {
 		rows = append(rows, [2]string{"tcp", n.TCP})
@@ -189,6 +194,23 @@ func persistence(n api.Node) string {
 
 func memory(m api.Memory) string {
 	return fmt.Sprintf("%s total, %s available, init RSS %s", mib(m.Total), mib(m.Available), mib(m.InitRSS))
+}
+
+// cgroupRows are what the node's own cgroup uses, and the memory kept
+// for it against the containers:
+//
+//	node cgroup: 38 MiB, peak 52 MiB, 14 tasks; 102 MiB guaranteed
+//	containers:  12 MiB, capped at 922 MiB together
+func cgroupRows(c api.NodeCgroup) [][2]string {
+	own := mib(c.Memory)
+	if c.MemoryPeak > 0 {
+		own += ", peak " + mib(c.MemoryPeak)
+	}
+	own += fmt.Sprintf(", %d tasks; %s guaranteed", c.Pids, mib(c.Guaranteed))
+	return [][2]string{
+		{"node cgroup", own},
+		{"containers", fmt.Sprintf("%s, capped at %s together", mib(c.ContainersMemory), mib(c.ContainersMax))},
+	}
 }
 
 // mib renders bytes in MiB, with a decimal when the number is small.

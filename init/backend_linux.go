@@ -29,6 +29,7 @@ func (n *node) Node(ctx context.Context) (api.Node, error) {
 		Persistent:    n.data.Persistent,
 		Data:          n.data.Desc,
 		Memory:        n.memory(),
+		Cgroup:        n.cgroupView(),
 		TCP:           n.tcpAddr(),
 		Tor:           n.torStatus(),
 		Isolation:     n.isolationView(),

@@ -121,6 +121,7 @@ func (n *node) useCgroups(r isolation.Report) {
 		n.warn("cgroups: " + err.Error() + "; containers run without memory or process limits")
 		return
 	}
+	n.keepCgroup(h, total)
 	if n.apps != nil {
 		n.apps.UseCgroups(h, total)
 		n.limited.Store(true)

@@ -52,6 +52,7 @@ type node struct {
 	mu       sync.Mutex
 	warnings []string
 	iso      *isolation.Report // the isolation probe's, once it has run
+	cg       *nodeCgroup       // the node's own cgroup, once useCgroups made it
 	isoDone  chan struct{}     // closed when the probe has run
 	// probeCtx ends when the shutdown begins (probeCancel).
 	probeCtx    context.Context

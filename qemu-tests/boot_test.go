@@ -29,6 +29,7 @@ func TestBootLifecycle(t *testing.T) {
 	checkWrongNodeKey(t, a)
 	checkTorRuns(t, a, v)
 	checkIsolation(t, v)
+	checkNodeCgroup(t, a, v)
 
 	if r := a.cloud(t, "reboot", "life"); r.code != 0 || r.stdout != "life: rebooting\n" {
 		t.Fatalf("cloud reboot life = exit %d, %q, want 0, %q", r.code, r.stdout, "life: rebooting\n")
@@ -115,6 +116,34 @@ func checkIsolation(t *testing.T, v *vm) {
 		if strings.Contains(w, "cgroup") {
 			t.Errorf("cloud info warns %q, want the node's cgroups set up", w)
 		}
+	}
+}
+
+// checkNodeCgroup: once init and tor are in their cgroup, the node
+// reports what that group uses, and the memory Protect split between it
+// and the containers: plausible numbers, not exact ones.
+func checkNodeCgroup(t *testing.T, a *appliance, v *vm) {
+	t.Helper()
+	n, _ := v.waitNode(t, "the node's cgroup", func(n api.Node) bool { return n.Cgroup != nil })
+	c, m := *n.Cgroup, n.Memory
+	t.Logf("%s: node cgroup %+v; memory %+v", a.name, c, m)
+	if c.Path != "/allium/node" {
+		t.Errorf("cloud info --json: cgroup path %q, want /allium/node", c.Path)
+	}
+	if c.Memory == 0 || c.Memory >= m.Total || c.MemoryPeak < c.Memory {
+		t.Errorf("cloud info --json: node cgroup memory %d, peak %d, want in (0, total %d), peak at least that",
+			c.Memory, c.MemoryPeak, m.Total)
+	}
+	if c.Pids < 2 { // init and tor, and init's threads
+		t.Errorf("cloud info --json: node cgroup tasks %d, want 2 or more (init and tor)", c.Pids)
+	}
+	if c.Guaranteed == 0 || c.Guaranteed+c.ContainersMax != m.Total {
+		t.Errorf("cloud info --json: node guaranteed %d, containers' cap %d, want them to split the total %d",
+			c.Guaranteed, c.ContainersMax, m.Total)
+	}
+	if r := a.cloud(t, "info", a.name); r.code != 0 || !strings.Contains(r.stdout, "node cgroup: ") ||
+		!strings.Contains(r.stdout, "guaranteed\n") {
+		t.Errorf("cloud info %s = exit %d, %q, want 0 and a node cgroup line", a.name, r.code, r.stdout)
 	}
 }
 

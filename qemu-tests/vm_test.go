@@ -41,6 +41,7 @@ type appliance struct {
 	config string // --config, the client side
 	port   int    // the node's API port, forwarded from the same host port
 	noData bool
+	mem    int // the guest's memory in MiB; 0 is mkimage qemu's default
 	// forwards are mkimage qemu's --forward HOST:GUEST, which reach a
 	// container's port; add them with forward before boot.
 	forwards []string
@@ -52,6 +53,7 @@ type buildOpts struct {
 	port       int    // 0: a free port
 	appendArgs string // --append
 	noTor      bool   // --no-tor
+	mem        int    // the guest's memory in MiB (mkimage qemu --mem); 0: its default
 }
 
 // newAppliance runs mkimage appliance into a temporary directory.
@@ -59,7 +61,7 @@ func newAppliance(tb testing.TB, e env, name string, o buildOpts) *appliance {
 	tb.Helper()
 	root := tb.TempDir()
 	a := &appliance{
-		env: e, name: name, root: root, port: o.port, noData: o.noData,
+		env: e, name: name, root: root, port: o.port, noData: o.noData, mem: o.mem,
 		dir: filepath.Join(root, "appliance"), config: filepath.Join(root, "config"),
 	}
 	if a.port == 0 {
@@ -174,6 +176,9 @@ func (a *appliance) boot(tb testing.TB, label string) *vm {
 	args := []string{"qemu", a.dir, "--port", strconv.Itoa(a.port), "--serial", v.serial, "--monitor", v.monitor, "--isolate"}
 	if a.noData {
 		args = append(args, "--no-data")
+	}
+	if a.mem > 0 {
+		args = append(args, "--mem", strconv.Itoa(a.mem))
 	}
 	for _, f := range a.forwards {
 		args = append(args, "--forward", f)
