@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"allium/supervisor/cgroup"
+
 	"allium/api"
 	"allium/init/apps"
 	"allium/rootfs"
@@ -53,6 +55,7 @@ type node struct {
 	warnings []string
 	iso      *isolation.Report // the isolation probe's, once it has run
 	cg       *nodeCgroup       // the node's own cgroup, once useCgroups made it
+	early    *cgroup.Hierarchy // init's cgroups, if earlyCgroups set them up at boot
 	isoDone  chan struct{}     // closed when the probe has run
 	// probeCtx ends when the shutdown begins (probeCancel).
 	probeCtx    context.Context

@@ -81,6 +81,7 @@ func pid1(args []string) {
 	n.console = console
 	safe.Go(log, "signals", func() { n.handleSignals(sigs) })
 	safe.Run(log, "boot", func() { n.boot(args, upNetwork(log)) })
+	safe.Run(log, "cgroups", n.earlyCgroups) // before tor: it is born in init's cgroup
 	safe.Run(log, "apps", n.startApps)
 	safe.Run(log, "api", n.serveAPI)
 	safe.Run(log, "tor", n.startTor)

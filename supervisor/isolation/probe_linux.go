@@ -266,6 +266,16 @@ var controllers = []string{"memory", "pids", "cpu"}
 // probeCgroup finds the cgroup hierarchy at /sys/fs/cgroup and the
 // controllers it offers: v2 (cgroup.controllers) or v1 (one mount per
 // controller).
+// ProbeCgroups is the probe's cgroup part alone, in this process (it
+// reads files and starts nothing): PID 1 runs it early in the boot, to
+// move itself into its cgroup before it starts tor. The Report has the
+// hierarchy's version and the cgroup checks, nothing else.
+func ProbeCgroups(root string) Report {
+	var r Report
+	r.Cgroup, r.Checks = probeCgroup(root)
+	return r
+}
+
 func probeCgroup(root string) (string, []Check) {
 	dir := filepath.Join(root, "/sys/fs/cgroup")
 	var st unix.Statfs_t
