@@ -123,9 +123,10 @@ type NodeCgroup struct {
 	// Memory and MemoryPeak are the group's memory now and at most, in
 	// bytes; the peak is 0 where the kernel keeps none (cgroup v2 before
 	// Linux 5.19). They count what was charged to the group since init
-	// and tor moved in, once the isolation probe had run: cgroup v2
-	// leaves the pages a process touched before where they were charged,
-	// so init's and tor's RSS can be well above Memory.
+	// moved in, early in the boot, before tor started: cgroup v2 leaves
+	// a page charged where it was first touched, and the binaries' pages
+	// in the initramfs were charged when the kernel unpacked it, so
+	// init's and tor's RSS, which counts those, is above Memory.
 	Memory     uint64 `json:"memory"`
 	MemoryPeak uint64 `json:"memory_peak"`
 	// Pids counts the group's tasks: processes and their threads.

@@ -127,7 +127,7 @@ func (t nodeMemTable) print(w io.Writer) {
 		t.perContainer()/(1<<20), nodeContainers, t.nodeRatio())
 	fmt.Fprintf(w, "node cgroup now with them / guaranteed: %.2f\n", float64(t.busy.node)/float64(max(t.cgroup.Guaranteed, 1)))
 	fmt.Fprintf(w, "node cgroup now / (init RSS + tor RSS): %.2f idle, %.2f with them\n", t.idle.counted(), t.busy.counted())
-	fmt.Fprintf(w, "(cgroup v2 leaves the pages init and tor touched before they moved into their group charged to the root group)\n")
+	fmt.Fprintf(w, "(RSS counts the binaries' pages in the initramfs, which cgroup v2 charged to the root group when the kernel unpacked it)\n")
 }
 
 // counted is the share of init's and tor's RSS that their cgroup's
