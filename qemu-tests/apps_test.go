@@ -29,7 +29,9 @@ import (
 func TestApps(t *testing.T) {
 	e := setup(t)
 	t.Parallel()
-	a := newAppliance(t, e, "apps", buildOpts{})
+	// 256 MiB, as a cheap VPS has: the fork bomb and the memory hog below
+	// must not take the node down with that little.
+	a := newAppliance(t, e, "apps", buildOpts{mem: 256})
 	n := &appNode{appliance: a, url: fmt.Sprintf("http://127.0.0.1:%d/index.html", a.forward(t, httpdPort))}
 	private := a.forward(t, privatePort)
 	n.v = a.boot(t, "boot1")

@@ -102,7 +102,7 @@ func usernsContainers(t *testing.T, mapper IDMapper) {
 		}
 		svc.Stop(ctx, 5*time.Second)
 	}()
-	data, digest := busyboxImage(t, `read a b c < /proc/self/uid_map; echo "$(id -u) $a $b $c" > /data/who; touch /made; exec sleep 1000`)
+	data, digest := busyboxImage(t, `touch /made; read a b c < /proc/self/uid_map; echo "$(id -u) $a $b $c" > /data/who; exec sleep 1000`)
 	if _, err := svc.PutImage(ctx, digest, 0, int64(len(data)), bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
