@@ -116,6 +116,9 @@ func (r roots) mountOverlay(name, image string, ids idmap.Range) (string, error)
 	// No overlayfs (an OpenVZ kernel, a missing module), or none on an
 	// idmapped layer (Linux before 5.19): copy, once.
 	r.release(name)
+	if !ids.IsZero() {
+		return r.copyRoot(name, image, ids, "copy shifted to "+ids.String()+" (overlay: "+err.Error()+")")
+	}
 	return r.copyRoot(name, image, ids, "copy")
 }
 
