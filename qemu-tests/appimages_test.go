@@ -34,7 +34,7 @@ type images struct {
 	big     string // bigBytes of random data, uncompressed: a slow upload
 	many    string // manyFiles small files, gzipped: a quick upload and a slow unpack
 	killer  string // as root, kill -9 -1, then sleeps
-	bomb    string // forks for ever, under pids max 64
+	bomb    string // forks for ever, under pids max 64; open files 100000 (above the kernel's default hard limit)
 	hog     string // eats memory for ever, under a 32 MiB limit
 	hostile []hostileImage
 }
@@ -82,7 +82,8 @@ func buildImages(tb testing.TB, e env, dir string) images {
 
 	bomb := busyboxRoot(tb, filepath.Join(dir, "bomb-root"))
 	writeFile(tb, filepath.Join(dir, "bomb.json"), `{"version": 1, "name": "bomb", "command": ["/bin/sh", "-c",
-		"echo bombing; while :; do /bin/busybox sleep 1000000 & done"], "resources": {"pids": 64}}`)
+		"echo bombing with $(ulimit -n) files; while :; do /bin/busybox sleep 1000000 & done"],
+		"resources": {"pids": 64, "rlimits": {"nofile": 100000}}}`)
 	pack(tb, e, bomb, im.bomb, "--manifest", filepath.Join(dir, "bomb.json"))
 	hog := busyboxRoot(tb, filepath.Join(dir, "hog-root"))
 	writeFile(tb, filepath.Join(dir, "hog.json"), `{"version": 1, "name": "hog", "command": ["/bin/sh", "-c",

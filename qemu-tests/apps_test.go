@@ -360,6 +360,11 @@ func stepBombAndHogContained(t *testing.T, n *appNode) {
 			t.Fatalf("cloud start %s %s = exit %d, %s", n.name, filepath.Base(img), r.code, r.stderr)
 		}
 	}
+	// Its nofile is above the kernel's default hard limit (4096), which
+	// a user namespace may not raise: PID 1 raised its own at boot.
+	n.waitLogs(t, "bomb", "its start line with 100000 open files", func(log string) bool {
+		return strings.Contains(log, "bombing with 100000 files")
+	})
 	n.waitContainer(t, "hog", "OOM-killed and restarted", func(c api.Container) bool {
 		return c.LastExit != nil && c.LastExit.OOM && c.Restarts >= 1
 	})
