@@ -41,6 +41,8 @@ type journal struct {
 	// last line.
 	skipped int
 	torn    bool
+	// existed: the file was there before Open (the node booted before).
+	existed bool
 }
 
 // Operations of journalRecord.Op.
@@ -70,6 +72,7 @@ func openJournal(path string) (*journal, error) {
 	if err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("state: key journal: %w", err)
 	}
+	j.existed = err == nil
 	whole := j.load(data)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {

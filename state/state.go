@@ -140,8 +140,8 @@ func (db *DB) settle(rec *Recovery) error {
 
 // openBest opens the live file if it verifies, else recovers.
 func (db *DB) openBest() (*bolt.DB, *Recovery, error) {
-	if _, err := os.Stat(db.path); errors.Is(err, os.ErrNotExist) && (len(db.copies.list()) > 0 || !db.journal.empty()) {
-		return db.recoverFile(corrupt("", errors.New("state.db is missing, but its copies or key journal are there")))
+	if _, err := os.Stat(db.path); errors.Is(err, os.ErrNotExist) && (len(db.copies.list()) > 0 || db.journal.existed) {
+		return db.recoverFile(corrupt("", errors.New("state.db is missing, but its copies or its key journal are there")))
 	}
 	b, note, err := openVerified(db.path)
 	if err == nil {
