@@ -6,9 +6,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"allium/internal/testkit"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -50,7 +53,7 @@ func BenchmarkRecovery(b *testing.B) {
 	}
 	db.Close()
 	st, _ := os.Stat(path)
-	b.Logf("state.db: %d containers, %.1f MB; load average %s", containers, float64(st.Size())/1e6, loadAverage())
+	b.Logf("state.db: %d containers, %.1f MB; load average %s", containers, float64(st.Size())/1e6, testkit.LoadAverage())
 
 	intact := filepath.Join(dir, "intact.db")
 	copyFile(b, path, intact)
@@ -72,7 +75,7 @@ func BenchmarkRecovery(b *testing.B) {
 	b.ReportMetric(r.Seconds()/o.Seconds(), "recover/open-verified")
 	b.ReportMetric(o.Seconds()/br.Seconds(), "verified/bare")
 	b.ReportMetric(r.Seconds()/c.Seconds(), "recover/copy")
-	b.Logf("recover %v, open verified %v, open bare %v, copy %v (medians of %d); load average %s", r, o, br, c, rounds, loadAverage())
+	b.Logf("recover %v, open verified %v, open bare %v, copy %v (medians of %d); load average %s", r, o, br, c, rounds, testkit.LoadAverage())
 }
 
 // openClose returns how long Open took (not the copy it schedules, nor
@@ -125,23 +128,7 @@ func timed(f func()) time.Duration {
 }
 
 func median(d []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), d...)
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
+	s := slices.Clone(d)
+	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-// loadAverage is /proc/loadavg's first three fields.
-func loadAverage() string {
-	data, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -228,7 +228,7 @@ func (j *journal) sorted() []journalRecord {
 	for _, r := range j.last {
 		out = append(out, r)
 	}
-	slicesSortBySeq(out)
+	slices.SortFunc(out, func(a, b journalRecord) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out
 }
 
@@ -246,8 +246,4 @@ func syncDir(dir string) {
 		d.Sync()
 		d.Close()
 	}
-}
-
-func slicesSortBySeq(rs []journalRecord) {
-	slices.SortFunc(rs, func(a, b journalRecord) int { return cmp.Compare(a.Seq, b.Seq) })
 }
