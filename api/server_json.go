@@ -39,12 +39,22 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}{Error{Message: oe.Error(), Code: CodeUploadOffset}, oe.UploadState})
 	case errors.As(err, &e) && e.Status >= 400:
 		writeError(w, e.Status, e.Code, e.Message)
+	case isUnavailable(err):
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
 	case r.Context().Err() != nil:
 		// The client went away: nobody reads the answer.
 	default:
 		s.log.Error("api: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
 	}
+}
+
+// isUnavailable reports whether err says, by an Unavailable() bool
+// method, that the node cannot answer now but will (state.db being
+// recovered): a 503 to retry, not a 500.
+func isUnavailable(err error) bool {
+	var u interface{ Unavailable() bool }
+	return errors.As(err, &u) && u.Unavailable()
 }
 
 // isStatus reports whether err carries its own status.

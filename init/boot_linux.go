@@ -201,16 +201,26 @@ func (n *node) openState() {
 			return
 		}
 	}
-	if db.MovedAside != "" {
-		n.warn("state.db would not open and was moved aside to " + db.MovedAside + "; started fresh")
-	}
 	n.db = db
+	db.OnRecover(n.stateRecovered)
 	n.bootCount, err = db.CountBoot()
 	if err != nil {
 		n.log.Error("state: counting the boot", "err", err)
 	}
 	n.seedKeys()
 	n.log.Info("state: open", "path", db.Path(), "boot", n.bootCount)
+}
+
+// stateRecovered tells the operator what state.db was recovered from
+// (`cloud info`). A recovery at run time may have left containers the
+// supervisor runs without a record: apps records them again from disk.
+func (n *node) stateRecovered(r state.Recovery) {
+	n.warn(r.String())
+	if a := n.apps; a != nil && r.Damage != "" {
+		for _, w := range a.Resync() {
+			n.warn(w)
+		}
+	}
 }
 
 // seedKeys copies the baked authorized_keys into state.db on first boot.

@@ -275,6 +275,28 @@ func TestPID1InOSContainer(t *testing.T) {
 func osContainerRuns(t *testing.T, c *containerNode, iso *api.Isolation) {
 	t.Helper()
 	ctx := context.Background()
+	data, digest := sleeperImage(t)
+	if _, err := c.unix().Upload(ctx, digest, bytes.NewReader(data), int64(len(data)), api.UploadOptions{}); err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	got, err := c.unix().PutContainer(ctx, "sleeper", api.ContainerRequest{Image: digest})
+	for deadline := time.Now().Add(20 * time.Second); err == nil && got.State != api.StateRunning && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		got, err = c.unix().Container(ctx, "sleeper")
+	}
+	if err != nil || got.State != api.StateRunning || got.Isolation != iso.Containers || got.IDs != "" {
+		t.Errorf("the container in the OS container = %+v, %v; want running at %s without a range of ids", got, err, iso.Containers)
+	}
+	if r, err := isolation.ParseRung(got.Isolation); err != nil || r >= isolation.Userns {
+		t.Errorf("the container in the OS container runs at %q (%v); want below userns (a chrooted init may make no user namespace)", got.Isolation, err)
+	}
+	if err := c.unix().RemoveContainer(ctx, "sleeper"); err != nil {
+		t.Errorf("remove: %v", err)
+	}
+}
+
+// sleeperImage is an image of busybox that sleeps, and its digest.
+func sleeperImage(t *testing.T) (data []byte, digest string) {
+	t.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
 		t.Fatal(err)
@@ -296,23 +318,8 @@ func osContainerRuns(t *testing.T, c *containerNode, iso *api.Isolation) {
 	}
 	tw.Close()
 	sum := sha256.Sum256(buf.Bytes())
-	digest := "sha256:" + hex.EncodeToString(sum[:])
-	if _, err := c.unix().Upload(ctx, digest, bytes.NewReader(buf.Bytes()), int64(buf.Len()), api.UploadOptions{}); err != nil {
-		t.Fatalf("upload: %v", err)
-	}
-	got, err := c.unix().PutContainer(ctx, "sleeper", api.ContainerRequest{Image: digest})
-	for deadline := time.Now().Add(20 * time.Second); err == nil && got.State != api.StateRunning && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		got, err = c.unix().Container(ctx, "sleeper")
-	}
-	if err != nil || got.State != api.StateRunning || got.Isolation != iso.Containers || got.IDs != "" {
-		t.Errorf("the container in the OS container = %+v, %v; want running at %s without a range of ids", got, err, iso.Containers)
-	}
-	if r, err := isolation.ParseRung(got.Isolation); err != nil || r >= isolation.Userns {
-		t.Errorf("the container in the OS container runs at %q (%v); want below userns (a chrooted init may make no user namespace)", got.Isolation, err)
-	}
-	if err := c.unix().RemoveContainer(ctx, "sleeper"); err != nil {
-		t.Errorf("remove: %v", err)
-	}
+	digest = "sha256:" + hex.EncodeToString(sum[:])
+	return buf.Bytes(), digest
 }
 
 // checkOrder checks that each marker appears in logs after the previous.

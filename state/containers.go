@@ -2,7 +2,6 @@ package state
 
 import (
 	"encoding/json"
-	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -43,7 +42,11 @@ func (db *DB) PutContainer(c Container) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketContainers)
 		var old Container
-		if v := b.Get([]byte(c.Name)); v != nil && json.Unmarshal(v, &old) == nil {
+		v, err := get(b, bucketContainers, []byte(c.Name))
+		if err != nil {
+			return err
+		}
+		if v != nil && json.Unmarshal(v, &old) == nil {
 			c.Created = old.Created
 		}
 		now := time.Now().UTC()
@@ -51,11 +54,10 @@ func (db *DB) PutContainer(c Container) error {
 			c.Created = now
 		}
 		c.Updated = now
-		v, err := json.Marshal(c)
-		if err != nil {
+		if v, err = json.Marshal(c); err != nil {
 			return err
 		}
-		return b.Put([]byte(c.Name), v)
+		return put(b, bucketContainers, []byte(c.Name), v)
 	})
 }
 
@@ -65,13 +67,13 @@ func (db *DB) UpdateContainer(name string, f func(*Container)) (bool, error) {
 	found := false
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketContainers)
-		v := b.Get([]byte(name))
-		if v == nil {
-			return nil
+		v, err := get(b, bucketContainers, []byte(name))
+		if v == nil || err != nil {
+			return err
 		}
 		var c Container
 		if err := json.Unmarshal(v, &c); err != nil {
-			return fmt.Errorf("state: container %q: %w", name, err)
+			return corrupt(where(bucketContainers, []byte(name)), err)
 		}
 		found = true
 		f(&c)
@@ -80,7 +82,7 @@ func (db *DB) UpdateContainer(name string, f func(*Container)) (bool, error) {
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(name), nv)
+		return put(b, bucketContainers, []byte(name), nv)
 	})
 	return found, err
 }
@@ -89,10 +91,10 @@ func (db *DB) UpdateContainer(name string, f func(*Container)) (bool, error) {
 func (db *DB) Containers() ([]Container, error) {
 	var out []Container
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketContainers).ForEach(func(k, v []byte) error {
+		return each(tx.Bucket(bucketContainers), bucketContainers, func(k, v []byte) error {
 			var c Container
 			if err := json.Unmarshal(v, &c); err != nil {
-				return fmt.Errorf("state: container %q: %w", k, err)
+				return corrupt(where(bucketContainers, k), err)
 			}
 			out = append(out, c)
 			return nil

@@ -25,7 +25,7 @@ func (db *DB) AppendEvent(ev any) error {
 		if err != nil {
 			return err
 		}
-		if err := b.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
+		if err := put(b, bucketEvents, binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
 			return err
 		}
 		return trim(b, seq, MaxEvents)
@@ -48,7 +48,7 @@ func trim(b *bolt.Bucket, last uint64, n int) error {
 func (db *DB) Events() ([]json.RawMessage, error) {
 	var out []json.RawMessage
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketEvents).ForEach(func(_, v []byte) error {
+		return each(tx.Bucket(bucketEvents), bucketEvents, func(_, v []byte) error {
 			out = append(out, append(json.RawMessage(nil), v...))
 			return nil
 		})

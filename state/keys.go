@@ -3,7 +3,6 @@ package state
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -17,20 +16,6 @@ const (
 	RoleAdmin = "admin"
 	// RoleViewer may read (GET and HEAD) and nothing else.
 	RoleViewer = "viewer"
-)
-
-// Errors of AddKey and RemoveKey, checked with errors.Is.
-var (
-	// ErrKeyConflict: the key, its name or its onion key is already
-	// stored with other fields.
-	ErrKeyConflict = errors.New("conflicts with a stored key")
-	// ErrKeyNotFound: no stored key matches.
-	ErrKeyNotFound = errors.New("no such key")
-	// ErrKeyAmbiguous: several stored keys match.
-	ErrKeyAmbiguous = errors.New("matches several keys")
-	// ErrLastAdmin: the removal would leave no admin key, and with it
-	// no way to manage the node remotely.
-	ErrLastAdmin = errors.New("it is the last admin key")
 )
 
 // Key is an authorized client: its raw ed25519 TLS public key, the raw
@@ -81,22 +66,45 @@ func decodeKey(pub, v []byte) Key {
 	return k
 }
 
-// Keys returns the authorized client keys.
+// putKey stores k, sealed, under its public key.
+func putKey(b *bolt.Bucket, k Key) error {
+	v, err := encodeKey(k)
+	if err != nil {
+		return err
+	}
+	return put(b, bucketKeys, k.Public, v)
+}
+
+// eachKey calls f with every stored key.
+func eachKey(b *bolt.Bucket, f func(Key) error) error {
+	return each(b, bucketKeys, func(pub, v []byte) error { return f(decodeKey(pub, v)) })
+}
+
+// Keys returns the authorized client keys: those of state.db that the
+// key journal does not say were revoked.
 func (db *DB) Keys() ([]Key, error) {
 	var keys []Key
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketKeys).ForEach(func(k, v []byte) error {
-			keys = append(keys, decodeKey(k, v))
+		return eachKey(tx.Bucket(bucketKeys), func(k Key) error {
+			if !db.journal.revoked(k.Public) {
+				keys = append(keys, k)
+			}
 			return nil
 		})
 	})
 	return keys, err
 }
 
-// SeedKeys stores keys when no key is stored yet, and reports whether it
-// did. The baked authorized_keys seed the database on the first boot;
-// after that the database is the truth.
+// SeedKeys stores keys when no key is stored yet and the key journal
+// is empty, and reports whether it did. The baked authorized_keys seed
+// the database on the first boot; after that the database and the
+// journal are the truth: a state.db recovered fresh gets its keys from
+// the journal, not from the baked file (whose keys may have been
+// revoked since).
 func (db *DB) SeedKeys(keys []Key) (bool, error) {
+	if !db.journal.empty() {
+		return false, nil
+	}
 	seeded := false
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKeys)
@@ -104,11 +112,10 @@ func (db *DB) SeedKeys(keys []Key) (bool, error) {
 			return nil
 		}
 		for _, k := range keys {
-			v, err := encodeKey(k)
-			if err != nil {
+			if err := db.journal.append(opAdd, k); err != nil {
 				return err
 			}
-			if err := b.Put(k.Public, v); err != nil {
+			if err := putKey(b, k); err != nil {
 				return err
 			}
 		}
@@ -124,11 +131,15 @@ func (db *DB) Key(pub []byte) (Key, bool, error) {
 	var k Key
 	found := false
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketKeys).Get(pub); v != nil {
+		v, err := get(tx.Bucket(bucketKeys), bucketKeys, pub)
+		if v != nil {
 			k, found = decodeKey(pub, v), true
 		}
-		return nil
+		return err
 	})
+	if found && db.journal.revoked(pub) {
+		return Key{}, false, err
+	}
 	return k, found, err
 }
 
@@ -148,23 +159,27 @@ func (db *DB) AddKey(k Key) (stored Key, created bool, err error) {
 	}
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKeys)
-		if v := b.Get(k.Public); v != nil {
+		v, err := get(b, bucketKeys, k.Public)
+		if err != nil {
+			return err
+		}
+		if v != nil && !db.journal.revoked(k.Public) {
 			old := decodeKey(k.Public, v)
 			if !old.same(k) {
 				return fmt.Errorf("state: add key %q: this public key is already stored as %q (role %s): %w", k.Name, old.Name, roleName(old.Role), ErrKeyConflict)
 			}
 			stored = old
-			return nil
+			// A retry after a failed journal write writes it now.
+			return db.journal.append(opAdd, old)
 		}
 		if err := checkClash(b, k); err != nil {
 			return err
 		}
-		v, err := encodeKey(k)
-		if err != nil {
+		stored, created = k, true
+		if err := db.journal.append(opAdd, k); err != nil {
 			return err
 		}
-		stored, created = k, true
-		return b.Put(k.Public, v)
+		return putKey(b, k)
 	})
 	if err != nil {
 		return Key{}, false, err
@@ -175,9 +190,10 @@ func (db *DB) AddKey(k Key) (stored Key, created bool, err error) {
 // checkClash returns ErrKeyConflict when another stored key has k's
 // name or onion key.
 func checkClash(b *bolt.Bucket, k Key) error {
-	return b.ForEach(func(pub, v []byte) error {
-		old := decodeKey(pub, v)
+	return eachKey(b, func(old Key) error {
 		switch {
+		case bytes.Equal(old.Public, k.Public):
+			return nil
 		case old.Name == k.Name:
 			return fmt.Errorf("state: add key %q: another key already has that name: %w", k.Name, ErrKeyConflict)
 		case k.Onion != nil && bytes.Equal(old.Onion, k.Onion):
@@ -197,8 +213,10 @@ func (db *DB) RemoveKey(match func(Key) bool) (Key, error) {
 		b := tx.Bucket(bucketKeys)
 		var found []Key
 		admins := 0
-		b.ForEach(func(pub, v []byte) error {
-			k := decodeKey(pub, v)
+		err := eachKey(b, func(k Key) error {
+			if db.journal.revoked(k.Public) {
+				return nil
+			}
 			if k.IsAdmin() {
 				admins++
 			}
@@ -208,6 +226,8 @@ func (db *DB) RemoveKey(match func(Key) bool) (Key, error) {
 			return nil
 		})
 		switch {
+		case err != nil:
+			return err
 		case len(found) == 0:
 			return ErrKeyNotFound
 		case len(found) > 1:
@@ -216,6 +236,11 @@ func (db *DB) RemoveKey(match func(Key) bool) (Key, error) {
 			return fmt.Errorf("key %q: %w", found[0].Name, ErrLastAdmin)
 		}
 		gone = found[0]
+		// The journal first: a revocation is never lost, even if the
+		// commit that follows is.
+		if err := db.journal.append(opRevoke, gone); err != nil {
+			return err
+		}
 		return b.Delete(gone.Public)
 	})
 	if err != nil {

@@ -129,7 +129,7 @@ func TestKeysPersistAndOldFormat(t *testing.T) {
 	}
 	// A database from before onion keys holds the bare name.
 	old := bytes.Repeat([]byte{7}, 32)
-	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketKeys).Put(old, []byte("old laptop")) }); err != nil {
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketKeys), bucketKeys, old, []byte("old laptop")) }); err != nil {
 		t.Fatal(err)
 	}
 	added := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)

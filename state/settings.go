@@ -10,10 +10,10 @@ var keyTCP = []byte("tcp")
 // listener: set is false when none was made.
 func (db *DB) TCP() (enabled, set bool, err error) {
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketMeta).Get(keyTCP)
+		v, err := get(tx.Bucket(bucketMeta), bucketMeta, keyTCP)
 		set = len(v) == 1
 		enabled = set && v[0] == 1
-		return nil
+		return err
 	})
 	return enabled, set, err
 }
@@ -25,6 +25,6 @@ func (db *DB) SetTCP(enabled bool) error {
 		v[0] = 1
 	}
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keyTCP, v)
+		return put(tx.Bucket(bucketMeta), bucketMeta, keyTCP, v)
 	})
 }

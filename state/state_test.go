@@ -23,8 +23,8 @@ func TestBootCountPersists(t *testing.T) {
 		if err != nil || n != want {
 			t.Errorf("CountBoot() = %d, %v, want %d", n, err, want)
 		}
-		if db.MovedAside != "" {
-			t.Errorf("Open(%s) moved a healthy database aside to %s", path, db.MovedAside)
+		if r := db.Recoveries(); len(r) != 0 {
+			t.Errorf("Open(%s) recovered a healthy database: %v", path, r)
 		}
 		db.Close()
 	}
@@ -43,15 +43,16 @@ func TestOpenRecoversFromGarbage(t *testing.T) {
 		t.Fatalf("Open(garbage) = %v, want a fresh database", err)
 	}
 	defer db.Close()
-	if db.MovedAside == "" {
-		t.Fatalf("Open(garbage): MovedAside is empty")
+	recs := db.Recoveries()
+	if len(recs) != 1 || recs[0].MovedAside == "" || !recs[0].Fresh() {
+		t.Fatalf("Open(garbage).Recoveries() = %+v, want one, fresh, moved aside", recs)
 	}
-	kept, err := os.ReadFile(db.MovedAside)
+	kept, err := os.ReadFile(recs[0].MovedAside)
 	if err != nil || !bytes.Equal(kept, garbage) {
-		t.Errorf("the damaged file was not kept intact at %s: %v", db.MovedAside, err)
+		t.Errorf("the damaged file was not kept intact at %s: %v", recs[0].MovedAside, err)
 	}
-	if !strings.Contains(logs.String(), "moving it aside") {
-		t.Errorf("Open(garbage) logged %q, want it to say it moved the file aside", logs.String())
+	if !strings.Contains(logs.String(), "damaged") {
+		t.Errorf("Open(garbage) logged %q, want it to say the file is damaged", logs.String())
 	}
 	if n, err := db.CountBoot(); n != 1 || err != nil {
 		t.Errorf("CountBoot() on the fresh database = %d, %v, want 1", n, err)
@@ -74,8 +75,8 @@ func TestOpenTruncated(t *testing.T) {
 		t.Fatalf("Open(truncated) = %v", err)
 	}
 	defer db.Close()
-	if db.MovedAside == "" {
-		t.Errorf("Open(truncated) did not move the file aside")
+	if r := db.Recoveries(); len(r) != 1 || r[0].MovedAside == "" {
+		t.Errorf("Open(truncated).Recoveries() = %+v, want the file moved aside", r)
 	}
 }
 

@@ -113,9 +113,12 @@ func uploadLimits(free int64) imagestore.Limits {
 func ContainersDir(data string) string { return filepath.Join(data, "containers") }
 
 // Restore hands every recorded container back to the supervisor: those
-// the operator left running start again, the others stay stopped. Then
-// it collects the images no container uses. It returns what the
-// operator should know (a container that could not be restored).
+// the operator left running start again, the others stay stopped. A
+// container root on disk that state.db does not hold (it was recovered
+// from an older copy, or started fresh) is recorded again from its disk
+// record, stopped. Then it collects the images no container uses. It
+// returns what the operator should know (a container that could not be
+// restored, or was rebuilt).
 func (a *Service) Restore() (warnings []string) {
 	cs, err := a.db.Containers()
 	if err != nil {
@@ -128,8 +131,11 @@ func (a *Service) Restore() (warnings []string) {
 			warnings = append(warnings, fmt.Sprintf("container %s: %v", c.Name, err))
 		}
 	}
+	warnings = append(warnings, a.rebuildMissing(cs)...)
 	a.log.Info("apps: containers restored", "count", len(cs))
-	a.collect()
+	if w := a.collect(); w != "" {
+		warnings = append(warnings, w)
+	}
 	return warnings
 }
 
@@ -178,6 +184,9 @@ func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.His
 	spec.Limits = a.limits(spec.Limits)
 	if pub.Addr.IsValid() {
 		spec.Ready = supervisor.ProbeAt(spec.Ready, pub.Addr)
+	}
+	if err := a.roots.writeRecord(diskRecord{Name: name, Image: image, IDBase: ids.Base, IDSize: ids.Size, Written: time.Now().UTC()}); err != nil {
+		return fmt.Errorf("record %s on disk: %w", name, err)
 	}
 	h, _ := json.Marshal(hist)
 	rec := state.Container{Name: name, Image: image, Running: running, History: h, Isolation: rung.String(),

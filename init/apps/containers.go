@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"slices"
 	"sort"
 
 	"golang.org/x/sys/unix"
@@ -180,7 +182,11 @@ func (a *Service) RemoveContainer(ctx context.Context, name string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, err := a.record(name); err != nil {
-		return err
+		if !isNotFound(err) || !slices.Contains(a.roots.onDisk(), name) {
+			return err
+		}
+		// A root left on disk without a record (state.db recovered
+		// without it, and it could not be rebuilt): remove it.
 	}
 	if err := a.sup.Remove(ctx, name); err != nil && !errors.Is(err, supervisor.ErrNotFound) {
 		return err
@@ -240,4 +246,9 @@ func (a *Service) ContainerStats(ctx context.Context, name string) (api.Containe
 		out.IORead, out.IOWrite, out.OOMKills = st.IORead, st.IOWrite, st.OOMKills
 	}
 	return out, nil
+}
+
+func isNotFound(err error) bool {
+	var e *api.Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
 }

@@ -15,6 +15,14 @@
 // not), garbage collection of unused images, restoring the recorded
 // containers at boot (Restore), and stopping them at shutdown (Stop).
 //
+// state.db is not the only record of a container: each root keeps
+// overlay/NAME/container.json (image, ids; disk.go). A container on
+// disk that state.db lacks after a recovery is recorded again from it,
+// stopped, and said so (Restore at boot, Resync at run time). Image
+// collection keeps every image a record or a root on disk names, and
+// collects nothing when state.db is unreadable or a root's image is
+// not known.
+//
 // It does not own booting, the reaper, signals or the listeners (init
 // wires a Service with its reaper as the Starter and its kernel seam as
 // the Mounter), the HTTP protocol (api), or the restart policy

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"allium/api"
@@ -16,7 +17,7 @@ func (a *Service) Images(ctx context.Context) ([]api.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	users := a.imageUsers()
+	users, _, _ := a.imageUsers()
 	out := make([]api.Image, 0, len(infos))
 	for _, i := range infos {
 		out = append(out, toImage(i, users[i.Digest]))
@@ -32,24 +33,31 @@ func (a *Service) Image(ctx context.Context, digest string) (api.Image, error) {
 	if err != nil {
 		return api.Image{}, err
 	}
-	return toImage(i, a.imageUsers()[digest]), nil
+	users, _, _ := a.imageUsers()
+	return toImage(i, users[digest]), nil
 }
 
 func toImage(i imagestore.Info, users []string) api.Image {
 	return api.Image{Digest: i.Digest, Name: i.Name, Size: i.Size, Created: i.Created, UsedBy: users}
 }
 
-// imageUsers maps each digest to the containers that run it.
-func (a *Service) imageUsers() map[string][]string {
+// imageUsers maps each digest to the containers that run it: those
+// state.db records, and the roots on disk (which may have no record
+// after a recovery of state.db). unknown lists roots on disk whose
+// image is not known; err is state.db's.
+func (a *Service) imageUsers() (users map[string][]string, unknown []string, err error) {
 	cs, err := a.db.Containers()
 	if err != nil {
 		a.log.Error("apps: reading containers", "err", err)
 	}
-	users := map[string][]string{}
+	users, unknown = a.roots.diskImages()
 	for _, c := range cs {
-		users[c.Image] = append(users[c.Image], c.Name)
+		if !slices.Contains(users[c.Image], c.Name) {
+			users[c.Image] = append(users[c.Image], c.Name)
+		}
+		unknown = slices.DeleteFunc(unknown, func(n string) bool { return n == c.Name })
 	}
-	return users
+	return users, unknown, err
 }
 
 func (a *Service) UploadOffset(ctx context.Context, digest string) (int64, error) {
@@ -89,19 +97,36 @@ func imageError(digest string, err error) error {
 }
 
 func (a *Service) RemoveImage(ctx context.Context, digest string) error {
-	if users := a.imageUsers()[digest]; len(users) > 0 {
-		return api.Conflict("image %s is used by %v; remove those containers first", digest, users)
+	users, _, err := a.imageUsers()
+	if err != nil {
+		return err
 	}
-	err := a.store.Remove(digest)
+	if len(users[digest]) > 0 {
+		return api.Conflict("image %s is used by %v; remove those containers first", digest, users[digest])
+	}
+	err = a.store.Remove(digest)
 	if errors.Is(err, imagestore.ErrNotFound) {
 		return api.NotFound("image %s is not on this node", digest)
 	}
 	return err
 }
 
-// collect removes images no container uses, but for fresh ones.
-func (a *Service) collect() {
-	users := a.imageUsers()
+// collect removes images no container uses, but for fresh ones. It
+// removes nothing when it cannot know every user: state.db unreadable,
+// or a container root on disk whose image is not known; then it
+// returns why, for the operator.
+func (a *Service) collect() (skipped string) {
+	users, unknown, err := a.imageUsers()
+	switch {
+	case err != nil:
+		skipped = "images were not collected: the containers in state.db are unreadable (" + err.Error() + ")"
+	case len(unknown) > 0:
+		skipped = fmt.Sprintf("images were not collected: the image of the container roots %v on disk is not known", unknown)
+	}
+	if skipped != "" {
+		a.log.Warn("apps: " + skipped)
+		return skipped
+	}
 	removed, err := a.store.GC(func(d string) bool {
 		if len(users[d]) > 0 {
 			return true
@@ -115,4 +140,5 @@ func (a *Service) collect() {
 	for _, d := range removed {
 		a.events.publish(api.Event{Type: api.EventImage, Image: d, Message: "image " + d + " collected: no container uses it"})
 	}
+	return ""
 }
