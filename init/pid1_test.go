@@ -1,12 +1,8 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -275,31 +271,7 @@ func TestPID1InOSContainer(t *testing.T) {
 func osContainerRuns(t *testing.T, c *containerNode, iso *api.Isolation) {
 	t.Helper()
 	ctx := context.Background()
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range []struct {
-		h    tar.Header
-		body []byte
-	}{
-		{tar.Header{Name: "manifest.json", Mode: 0o644}, []byte(`{"version": 1, "name": "sleeper", "command": ["/bin/busybox", "sleep", "1000"]}`)},
-		{tar.Header{Name: "rootfs/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
-		{tar.Header{Name: "rootfs/bin/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
-		{tar.Header{Name: "rootfs/bin/busybox", Mode: 0o755}, bb},
-	} {
-		e.h.Size = int64(len(e.body))
-		tw.WriteHeader(&e.h)
-		tw.Write(e.body)
-	}
-	tw.Close()
-	sum := sha256.Sum256(buf.Bytes())
-	digest := "sha256:" + hex.EncodeToString(sum[:])
-	if _, err := c.unix().Upload(ctx, digest, bytes.NewReader(buf.Bytes()), int64(buf.Len()), api.UploadOptions{}); err != nil {
-		t.Fatalf("upload: %v", err)
-	}
+	digest := pushBusybox(t, c, `{"version": 1, "name": "sleeper", "command": ["/bin/busybox", "sleep", "1000"]}`, nil)
 	got, err := c.unix().PutContainer(ctx, "sleeper", api.ContainerRequest{Image: digest})
 	for deadline := time.Now().Add(20 * time.Second); err == nil && got.State != api.StateRunning && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		got, err = c.unix().Container(ctx, "sleeper")
