@@ -92,6 +92,11 @@ type Container struct {
 	IDs string `json:"ids,omitempty"`
 	// Error says why it is failed or why the last start failed.
 	Error string `json:"error,omitempty"`
+	// Held, when not "", says why the node did not start it at boot
+	// although Desired is running: boot-loop protection, after the node
+	// went down soon after its start at boots in a row. An operator's
+	// start clears it.
+	Held string `json:"held,omitempty"`
 }
 
 // Exit is how a run ended: an exit code or a signal.

@@ -242,6 +242,9 @@ func (g *globals) psTable(cs []api.Container, stats []api.ContainerStats) error 
 		if c.Error != "" {
 			fmt.Fprintf(g.stdout, "%s: %s\n", c.Name, c.Error)
 		}
+		if c.Held != "" {
+			fmt.Fprintf(g.stdout, "%s: %s\n", c.Name, c.Held)
+		}
 	}
 	return nil
 }
@@ -256,6 +259,9 @@ func (g *globals) printCall(ctx context.Context, s *session, path string) error 
 }
 
 func psState(c api.Container) string {
+	if c.Held != "" {
+		return "held" // boot-loop protection: the reason follows the table
+	}
 	if c.State == api.StateBackoff && !c.NextRestart.IsZero() {
 		return fmt.Sprintf("backoff (restart in %v)", until(c.NextRestart))
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
 	"time"
 
 	"allium/manifest"
@@ -38,19 +40,24 @@ if it is stopped, and otherwise changes nothing.
 
 cloud then waits (up to --wait) until the container runs, or is ready if
 its manifest has a readiness probe, and says what happened; if it fails,
-it shows the last lines of its log.`
+it shows the last lines of its log.
+
+With a NAME that is no file here, it starts that container on the node
+again, as the operator's start: it clears crashloop and boot-loop
+protection's hold.`
 
 func newStart(g *globals) *cobra.Command {
 	var f startFlags
 	cmd := &cobra.Command{
-		Use:   "start HOST FILE",
+		Use:   "start HOST FILE|NAME",
 		Short: "Push an image and run it as a container",
 		Long:  startLong,
 		Example: `  cloud start web1 app.txz                      # runs as "app"
   cloud start 203.0.113.7:7707 bar/foo.txz --node-key ed25519:BASE64   # runs as "foo"
   cloud start web1 app.tar.zst --name app-staging
   cloud start web1 app.txz --wait 5m            # a slow readiness probe
-  cloud start web1 app.txz --no-wait`,
+  cloud start web1 app.txz --no-wait
+  cloud start web1 app                          # starts the container app again (no file app here)`,
 		Args:              hostAnd("FILE"),
 		ValidArgsFunction: g.completeHostThenFile,
 		RunE: g.runLongE(func(ctx context.Context, args []string) error {
@@ -64,6 +71,9 @@ func newStart(g *globals) *cobra.Command {
 }
 
 func (g *globals) start(ctx context.Context, host, file string, f startFlags) error {
+	if byName(file, f.name) {
+		return g.startExisting(ctx, host, file, f)
+	}
 	name, err := startName(file, f.name)
 	if err != nil {
 		return err
@@ -90,6 +100,33 @@ func (g *globals) start(ctx context.Context, host, file string, f startFlags) er
 		return err
 	}
 	return g.waitUp(ctx, s, name, img.digest, f.wait.limit)
+}
+
+// byName reports whether start's argument names a container on the
+// node rather than a file: no such file, and a valid container name.
+func byName(arg, flag string) bool {
+	if flag != "" || manifest.ValidName(arg) != nil {
+		return false
+	}
+	_, err := os.Stat(arg)
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+// startExisting starts the container called name, as the operator's
+// start (it clears crashloop and boot-loop protection's hold), and
+// waits until it runs.
+func (g *globals) startExisting(ctx context.Context, host, name string, f startFlags) error {
+	if err := f.wait.check(); err != nil {
+		return err
+	}
+	s, err := g.connect(host, f.nodeKey)
+	if err != nil {
+		return err
+	}
+	if _, err := s.act(ctx, name, s.client.StartContainer); err != nil || f.wait.no {
+		return err
+	}
+	return g.waitUp(ctx, s, name, "", f.wait.limit)
 }
 
 // startName is --name, or the file's name without its archive endings.

@@ -306,3 +306,24 @@ func TestBaseName(t *testing.T) {
 		}
 	}
 }
+
+// cloud start HOST NAME starts an existing container when no file NAME
+// is here (issue 10: clearing boot-loop protection's hold).
+func TestStartByName(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "app")
+	os.WriteFile(file, nil, 0o644)
+	for _, tc := range []struct {
+		arg, flag string
+		want      bool
+	}{
+		{"nosuchfile", "", true},
+		{file, "", false},
+		{"nosuchfile", "other", false},
+		{"app.txz/x", "", false},
+	} {
+		if got := byName(tc.arg, tc.flag); got != tc.want {
+			t.Errorf("byName(%q, %q) = %v, want %v", tc.arg, tc.flag, got, tc.want)
+		}
+	}
+}

@@ -20,7 +20,7 @@ func (n *node) startApps() {
 	}
 	data := filepath.Join(n.root, rootfs.DataDir)
 	a, err := apps.New(apps.Options{DB: n.db, Data: data, Starter: n.reaper, Mounter: n.k, Log: n.log, Isolation: n.isolation,
-		IDMapper: idmap.Mapper{Starter: n.reaper, Exe: "/proc/self/exe"}})
+		IDMapper: idmap.Mapper{Starter: n.reaper, Exe: "/proc/self/exe"}, Boot: n.bootCount})
 	if err != nil {
 		n.log.Error("apps: cannot open the image store", "err", err)
 		n.warn("images and containers are unavailable: " + err.Error())

@@ -8,6 +8,7 @@ import (
 	"allium/internal/procstatus"
 
 	"allium/api"
+	"allium/init/apps"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,8 +34,17 @@ func (n *node) Node(ctx context.Context) (api.Node, error) {
 		TCP:           n.tcpAddr(),
 		Tor:           n.torStatus(),
 		Isolation:     n.isolationView(),
-		Warnings:      n.currentWarnings(),
+		Warnings:      append(n.currentWarnings(), n.heldWarnings()...),
 	}, nil
+}
+
+// heldWarnings are the containers boot-loop protection holds, while it
+// holds them: an operator's start clears one.
+func (n *node) heldWarnings() []string {
+	if n.apps == nil {
+		return nil
+	}
+	return n.apps.Held()
 }
 
 // uptime is the machine's in a VM, and PID 1's own in an OS container,
@@ -55,5 +65,5 @@ func (n *node) memory() api.Memory {
 	return api.Memory{Total: mem["MemTotal"], Available: mem["MemAvailable"], InitRSS: self["VmRSS"]}
 }
 
-func (n *node) Reboot() error   { n.requestPower(powerReboot); return nil }
-func (n *node) Poweroff() error { n.requestPower(powerOff); return nil }
+func (n *node) Reboot() error   { n.requestPower(powerReboot, apps.ShutdownOperator); return nil }
+func (n *node) Poweroff() error { n.requestPower(powerOff, apps.ShutdownOperator); return nil }

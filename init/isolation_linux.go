@@ -46,7 +46,7 @@ func (n *node) isolation() isolation.Report {
 
 // probeIsolation finds the node's isolation ladder: the highest rung
 // this kernel allows, no higher than allium.isolation= on the kernel
-// command line.
+// command line (or, without it, node.json's isolation).
 func (n *node) probeIsolation() {
 	n.probing.Store(true)
 	defer close(n.isoDone)
@@ -57,7 +57,11 @@ func (n *node) probeIsolation() {
 		n.log.Warn("isolation: probing before the late modules are loaded")
 	}
 	opts := isolation.Options{Starter: n.reaper, Root: n.root}
-	if s, ok := n.cmdline["allium.isolation"]; ok {
+	s, ok := n.cmdline["allium.isolation"]
+	if !ok && n.cfg.Isolation != "" {
+		s, ok = n.cfg.Isolation, true // node.json's default
+	}
+	if ok {
 		r, err := isolation.ParseRung(s)
 		if err != nil {
 			n.warn("kernel command line: allium.isolation=" + s + ": " + err.Error())

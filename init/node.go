@@ -52,6 +52,7 @@ type node struct {
 	power chan int
 
 	mu       sync.Mutex
+	powerBy  string // who asked for the shutdown; "" before any request
 	warnings []string
 	iso      *isolation.Report // the isolation probe's, once it has run
 	cg       *nodeCgroup       // the node's own cgroup, once useCgroups made it

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -275,10 +271,7 @@ func TestPID1InOSContainer(t *testing.T) {
 func osContainerRuns(t *testing.T, c *containerNode, iso *api.Isolation) {
 	t.Helper()
 	ctx := context.Background()
-	data, digest := sleeperImage(t)
-	if _, err := c.unix().Upload(ctx, digest, bytes.NewReader(data), int64(len(data)), api.UploadOptions{}); err != nil {
-		t.Fatalf("upload: %v", err)
-	}
+	digest := pushBusybox(t, c, `{"version": 1, "name": "sleeper", "command": ["/bin/busybox", "sleep", "1000"]}`, nil)
 	got, err := c.unix().PutContainer(ctx, "sleeper", api.ContainerRequest{Image: digest})
 	for deadline := time.Now().Add(20 * time.Second); err == nil && got.State != api.StateRunning && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		got, err = c.unix().Container(ctx, "sleeper")
@@ -292,34 +285,6 @@ func osContainerRuns(t *testing.T, c *containerNode, iso *api.Isolation) {
 	if err := c.unix().RemoveContainer(ctx, "sleeper"); err != nil {
 		t.Errorf("remove: %v", err)
 	}
-}
-
-// sleeperImage is an image of busybox that sleeps, and its digest.
-func sleeperImage(t *testing.T) (data []byte, digest string) {
-	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range []struct {
-		h    tar.Header
-		body []byte
-	}{
-		{tar.Header{Name: "manifest.json", Mode: 0o644}, []byte(`{"version": 1, "name": "sleeper", "command": ["/bin/busybox", "sleep", "1000"]}`)},
-		{tar.Header{Name: "rootfs/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
-		{tar.Header{Name: "rootfs/bin/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
-		{tar.Header{Name: "rootfs/bin/busybox", Mode: 0o755}, bb},
-	} {
-		e.h.Size = int64(len(e.body))
-		tw.WriteHeader(&e.h)
-		tw.Write(e.body)
-	}
-	tw.Close()
-	sum := sha256.Sum256(buf.Bytes())
-	digest = "sha256:" + hex.EncodeToString(sum[:])
-	return buf.Bytes(), digest
 }
 
 // checkOrder checks that each marker appears in logs after the previous.

@@ -47,7 +47,7 @@ func (n *node) readPowerButton(f *os.File) {
 	defer f.Close()
 	if isPowerPress(f) {
 		n.log.Info("power button pressed: powering off")
-		n.requestPower(powerOff)
+		n.requestPower(powerOff, "power button")
 	}
 }
 

@@ -28,6 +28,9 @@ type reaper struct {
 	log      *slog.Logger
 	mu       sync.Mutex
 	children map[int]chan unix.WaitStatus
+	// rootAgain gives each child real uid 0 (asRoot): set once PID 1
+	// has its own real uid (guardSignals).
+	rootAgain bool
 }
 
 func newReaper(log *slog.Logger) *reaper {
@@ -40,6 +43,9 @@ func newReaper(log *slog.Logger) *reaper {
 func (r *reaper) Start(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.rootAgain {
+		asRoot(cmd)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

@@ -79,6 +79,7 @@ func pid1(args []string) {
 	log, console := newConsoleLogger()
 	n := newNode(log, sysKernel{}, "/")
 	n.console = console
+	safe.Run(log, "guard", n.guardSignals) // before any child: they get root back from the reaper
 	safe.Go(log, "signals", func() { n.handleSignals(sigs) })
 	safe.Run(log, "boot", func() { n.boot(args, upNetwork(log)) })
 	safe.Run(log, "cgroups", n.earlyCgroups) // before tor: it is born in init's cgroup

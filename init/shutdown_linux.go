@@ -20,13 +20,28 @@ var (
 	killGrace      = 3 * time.Second  // processes, after SIGKILL
 )
 
-// requestPower asks the main loop to shut down with cmd; the first
-// request wins and later ones are dropped.
-func (n *node) requestPower(cmd int) {
-	select {
-	case n.power <- cmd:
-	default:
+// requestPower asks the main loop to shut down with cmd; by says who
+// asked (apps.ShutdownOperator for the API, else the signal or the
+// power button), which the next boot's boot-loop protection reads. The
+// first request wins and later ones are dropped.
+func (n *node) requestPower(cmd int, by string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.powerBy != "" {
+		return
 	}
+	n.powerBy = by
+	n.power <- cmd // buffered for one: the first request never blocks
+}
+
+// shutdownBy is who asked for the shutdown.
+func (n *node) shutdownBy() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.powerBy == "" {
+		return "unknown"
+	}
+	return n.powerBy
 }
 
 // shutdown stops everything in order and calls reboot(2):
@@ -45,7 +60,7 @@ func (n *node) shutdown(cmd int) {
 	if n.apps != nil {
 		n.log.Info("shutdown: stopping containers")
 		ctx, cancel := context.WithTimeout(context.Background(), containerGrace)
-		if err := n.apps.Stop(ctx, 5*time.Second); err != nil {
+		if err := n.apps.Stop(ctx, 5*time.Second, n.shutdownBy()); err != nil {
 			n.log.Warn("shutdown: stopping containers", "err", err)
 		}
 		cancel()

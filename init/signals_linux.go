@@ -42,10 +42,10 @@ func (n *node) onSignal(sig os.Signal) {
 		n.reaper.reap()
 	case unix.SIGTERM, unix.SIGPWR:
 		n.log.Info("signal: powering off", "signal", sig)
-		n.requestPower(powerOff)
+		n.requestPower(powerOff, "signal "+unix.SignalName(sig.(unix.Signal)))
 	case unix.SIGINT:
 		n.log.Info("signal: rebooting", "signal", sig)
-		n.requestPower(powerReboot)
+		n.requestPower(powerReboot, "signal SIGINT")
 	case unix.SIGURG:
 		// the Go runtime's own preemption signal
 	default:

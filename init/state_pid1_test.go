@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -38,10 +37,7 @@ func TestPID1StateDamagedBetweenBoots(t *testing.T) {
 
 	c := startContainerNode(t, dir, port, baked, nodeKey)
 	c.waitUp()
-	data, digest := sleeperImage(t)
-	if _, err := c.unix().Upload(ctx, digest, bytes.NewReader(data), int64(len(data)), api.UploadOptions{}); err != nil {
-		t.Fatalf("upload: %v", err)
-	}
+	digest := pushBusybox(t, c, `{"version": 1, "name": "sleeper", "command": ["/bin/busybox", "sleep", "1000"]}`, nil)
 	if _, err := c.unix().PutContainer(ctx, "sleeper", api.ContainerRequest{Image: digest}); err != nil {
 		t.Fatalf("PutContainer: %v", err)
 	}

@@ -20,6 +20,12 @@ type NodeConfig struct {
 	// means tmpfs in a VM and DataDir on the root filesystem in an OS
 	// container.
 	Data string `json:"data,omitempty"`
+	// Isolation is the default for allium.isolation= when the kernel
+	// command line has none: the highest rung of the isolation ladder
+	// containers may use ("chroot", "namespaces", "userns",
+	// "cgroups"). An OS container's only way to set it, since the
+	// kernel command line is its host's. Empty means no ceiling.
+	Isolation string `json:"isolation,omitempty"`
 	// Tor configures the onion service.
 	Tor TorConfig `json:"tor,omitzero"`
 	// Built is when mkimage built the image. A node whose clock reads

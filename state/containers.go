@@ -32,9 +32,26 @@ type Container struct {
 	// writable layer and volumes are owned by it); 0 below that rung.
 	IDBase uint32 `json:"id_base,omitempty"`
 	IDSize uint32 `json:"id_size,omitempty"`
+	// BootLoop is what boot-loop protection remembers of it.
+	BootLoop BootLoop `json:"boot_loop,omitzero"`
 	// Created and Updated are set by PutContainer.
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
+}
+
+// BootLoop is a container's record for boot-loop protection: its last
+// start, and how many boots in a row ended soon after one. The zero
+// BootLoop is a container never started, or cleared by an operator.
+type BootLoop struct {
+	// Boot and Started are its last start: the boot count and the time.
+	Boot    uint64    `json:"boot,omitempty"`
+	Started time.Time `json:"started,omitzero"`
+	// Downs counts the boots in a row that ended soon after its last
+	// start in them.
+	Downs int `json:"downs,omitempty"`
+	// Held, when not "", says why the boot did not start it although
+	// the operator wants it running; an operator's start clears it.
+	Held string `json:"held,omitempty"`
 }
 
 // PutContainer creates or replaces a container's record.

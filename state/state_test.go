@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -96,5 +97,23 @@ func TestSeedKeysOnlyOnce(t *testing.T) {
 	keys, err := db.Keys()
 	if err != nil || len(keys) != 1 || keys[0].Name != "laptop" {
 		t.Errorf("Keys() = %v, %v, want the one seeded key", keys, err)
+	}
+}
+
+func TestAlive(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "state.db"), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if a, err := db.Alive(); err != nil || a != (Alive{}) {
+		t.Errorf("Alive() on a new database = %+v, %v; want the zero Alive", a, err)
+	}
+	want := Alive{Boot: 3, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Shutdown: "operator"}
+	if err := db.SetAlive(want); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := db.Alive(); err != nil || !a.Time.Equal(want.Time) || a.Boot != 3 || a.Shutdown != "operator" {
+		t.Errorf("Alive() = %+v, %v; want %+v", a, err, want)
 	}
 }

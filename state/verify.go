@@ -15,7 +15,7 @@ import (
 // sealedBuckets hold only sealed values; in meta, sealedMeta are.
 var (
 	sealedBuckets = [][]byte{bucketKeys, bucketContainers, bucketEvents}
-	sealedMeta    = [][]byte{keyBootCount, keyTCP}
+	sealedMeta    = [][]byte{keyBootCount, keyTCP, keyAlive}
 )
 
 // maxCheckErrors bounds what is kept of bbolt's check of a badly

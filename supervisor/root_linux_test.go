@@ -254,7 +254,10 @@ func checkIdentity(t *testing.T, pid int, root string) {
 	}
 }
 
-// A root workload keeps only rootCaps in its bounding set.
+// A root workload keeps only rootCaps in its bounding set, less CAP_KILL
+// and CAP_SETUID at the chroot rung, where it shares the node's pid
+// namespace (issue 10: a root container's kill -TERM 1 powered the node
+// off). Neither rung has CAP_SYS_BOOT: reboot(2) is refused.
 func TestRootCapabilitiesOfRoot(t *testing.T) {
 	testkit.NeedRoot(t)
 	root := busyboxRoot(t)
@@ -263,14 +266,43 @@ func TestRootCapabilitiesOfRoot(t *testing.T) {
 	h.waitFor(EventReady, 1) // the exec: the shim has done its work
 	var want uint64
 	for _, c := range rootCaps {
-		want |= 1 << c
+		if c != unix.CAP_KILL && c != unix.CAP_SETUID {
+			want |= 1 << c
+		}
 	}
 	st := procStatus(t, pid)
 	if got := st["CapBnd"]; got != fmt.Sprintf("%016x", want) {
-		t.Errorf("CapBnd = %s, want %016x", got, want)
+		t.Errorf("chroot rung: CapBnd = %s, want %016x (rootCaps without KILL and SETUID)", got, want)
 	}
 	if st["NoNewPrivs"] != "1" || st["Uid"] != "0 0 0 0" {
 		t.Errorf("NoNewPrivs %s Uid %s, want 1 and root", st["NoNewPrivs"], st["Uid"])
+	}
+	if want&(1<<unix.CAP_SYS_BOOT) != 0 {
+		t.Errorf("rootCaps has CAP_SYS_BOOT")
+	}
+}
+
+// keepCap keeps CAP_KILL and CAP_SETUID for root from the namespaces
+// rung up, drops them at the chroot rung, and keeps nothing for others.
+func TestKeepCap(t *testing.T) {
+	for _, tc := range []struct {
+		uid  uint32
+		rung isolation.Rung
+		c    uintptr
+		want bool
+	}{
+		{0, isolation.Chroot, unix.CAP_KILL, false},
+		{0, isolation.Chroot, unix.CAP_SETUID, false},
+		{0, isolation.Chroot, unix.CAP_SETGID, true},
+		{0, isolation.Chroot, unix.CAP_SYS_BOOT, false},
+		{0, isolation.Namespaces, unix.CAP_KILL, true},
+		{0, isolation.Namespaces, unix.CAP_SETUID, true},
+		{0, isolation.Namespaces, unix.CAP_SYS_BOOT, false},
+		{1000, isolation.Namespaces, unix.CAP_KILL, false},
+	} {
+		if got := keepCap(&shimConfig{UID: tc.uid, Rung: tc.rung}, tc.c); got != tc.want {
+			t.Errorf("keepCap(uid %d, %s, cap %d) = %v, want %v", tc.uid, tc.rung, tc.c, got, tc.want)
+		}
 	}
 }
 

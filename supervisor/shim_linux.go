@@ -304,11 +304,34 @@ var rootCaps = []uintptr{
 	unix.CAP_SETFCAP, unix.CAP_AUDIT_WRITE,
 }
 
+// chrootDropped are the rootCaps a root workload at the chroot rung
+// does not keep. It shares the node's pid namespace there, and the
+// kernel lets a process signal another only with CAP_KILL or a uid in
+// common (kill_ok_by_cred): PID 1's real uid is InitUID and tor has a
+// user of its own, so without CAP_KILL it cannot signal either, nor a
+// container of another uid. Without CAP_SETUID it cannot take their
+// uids either (setuid, or a user namespace mapping one), which would
+// give it the uid in common. So a root workload there cannot signal its
+// own non-root children, nor drop to another user: run as the
+// manifest's user. From the namespaces rung up the pid namespace keeps
+// its signals inside, and it keeps both.
+var chrootDropped = []uintptr{unix.CAP_KILL, unix.CAP_SETUID}
+
+// keepCap reports whether a workload of cfg keeps capability c in its
+// bounding set.
+func keepCap(cfg *shimConfig, c uintptr) bool {
+	if cfg.UID != 0 || !slices.Contains(rootCaps, c) {
+		return false
+	}
+	return cfg.Rung >= isolation.Namespaces || !slices.Contains(chrootDropped, c)
+}
+
 // dropBoundingSet empties the bounding set for a non-root workload and
-// cuts it to rootCaps for root; the ambient set goes too.
+// cuts it to rootCaps for root (less chrootDropped at the chroot rung);
+// the ambient set goes too.
 func dropBoundingSet(cfg *shimConfig) error {
 	for c := uintptr(0); c < 64; c++ {
-		if cfg.UID == 0 && slices.Contains(rootCaps, c) {
+		if keepCap(cfg, c) {
 			continue
 		}
 		in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, c, 0, 0, 0)

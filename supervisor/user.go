@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"allium/supervisor/idmap"
 )
 
 // User is who a workload runs as, resolved from the image's /etc/passwd
@@ -91,8 +93,21 @@ func resolveUser(user string, pw []passwdEntry, gr []groupEntry) (User, error) {
 	if u.Home == "" {
 		u.Home = "/"
 	}
+	if u.UID == InitUID || u.GID == InitUID {
+		return User{}, fmt.Errorf("uid or gid %d is the node's own (PID 1's real uid): a workload with it could signal PID 1; choose another", InitUID)
+	}
 	return u, nil
 }
+
+// InitUID is PID 1's real and saved uid and gid (its effective ones stay
+// 0, so it keeps its capabilities). The kernel lets a process signal
+// another only with CAP_KILL or when one of its real and effective uids
+// is the other's real or saved uid; no workload may run as InitUID, so a
+// container's root, which has no CAP_KILL at the chroot rung, cannot
+// signal PID 1. It lies between the ids the node uses (root, tor's user,
+// a distro's subuid ranges from 100000) and the containers' ranges
+// (idmap.First up).
+const InitUID = idmap.First - 1
 
 func parseID(s string) (uint32, bool) {
 	n, err := strconv.ParseUint(s, 10, 32)

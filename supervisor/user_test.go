@@ -148,3 +148,17 @@ func TestLookupUserFIFO(t *testing.T) {
 		t.Errorf("LookupUser with a FIFO passwd = %+v, want an error", u)
 	}
 }
+
+// No workload runs as PID 1's real uid or gid: it could signal PID 1
+// (issue 10).
+func TestResolveUserRefusesInitUID(t *testing.T) {
+	pw := parsePasswd([]byte("sneaky:x:1048575:0::/:/bin/sh\n"))
+	for _, user := range []string{"1048575", "0:1048575", "sneaky"} {
+		if u, err := resolveUser(user, pw, nil); err == nil {
+			t.Errorf("resolveUser(%q) = %+v, want an error naming uid %d", user, u, InitUID)
+		}
+	}
+	if InitUID != 1048575 {
+		t.Errorf("InitUID = %d; the test's passwd names 1048575", InitUID)
+	}
+}

@@ -41,6 +41,11 @@ type Service struct {
 	// or with noNet saying why there are none.
 	net   atomic.Pointer[network.Network]
 	noNet atomic.Pointer[string]
+	// boot is this boot's count; prev the previous boot's last Alive
+	// mark, read before this boot wrote one (boot-loop protection).
+	boot  uint64
+	prev  state.Alive
+	alive *aliveMarker
 
 	// mu serializes changes to the set of containers (create, replace,
 	// remove), so two PUTs of one name cannot interleave.
@@ -76,6 +81,9 @@ type Options struct {
 	// for it): containers run at its highest rung the supervisor
 	// provides. nil means the chroot rung.
 	Isolation func() isolation.Report
+	// Boot is this boot's count (state.DB.CountBoot), for boot-loop
+	// protection; 0 turns it off.
+	Boot uint64
 }
 
 // New opens the image store in opts.Data and starts the supervisor,
@@ -89,12 +97,17 @@ func New(opts Options) (*Service, error) {
 		return nil, err
 	}
 	store.Limits = uploadLimits
-	hub := newEventHub(opts.Log, opts.DB)
+	prev, err := opts.DB.Alive()
+	if err != nil {
+		opts.Log.Error("apps: boot-loop protection: reading the previous boot's end", "err", err)
+	}
+	alive := &aliveMarker{log: opts.Log, db: opts.DB, boot: opts.Boot, window: BootLoopWindow}
+	hub := newEventHub(opts.Log, opts.DB, opts.Boot, alive)
 	if opts.Isolation == nil {
 		opts.Isolation = func() isolation.Report { return isolation.Report{} }
 	}
 	s := &Service{log: opts.Log, db: opts.DB, store: store, events: hub, roots: roots{m: opts.Mounter, ids: opts.IDMapper, data: opts.Data},
-		iso: opts.Isolation}
+		iso: opts.Isolation, boot: opts.Boot, prev: prev, alive: alive}
 	s.sup = supervisor.New(supervisor.Options{Starter: opts.Starter, OnEvent: hub.onSupervisor, Log: opts.Log, Network: netHook{s}})
 	return s, nil
 }
@@ -150,14 +163,21 @@ func (a *Service) restore(c state.Container) error {
 			a.log.Warn("apps: unreadable restart history; starting afresh", "container", c.Name, "err", err)
 		}
 	}
-	return a.add(c.Name, c.Image, m, hist, c.Running, recordedIDs(c))
+	if c.Running && a.boot != 0 {
+		c.BootLoop = judge(c.Name, c.BootLoop, a.boot, a.prev, BootLoopWindow)
+		if c.BootLoop.Held != "" {
+			a.log.Warn("apps: boot-loop protection holds a container", "container", c.Name, "why", c.BootLoop.Held)
+		}
+	}
+	return a.add(c.Name, c.Image, m, hist, c.Running, recordedIDs(c), c.BootLoop)
 }
 
 // add prepares name's root, records it and hands it to the supervisor,
 // at the rung the node gives it. ids is the range of host ids recorded
 // for it (zero for a new container): at the userns rung it keeps it, or
-// gets one of its own.
-func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.History, running bool, ids idmap.Range) error {
+// gets one of its own. loop is its boot-loop record: held, it is
+// recorded as running but not started.
+func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.History, running bool, ids idmap.Range, loop state.BootLoop) error {
 	rung, err := a.rungFor(name, m)
 	if err != nil {
 		return err
@@ -190,7 +210,7 @@ func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.His
 	}
 	h, _ := json.Marshal(hist)
 	rec := state.Container{Name: name, Image: image, Running: running, History: h, Isolation: rung.String(),
-		IDBase: ids.Base, IDSize: ids.Size}
+		IDBase: ids.Base, IDSize: ids.Size, BootLoop: loop}
 	if pub.Addr.IsValid() {
 		rec.Address = pub.Addr.String()
 	}
@@ -202,7 +222,7 @@ func (a *Service) add(name, image string, m *manifest.Manifest, hist restart.His
 			return api.Conflict("%s: %v", name, err)
 		}
 	}
-	return a.sup.Add(spec, hist, running)
+	return a.sup.Add(spec, hist, running && loop.Held == "")
 }
 
 // idsFor is the range of host ids name runs with at rung: none below
@@ -265,7 +285,12 @@ func (a *Service) limits(l cgroup.Limits) cgroup.Limits {
 // Stop stops every container in parallel (each with its own stop
 // timeout), until ctx ends, and then waits up to drain for their last
 // events to be recorded: the shutdown calls it before closing state.db.
-func (a *Service) Stop(ctx context.Context, drain time.Duration) error {
+//
+// by says who asked for the shutdown (ShutdownOperator for the API):
+// the boot's last Alive mark, for the next boot's boot-loop protection,
+// is written first, so that what the stop costs does not count.
+func (a *Service) Stop(ctx context.Context, drain time.Duration, by string) error {
+	a.alive.shutdown(by)
 	err := a.sup.StopAll(ctx)
 	a.events.drain(drain)
 	return err

@@ -71,7 +71,7 @@ func newNode(t *testing.T, dir string) *node {
 func (n *node) close(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := n.svc.Stop(ctx, 5*time.Second); err != nil {
+	if err := n.svc.Stop(ctx, 5*time.Second, ShutdownOperator); err != nil {
 		t.Errorf("Stop: %v", err)
 	}
 	n.db.Close()

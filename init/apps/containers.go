@@ -68,6 +68,9 @@ func (a *Service) view(c state.Container) api.Container {
 	if ids := recordedIDs(c); !ids.IsZero() {
 		out.IDs = ids.String()
 	}
+	if c.Running {
+		out.Held = c.BootLoop.Held
+	}
 	if i, err := a.store.Image(c.Image); err == nil {
 		out.ImageName = i.Name
 	}
@@ -104,7 +107,7 @@ func (a *Service) PutContainer(ctx context.Context, name string, req api.Contain
 	old, err := a.record(name)
 	exists := err == nil
 	if exists && old.Image == req.Image {
-		if !old.Running {
+		if !old.Running || old.BootLoop.Held != "" {
 			return a.StartContainer(ctx, name)
 		}
 		return a.view(old), nil // the same image again changes nothing
@@ -118,7 +121,7 @@ func (a *Service) PutContainer(ctx context.Context, name string, req api.Contain
 		}
 		a.dropNet(name) // the new image may publish other ports, or none
 	}
-	if err := a.add(name, req.Image, m, restart.History{}, true, recordedIDs(old)); err != nil {
+	if err := a.add(name, req.Image, m, restart.History{}, true, recordedIDs(old), state.BootLoop{}); err != nil {
 		return api.Container{}, err
 	}
 	if exists {
@@ -165,7 +168,12 @@ func (a *Service) SignalContainer(ctx context.Context, name, signal string) (api
 
 // operator records the operator's wish, then acts on it.
 func (a *Service) operator(ctx context.Context, name string, running bool, act func() error) (api.Container, error) {
-	found, err := a.db.UpdateContainer(name, func(c *state.Container) { c.Running = running })
+	found, err := a.db.UpdateContainer(name, func(c *state.Container) {
+		c.Running = running
+		if running {
+			c.BootLoop.Downs, c.BootLoop.Held = 0, "" // the operator's start clears boot-loop protection
+		}
+	})
 	if err != nil {
 		return api.Container{}, err
 	}
@@ -200,6 +208,22 @@ func (a *Service) RemoveContainer(ctx context.Context, name string) error {
 	}
 	a.collect()
 	return nil
+}
+
+// Held says, for `cloud info`, which containers boot-loop protection
+// holds and why.
+func (a *Service) Held() []string {
+	cs, err := a.db.Containers()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, c := range cs {
+		if c.Running && c.BootLoop.Held != "" {
+			out = append(out, "container "+c.Name+": "+c.BootLoop.Held)
+		}
+	}
+	return out
 }
 
 func (a *Service) Logs(ctx context.Context, name string, opts api.LogOptions, w io.Writer) error {

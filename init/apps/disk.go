@@ -115,7 +115,7 @@ func (a *Service) rebuild(name string) string {
 		return fmt.Sprintf("container %s is on disk but not in state.db, and its image %s is gone (%v); it was left alone: cloud rm %s removes it", name, rec.Image, err, name)
 	}
 	ids := idmap.Range{Base: rec.IDBase, Size: rec.IDSize}
-	if err := a.add(name, rec.Image, m, restart.History{}, false, ids); err != nil {
+	if err := a.add(name, rec.Image, m, restart.History{}, false, ids, state.BootLoop{}); err != nil {
 		return fmt.Sprintf("container %s could not be rebuilt from its root on disk: %v", name, err)
 	}
 	a.log.Warn("apps: container rebuilt from its root on disk", "container", name, "image", rec.Image)

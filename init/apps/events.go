@@ -24,6 +24,10 @@ type eventHub struct {
 	log *slog.Logger
 	db  *state.DB
 	in  chan supervisor.Event
+	// boot and alive: each start is recorded with the boot's count,
+	// and told to the marker (boot-loop protection).
+	boot  uint64
+	alive *aliveMarker
 	// pending counts events queued and not yet recorded, for drain.
 	pending sync.WaitGroup
 
@@ -31,8 +35,9 @@ type eventHub struct {
 	followers map[chan api.Event]struct{}
 }
 
-func newEventHub(log *slog.Logger, db *state.DB) *eventHub {
-	h := &eventHub{log: log, db: db, in: make(chan supervisor.Event, 1024), followers: map[chan api.Event]struct{}{}}
+func newEventHub(log *slog.Logger, db *state.DB, boot uint64, alive *aliveMarker) *eventHub {
+	h := &eventHub{log: log, db: db, in: make(chan supervisor.Event, 1024), followers: map[chan api.Event]struct{}{},
+		boot: boot, alive: alive}
 	safe.Go(log, "events", h.loop)
 	return h
 }
@@ -78,7 +83,8 @@ func (h *eventHub) drain(limit time.Duration) {
 }
 
 // saveHistory keeps the restart history in state.db, so counters and
-// the last exit survive a reboot. A removed container has none.
+// the last exit survive a reboot. A removed container has none. A
+// start is recorded with it, for boot-loop protection.
 func (h *eventHub) saveHistory(e supervisor.Event) {
 	if e.Type == supervisor.EventRemove {
 		return
@@ -87,7 +93,20 @@ func (h *eventHub) saveHistory(e supervisor.Event) {
 	if err != nil {
 		return
 	}
-	if _, err := h.db.UpdateContainer(e.Container, func(c *state.Container) { c.History = b }); err != nil {
+	start := e.Type == supervisor.EventStart && h.boot != 0
+	at := e.Time
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if start && h.alive != nil {
+		h.alive.started(at)
+	}
+	if _, err := h.db.UpdateContainer(e.Container, func(c *state.Container) {
+		c.History = b
+		if start {
+			c.BootLoop.Boot, c.BootLoop.Started = h.boot, at.UTC()
+		}
+	}); err != nil {
 		h.log.Error("events: saving the history", "container", e.Container, "err", err)
 	}
 }

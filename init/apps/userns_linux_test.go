@@ -100,7 +100,7 @@ func usernsContainers(t *testing.T, mapper IDMapper) {
 		for _, name := range []string{"u1", "u2"} {
 			svc.RemoveContainer(ctx, name)
 		}
-		svc.Stop(ctx, 5*time.Second)
+		svc.Stop(ctx, 5*time.Second, ShutdownOperator)
 	}()
 	data, digest := busyboxImage(t, `touch /made; read a b c < /proc/self/uid_map; echo "$(id -u) $a $b $c" > /data/who; exec sleep 1000`)
 	if _, err := svc.PutImage(ctx, digest, 0, int64(len(data)), bytes.NewReader(data)); err != nil {
@@ -143,7 +143,7 @@ func usernsContainers(t *testing.T, mapper IDMapper) {
 	// each container its recorded range again.
 	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := svc.Stop(stopCtx, 5*time.Second); err != nil {
+	if err := svc.Stop(stopCtx, 5*time.Second, ShutdownOperator); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"u1", "u2"} {
@@ -234,7 +234,7 @@ func TestRootEveryRung(t *testing.T) {
 				ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				defer cancel()
 				svc.RemoveContainer(ctx, "every")
-				svc.Stop(ctx, 5*time.Second)
+				svc.Stop(ctx, 5*time.Second, ShutdownOperator)
 			}()
 			data, digest := busyboxImage(t, script)
 			if _, err := svc.PutImage(ctx, digest, 0, int64(len(data)), bytes.NewReader(data)); err != nil {

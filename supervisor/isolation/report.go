@@ -143,7 +143,7 @@ func Unprotected(rung Rung) string { return UnprotectedAt(rung, rung >= Cgroups)
 func UnprotectedAt(rung Rung, limited bool) string {
 	var gaps []string
 	if rung < Namespaces {
-		gaps = append(gaps, "it sees and can signal every process of the node (kill -9 -1 reaches tor and the other containers)",
+		gaps = append(gaps, "it sees the node's processes and can signal those of its own uid: kill -9 -1 from a root container reaches the other containers running as root (not PID 1 nor tor: it has no CAP_KILL)",
 			"it shares the node's hostname, IPC and mounts")
 	}
 	if rung < Userns {
