@@ -114,9 +114,26 @@ func (f *fakeApps) unpack(ctx context.Context, d string) (api.Image, error) {
 	return img, nil
 }
 
+// Uploads lists the partial uploads, which expire a day after now.
+func (f *fakeApps) Uploads(context.Context) ([]api.Upload, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []api.Upload
+	for d, b := range f.uploads {
+		now := time.Now().UTC()
+		out = append(out, api.Upload{Digest: d, Size: int64(len(b)), Modified: now, Expires: now.Add(24 * time.Hour)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Digest < out[j].Digest })
+	return out, nil
+}
+
 func (f *fakeApps) RemoveImage(_ context.Context, d string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, ok := f.uploads[d]; ok {
+		delete(f.uploads, d)
+		return nil
+	}
 	if _, ok := f.images[d]; !ok {
 		return api.NotFound("no image %s", d)
 	}

@@ -41,6 +41,8 @@ type Service struct {
 	// or with noNet saying why there are none.
 	net   atomic.Pointer[network.Network]
 	noNet atomic.Pointer[string]
+	// stateReserve is true while state.db keeps its reserve (disk.go).
+	stateReserve atomic.Bool
 
 	// mu serializes changes to the set of containers (create, replace,
 	// remove), so two PUTs of one name cannot interleave.
@@ -96,6 +98,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{log: opts.Log, db: opts.DB, store: store, events: hub, roots: roots{m: opts.Mounter, ids: opts.IDMapper, data: opts.Data},
 		iso: opts.Isolation}
 	s.sup = supervisor.New(supervisor.Options{Starter: opts.Starter, OnEvent: hub.onSupervisor, Log: opts.Log, Network: netHook{s}})
+	s.keepStateReserve()
 	return s, nil
 }
 
