@@ -37,6 +37,10 @@ type fakeApps struct {
 	// dropAt, when > 0, makes the next PutImage keep the body up to
 	// that offset and then kill the connection.
 	dropAt int64
+	// later makes start, stop and restart answer before they act, as
+	// the node's supervisor does: the container stays as it was (its
+	// script says what comes next).
+	later bool
 }
 
 func newFakeApps() *fakeApps {
@@ -166,7 +170,9 @@ func (f *fakeApps) Container(_ context.Context, name string) (api.Container, err
 		return c, api.NotFound("no container %q", name)
 	}
 	if s := f.scripts[name]; len(s) > 0 {
-		c = enter(c, s[0])
+		if s[0] != "" { // "": as it was
+			c = enter(c, s[0])
+		}
 		f.scripts[name] = s[1:]
 		f.containers[name] = c
 	}
@@ -234,6 +240,9 @@ func (f *fakeApps) act(action, name, state, desired string) (api.Container, erro
 	c, ok := f.containers[name]
 	if !ok {
 		return c, api.NotFound("no container %q", name)
+	}
+	if f.later {
+		return c, nil
 	}
 	c = enter(c, state)
 	c.Desired = desired

@@ -89,7 +89,7 @@ func (g *globals) start(ctx context.Context, host, file string, f startFlags) er
 	if err := g.deploy(ctx, s, name, img.digest); err != nil || f.wait.no {
 		return err
 	}
-	return g.waitUp(ctx, s, name, img.digest, f.wait.limit)
+	return g.waitUp(ctx, s, name, img.digest, f.wait.limit, nil)
 }
 
 // startName is --name, or the file's name without its archive endings.
