@@ -38,9 +38,9 @@ type diskBackend struct {
 func (b diskBackend) Node(context.Context) (api.Node, error) {
 	return api.Node{Name: "test", Disk: b.Disk()}, nil
 }
-func (diskBackend) Reboot() error                               { return nil }
-func (diskBackend) Poweroff() error                             { return nil }
-func (diskBackend) SetTCP(bool) error                           { return nil }
+func (diskBackend) Reboot() error                              { return nil }
+func (diskBackend) Poweroff() error                            { return nil }
+func (diskBackend) SetTCP(bool) error                          { return nil }
 func (diskBackend) Authorize(ed25519.PublicKey) (string, bool) { return api.RoleAdmin, true }
 
 // serveUnix serves svc on a unix socket (root only) and returns a
