@@ -38,8 +38,14 @@ func TestStoreReservesSpace(t *testing.T) {
 		done <- err
 	}()
 	<-slow.started
-	if d, err := s.Disk(); err != nil || d.Reserved != na-1 {
-		t.Errorf("Disk() during the upload = %+v, %v; want Reserved %d", d, err, na-1)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		d, err := s.Disk()
+		if err == nil && d.Reserved == na-1 { // its first byte is written
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Disk() during the upload = %+v, %v; want Reserved %d", d, err, na-1)
+		}
 	}
 	unread := &countingReader{r: bytes.NewReader(b)}
 	_, err := s.Write(context.Background(), db, 0, nb, unread)
