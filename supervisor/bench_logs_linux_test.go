@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"allium/internal/testkit"
 )
 
 // 10 GB written to stdout cost init 75% of a core (issue 10).
@@ -76,7 +78,7 @@ func BenchmarkLogFlood(b *testing.B) {
 		b.ReportMetric(ours.Seconds()/oursWall.Seconds(), "logs-core-share")
 		b.Logf("1 GiB of 100-byte lines: logs %v CPU in %v, cat %v CPU in %v; ratio %.2f; load average %s",
 			ours.Round(time.Millisecond), oursWall.Round(time.Millisecond), catCPU.Round(time.Millisecond),
-			catWall.Round(time.Millisecond), ours.Seconds()/catCPU.Seconds(), loadAvg())
+			catWall.Round(time.Millisecond), ours.Seconds()/catCPU.Seconds(), testkit.LoadAverage())
 	}
 }
 
@@ -87,13 +89,4 @@ func selfCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func loadAvg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
