@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -257,4 +258,82 @@ func TestZeroBytesFree(t *testing.T) {
 	if node, err := client.Node(ctx); err != nil || node.Disk.Free == 0 || node.Disk.StateReserve != StateReserve {
 		t.Errorf("GET /v1/node after space was freed = %+v, %v; want free space and state.db's reserve", node.Disk, err)
 	}
+}
+
+// A dropped connection right after the last byte of an upload
+// discarded the whole upload silently (issue 10). The API client's
+// Upload over a connection that drops once it has sent everything: the
+// node keeps the upload and unpacks it, and the client's retry finds
+// the image.
+func TestUploadDroppedAfterTheLastByte(t *testing.T) {
+	n := newNode(t, t.TempDir())
+	defer n.close(t)
+	_, key, _ := ed25519.GenerateKey(nil)
+	srv, err := api.NewServer(diskBackend{Service: n.svc}, key, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeTLS(ln)
+	defer srv.Shutdown(context.Background())
+	data, digest := bigImage(t, "web", 4<<20)
+	body := &lastByte{r: bytes.NewReader(data)}
+	_, ckey, _ := ed25519.GenerateKey(nil)
+	client, err := api.NewClientDialer(ln.Addr().String(), ckey, key.Public().(ed25519.PublicKey), body.dial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := client.Upload(context.Background(), digest, body, int64(len(data)),
+		api.UploadOptions{Backoff: 50 * time.Millisecond})
+	if err != nil || img.Digest != digest {
+		t.Fatalf("Upload over a connection dropped after the last byte = %+v, %v; want the image", img, err)
+	}
+	if !body.dropped.Load() {
+		t.Fatal("the connection was not dropped")
+	}
+	if puts := body.puts.Load(); puts != 1 {
+		t.Errorf("the archive was sent %d times, want once: the retry finds it done", puts)
+	}
+}
+
+// lastByte is an archive whose connection drops once its last byte
+// has been handed to it.
+type lastByte struct {
+	r       *bytes.Reader
+	sent    atomic.Bool // the last byte was read
+	dropped atomic.Bool
+	puts    atomic.Int32 // reads from offset 0
+}
+
+func (l *lastByte) ReadAt(p []byte, off int64) (int, error) {
+	if off == 0 {
+		l.puts.Add(1)
+	}
+	n, err := l.r.ReadAt(p, off)
+	if off+int64(n) == l.r.Size() {
+		l.sent.Store(true)
+	}
+	return n, err
+}
+
+func (l *lastByte) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	return &dropConn{Conn: c, l: l}, err
+}
+
+type dropConn struct {
+	net.Conn
+	l *lastByte
+}
+
+func (c *dropConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.l.sent.Load() && !c.l.dropped.Swap(true) {
+		c.Conn.Close()
+	}
+	return n, err
 }
