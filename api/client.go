@@ -52,9 +52,18 @@ func newTLSClient(addr string, key ed25519.PrivateKey, node ed25519.PublicKey, d
 		DialContext:         dial,
 		TLSHandshakeTimeout: handshake,
 		ForceAttemptHTTP2:   false,
+		// An upload asks first (Expect: 100-continue), so that the
+		// node refuses one that does not fit before its body is sent;
+		// a node slow to answer gets the body after this long anyway.
+		ExpectContinueTimeout: expectContinue,
 	}
 	return &Client{base: "https://" + addr, hc: &http.Client{Transport: tr}}, nil
 }
+
+// expectContinue is how long an upload waits for the node's 100
+// Continue before sending its body: long enough for an answer over a
+// tor circuit.
+const expectContinue = 10 * time.Second
 
 // NewUnixClient makes a client for the node's own unix socket.
 func NewUnixClient(path string) *Client {
@@ -63,6 +72,7 @@ func NewUnixClient(path string) *Client {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
 		},
+		ExpectContinueTimeout: expectContinue,
 	}
 	return &Client{base: "http://allium", hc: &http.Client{Transport: tr}}
 }

@@ -20,6 +20,13 @@ func (c *Client) Image(ctx context.Context, digest string) (Image, error) {
 	return img, err
 }
 
+// Uploads lists the partial uploads the node keeps.
+func (c *Client) Uploads(ctx context.Context) ([]Upload, error) {
+	var ups []Upload
+	err := c.do(ctx, http.MethodGet, "/v1/uploads", nil, &ups)
+	return ups, err
+}
+
 // RemoveImage deletes an image from the node.
 func (c *Client) RemoveImage(ctx context.Context, digest string) error {
 	return c.do(ctx, http.MethodDelete, imagePath(digest), nil, nil)

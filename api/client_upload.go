@@ -200,6 +200,9 @@ func (u *upload) put(ctx context.Context, off, total int64) (Image, error) {
 		req.Body = http.NoBody
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
+	if req.ContentLength > 0 {
+		req.Header.Set("Expect", "100-continue") // the node refuses before the body is sent
+	}
 	req.Header.Set(HeaderUploadOffset, strconv.FormatInt(off, 10))
 	req.Header.Set(HeaderUploadLength, strconv.FormatInt(total, 10))
 	resp, err := u.c.hc.Do(req)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -197,4 +199,48 @@ func closedAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// A 150 MB image was sent whole before the node refused it for its
+// size, although its length was in the first request's headers (issue
+// 10): the upload asks first (Expect: 100-continue), and a refusal
+// comes before the body is sent.
+func TestUploadRefusedBeforeTheBody(t *testing.T) {
+	n, apps := startApps(t)
+	apps.limit = 1 << 20
+	var wrote countingDial
+	c, err := NewClientDialer(n.addr, n.client, n.key.Public().(ed25519.PublicKey), wrote.dial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := archive(8 << 20)
+	_, err = c.Upload(t.Context(), digestOf(data), bytes.NewReader(data), int64(len(data)), UploadOptions{Backoff: time.Millisecond})
+	wantStatus(t, "Upload() of an archive over the node's limit", err, http.StatusRequestEntityTooLarge, CodeTooLarge)
+	// The TLS handshake and the requests' headers are a few KiB.
+	if got := wrote.n.Load(); got > 64<<10 {
+		t.Errorf("the client wrote %d bytes to the connection, want < 64 KiB of the %d-byte archive", got, len(data))
+	}
+}
+
+// countingDial dials TCP and counts the bytes written.
+type countingDial struct{ n atomic.Int64 }
+
+func (d *countingDial) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, n: &d.n}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }

@@ -19,6 +19,7 @@ const (
 	CodeConflict       = "conflict"
 	CodeTooLarge       = "too_large"
 	CodeNotImplemented = "not_implemented"
+	CodeNoSpace        = "no_space"
 )
 
 // Error is the body of every non-2xx answer.
@@ -61,6 +62,12 @@ func Unavailable(format string, args ...any) *Error {
 // NotImplemented is an error that answers 501.
 func NotImplemented(format string, args ...any) *Error {
 	return newError(http.StatusNotImplemented, CodeNotImplemented, fmt.Errorf(format, args...))
+}
+
+// NoSpace is an error that answers 507 when the node's data disk is
+// full.
+func NoSpace(format string, args ...any) *Error {
+	return newError(http.StatusInsufficientStorage, CodeNoSpace, fmt.Errorf(format, args...))
 }
 
 func newError(status int, code string, err error) *Error {

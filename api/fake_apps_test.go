@@ -30,6 +30,7 @@ type fakeApps struct {
 	signals    []string // "NAME SIGNAL" of each SignalContainer call
 	busy       int      // PutImage answers upload_busy this many times first
 	fail       error    // when set, RemoveImage and RemoveContainer return it
+	limit      int64    // when > 0, PutImage refuses a longer archive before reading it
 
 	// dropAt, when > 0, makes the next PutImage keep the body up to
 	// that offset and then kill the connection.
@@ -86,6 +87,9 @@ func (f *fakeApps) PutImage(ctx context.Context, d string, offset, total int64, 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.puts = append(f.puts, offset)
+	if f.limit > 0 && total > f.limit {
+		return Image{}, TooLarge("%d bytes do not fit in %d", total, f.limit)
+	}
 	if f.busy > 0 {
 		f.busy--
 		return Image{}, UploadBusy("another upload of %s is under way", d)
@@ -144,6 +148,17 @@ func (f *fakeApps) finish(d string, total int64) (Image, error) {
 func digestOf(b []byte) string {
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func (f *fakeApps) Uploads(context.Context) ([]Upload, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Upload
+	for d, b := range f.uploads {
+		out = append(out, Upload{Digest: d, Size: int64(len(b))})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Digest < out[j].Digest })
+	return out, nil
 }
 
 func (f *fakeApps) RemoveImage(_ context.Context, d string) error {

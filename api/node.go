@@ -34,6 +34,8 @@ type Node struct {
 	// Data says where the data root lives, e.g. "/dev/vda (LABEL=allium-data)".
 	Data   string `json:"data"`
 	Memory Memory `json:"memory"`
+	// Disk is the data root's filesystem; nil when it cannot be read.
+	Disk *Disk `json:"disk,omitempty"`
 	// Cgroup is what the node's own processes use in their cgroup, and
 	// the memory kept for them; nil where the node has no cgroups.
 	Cgroup *NodeCgroup `json:"cgroup,omitempty"`
@@ -112,6 +114,30 @@ type Memory struct {
 	Available uint64 `json:"available"`
 	// InitRSS is the resident set of PID 1 itself.
 	InitRSS uint64 `json:"init_rss"`
+}
+
+// Disk is the space of the filesystem of the node's data root, in
+// bytes, and its inodes.
+type Disk struct {
+	Total int64 `json:"total"`
+	// Free is what containers and uploads may still write (statfs
+	// f_bavail).
+	Free int64 `json:"free"`
+	// Files and FilesFree count inodes; 0 where the filesystem has no
+	// fixed number.
+	Files     uint64 `json:"files"`
+	FilesFree uint64 `json:"files_free"`
+	// Uploading is what the uploads in flight have been promised and
+	// not yet written.
+	Uploading int64 `json:"uploading"`
+	// Floor is what uploads and images leave free, for state.db, the
+	// logs and the next boot.
+	Floor int64 `json:"floor"`
+	// Partial is what partial uploads kept to resume hold.
+	Partial int64 `json:"partial"`
+	// StateReserve is the space kept allocated past state.db's end,
+	// which nothing else can take; 0 when the node keeps none.
+	StateReserve int64 `json:"state_reserve"`
 }
 
 // NodeCgroup is the node's own cgroup, which holds init, tor and the

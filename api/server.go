@@ -86,6 +86,7 @@ func (s *Server) routes() {
 		{"PUT /v1/node/tcp", s.putTCP},
 
 		{"GET /v1/images", s.listImages},
+		{"GET /v1/uploads", s.listUploads},
 		{"GET /v1/images/{digest}", s.getImage},
 		{"DELETE /v1/images/{digest}", s.deleteImage},
 		{"HEAD /v1/images/{digest}", s.headImage},

@@ -26,7 +26,11 @@ type ImageStore interface {
 	// the read error. An offset other than what the node kept is
 	// OffsetMismatch. body yields at most total-offset bytes.
 	PutImage(ctx context.Context, digest string, offset, total int64, body io.Reader) (Image, error)
-	// RemoveImage deletes an image; Conflict while a container uses it.
+	// Uploads lists the partial uploads the node keeps.
+	Uploads(ctx context.Context) ([]Upload, error)
+	// RemoveImage deletes an image, or the partial upload of digest;
+	// Conflict while a container uses it or an upload of it is in
+	// flight.
 	RemoveImage(ctx context.Context, digest string) error
 }
 
@@ -72,4 +76,13 @@ func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) listUploads(w http.ResponseWriter, r *http.Request) {
+	ups, err := s.backend.Uploads(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(ups))
 }

@@ -24,6 +24,7 @@ func (UnimplementedApps) PutImage(context.Context, string, int64, int64, io.Read
 	return Image{}, errNoApps
 }
 func (UnimplementedApps) RemoveImage(context.Context, string) error       { return errNoApps }
+func (UnimplementedApps) Uploads(context.Context) ([]Upload, error)       { return nil, errNoApps }
 func (UnimplementedApps) Containers(context.Context) ([]Container, error) { return nil, errNoApps }
 func (UnimplementedApps) Container(context.Context, string) (Container, error) {
 	return Container{}, errNoApps

@@ -65,6 +65,35 @@ func TestRestartAndRm(t *testing.T) {
 	}
 }
 
+// cloud restart reported "did not start: exit 126" for a container
+// cloud ps showed running (issue 10): the node answers a restart before
+// its supervisor acts, and the first GET showed the run before's exit.
+func TestRestartIgnoresTheRunBefore(t *testing.T) {
+	f, _ := started(t)
+	f.backend.mu.Lock()
+	c := f.backend.containers["foo"]
+	c.State, c.PID, c.Started = api.StateBackoff, 0, time.Time{}
+	c.LastExit = &api.Exit{Code: 126, Time: time.Now().Add(-time.Minute)}
+	f.backend.containers["foo"] = c
+	f.backend.later = true
+	// The GET before the restart, then one that still shows the old
+	// exit, then the new run.
+	f.backend.scripts["foo"] = []string{"", "", api.StateRunning}
+	f.backend.mu.Unlock()
+	code, out, errOut := f.cloud(t, "restart", "web1", "foo")
+	if code != exitOK || !strings.Contains(out, "foo is running (pid 4242") || strings.Contains(errOut, "126") {
+		t.Errorf("cloud restart web1 foo: exit %d, output %q, %q; want it running, no word of exit 126", code, out, errOut)
+	}
+	// A new failure after the restart is reported.
+	f.backend.mu.Lock()
+	f.backend.scripts["foo"] = []string{"", api.StateBackoff}
+	f.backend.mu.Unlock()
+	code, _, errOut = f.cloud(t, "restart", "web1", "foo")
+	if code != exitFailure || !strings.Contains(errOut, "foo did not start: exited with code 3") {
+		t.Errorf("cloud restart web1 foo of a failing run: exit %d, stderr %q; want 1 and its exit", code, errOut)
+	}
+}
+
 func TestKill(t *testing.T) {
 	f, _ := started(t)
 	code, out, _ := f.cloud(t, "kill", "web1", "foo", "--signal", "TERM")
@@ -204,6 +233,34 @@ func TestImagesAndRmi(t *testing.T) {
 	code, out, _ = f.cloud(t, "rmi", "web1", strings.TrimPrefix(digest, "sha256:")[:8])
 	if code != exitOK || out != "removed image "+digest+" (foo)\n" {
 		t.Errorf("cloud rmi web1 PREFIX: exit %d, output %q", code, out)
+	}
+}
+
+// Partial uploads on a full disk could not be removed (issue 10):
+// cloud images --partial lists them, and cloud rmi removes one.
+func TestPartialUploads(t *testing.T) {
+	f := newFleet(t)
+	_, out, errOut := f.cloud(t, "images", "web1", "--partial")
+	wantContains(t, "cloud images --partial with none", errOut, "no partial uploads on web1")
+	part := "sha256:" + strings.Repeat("ab", 32)
+	f.backend.mu.Lock()
+	f.backend.uploads[part] = make([]byte, 3<<20)
+	f.backend.mu.Unlock()
+	code, out, _ := f.cloud(t, "images", "web1", "--partial")
+	if code != exitOK {
+		t.Fatalf("cloud images web1 --partial: exit %d", code)
+	}
+	wantContains(t, "cloud images web1 --partial", out, "DIGEST", "RECEIVED", "EXPIRES IN", shortDigest(part), "3.0 MiB")
+	code, out, errOut = f.cloud(t, "rmi", "web1", "abababab")
+	if code != exitOK || !strings.Contains(out, "removed the partial upload "+part) {
+		t.Errorf("cloud rmi web1 PREFIX of a partial upload: exit %d, output %q, %q", code, out, errOut)
+	}
+	if len(f.backend.uploads) != 0 {
+		t.Errorf("the partial upload is still on the node after cloud rmi")
+	}
+	code, _, errOut = f.cloud(t, "rmi", "web1", "abababab")
+	if code != exitFailure || !strings.Contains(errOut, "--partial") {
+		t.Errorf("cloud rmi web1 of nothing: exit %d, stderr %q; want 1 pointing at --partial", code, errOut)
 	}
 }
 

@@ -90,6 +90,20 @@ func TestInfoCgroup(t *testing.T) {
 		"node cgroup: 38 MiB, 14 tasks; 102 MiB guaranteed\n")
 }
 
+// cloud info said nothing about disk space (issue 10).
+func TestInfoDisk(t *testing.T) {
+	f := newFleet(t)
+	f.backend.node.Disk = &api.Disk{Total: 1946 << 20, Free: 812 << 20, Files: 131072, FilesFree: 120310,
+		Floor: 72 << 20, StateReserve: 16 << 20, Uploading: 30 << 20, Partial: 12 << 20}
+	_, out, _ := f.cloud(t, "info", "web1")
+	wantContains(t, "cloud info web1 with its disk", out,
+		"disk:        812 MiB free of 1946 MiB; 120310 of 131072 inodes free\n",
+		"  kept:      uploads leave 72 MiB free; state.db's reserve 16 MiB; 30 MiB uploading; 12 MiB in partial uploads\n")
+	f.backend.node.Disk = &api.Disk{Total: 1946 << 20}
+	_, out, _ = f.cloud(t, "info", "web1")
+	wantContains(t, "cloud info web1 of a full disk", out, "0.0 MiB free of 1946 MiB; FULL: free space", "no reserve for state.db")
+}
+
 func TestInfoNotPersistent(t *testing.T) {
 	f := newFleet(t)
 	f.backend.node.Persistent = false

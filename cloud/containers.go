@@ -85,10 +85,16 @@ operator's restart never counts as a failure, and it clears crashloop.`,
 			if err := w.check(); err != nil {
 				return err
 			}
+			// The node answers the restart before its supervisor has
+			// acted on it: what a GET then shows may be the run before.
+			before, err := s.get(ctx, name)
+			if err != nil {
+				return err
+			}
 			if _, err := s.act(ctx, name, s.client.RestartContainer); err != nil || w.no {
 				return err
 			}
-			return g.waitUp(ctx, s, name, "", w.limit)
+			return g.waitUp(ctx, s, name, "", w.limit, &before)
 		})
 	w.add(cmd, "until the container runs")
 	return cmd

@@ -37,6 +37,10 @@ type fakeApps struct {
 	// dropAt, when > 0, makes the next PutImage keep the body up to
 	// that offset and then kill the connection.
 	dropAt int64
+	// later makes start, stop and restart answer before they act, as
+	// the node's supervisor does: the container stays as it was (its
+	// script says what comes next).
+	later bool
 }
 
 func newFakeApps() *fakeApps {
@@ -114,9 +118,26 @@ func (f *fakeApps) unpack(ctx context.Context, d string) (api.Image, error) {
 	return img, nil
 }
 
+// Uploads lists the partial uploads, which expire a day after now.
+func (f *fakeApps) Uploads(context.Context) ([]api.Upload, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []api.Upload
+	for d, b := range f.uploads {
+		now := time.Now().UTC()
+		out = append(out, api.Upload{Digest: d, Size: int64(len(b)), Modified: now, Expires: now.Add(24 * time.Hour)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Digest < out[j].Digest })
+	return out, nil
+}
+
 func (f *fakeApps) RemoveImage(_ context.Context, d string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, ok := f.uploads[d]; ok {
+		delete(f.uploads, d)
+		return nil
+	}
 	if _, ok := f.images[d]; !ok {
 		return api.NotFound("no image %s", d)
 	}
@@ -149,7 +170,9 @@ func (f *fakeApps) Container(_ context.Context, name string) (api.Container, err
 		return c, api.NotFound("no container %q", name)
 	}
 	if s := f.scripts[name]; len(s) > 0 {
-		c = enter(c, s[0])
+		if s[0] != "" { // "": as it was
+			c = enter(c, s[0])
+		}
 		f.scripts[name] = s[1:]
 		f.containers[name] = c
 	}
@@ -217,6 +240,9 @@ func (f *fakeApps) act(action, name, state, desired string) (api.Container, erro
 	c, ok := f.containers[name]
 	if !ok {
 		return c, api.NotFound("no container %q", name)
+	}
+	if f.later {
+		return c, nil
 	}
 	c = enter(c, state)
 	c.Desired = desired

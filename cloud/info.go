@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,6 +68,9 @@ func nodeRows(n api.Node) [][2]string {
 		{"boot count", strconv.FormatUint(n.BootCount, 10)},
 		{"persistence", persistence(n)},
 		{"memory", memory(n.Memory)},
+	}
+	if n.Disk != nil {
+		rows = append(rows, diskRows(*n.Disk)...)
 	}
 	if n.Cgroup != nil {
 		rows = append(rows, cgroupRows(*n.Cgroup)...)
@@ -190,6 +194,33 @@ func persistence(n api.Node) string {
 		return "on"
 	}
 	return "on, " + n.Data
+}
+
+// diskRows are the data disk's space and inodes, and what holds it:
+//
+//	disk:        812 MiB free of 1946 MiB; 120310 of 131072 inodes free
+//	  kept:      uploads leave 72 MiB free; state.db's reserve 16 MiB; 30 MiB uploading; 12 MiB in partial uploads
+func diskRows(d api.Disk) [][2]string {
+	head := fmt.Sprintf("%s free of %s", mib(uint64(d.Free)), mib(uint64(d.Total)))
+	if d.Files > 0 {
+		head += fmt.Sprintf("; %d of %d inodes free", d.FilesFree, d.Files)
+	}
+	if d.Free == 0 {
+		head += "; FULL: free space (cloud rmi, cloud rm, cloud images --partial)"
+	}
+	kept := []string{"uploads leave " + mib(uint64(d.Floor)) + " free"}
+	if d.StateReserve > 0 {
+		kept = append(kept, "state.db's reserve "+mib(uint64(d.StateReserve)))
+	} else {
+		kept = append(kept, "no reserve for state.db")
+	}
+	if d.Uploading > 0 {
+		kept = append(kept, mib(uint64(d.Uploading))+" uploading")
+	}
+	if d.Partial > 0 {
+		kept = append(kept, mib(uint64(d.Partial))+" in partial uploads")
+	}
+	return [][2]string{{"disk", head}, {"  kept", strings.Join(kept, "; ")}}
 }
 
 func memory(m api.Memory) string {

@@ -99,7 +99,7 @@ func (g *globals) start(ctx context.Context, host, file string, f startFlags) er
 	if err := g.deploy(ctx, s, name, img.digest); err != nil || f.wait.no {
 		return err
 	}
-	return g.waitUp(ctx, s, name, img.digest, f.wait.limit)
+	return g.waitUp(ctx, s, name, img.digest, f.wait.limit, nil)
 }
 
 // byName reports whether start's argument names a container on the
@@ -123,10 +123,17 @@ func (g *globals) startExisting(ctx context.Context, host, name string, f startF
 	if err != nil {
 		return err
 	}
+	before, err := s.client.Container(ctx, name)
+	if err != nil {
+		return s.explain(err)
+	}
 	if _, err := s.act(ctx, name, s.client.StartContainer); err != nil || f.wait.no {
 		return err
 	}
-	return g.waitUp(ctx, s, name, "", f.wait.limit)
+	if before.State == api.StateRunning {
+		return g.waitUp(ctx, s, name, "", f.wait.limit, nil) // already running: nothing newer to wait for
+	}
+	return g.waitUp(ctx, s, name, "", f.wait.limit, &before)
 }
 
 // startName is --name, or the file's name without its archive endings.

@@ -58,11 +58,15 @@ func (s *session) get(ctx context.Context, name string) (api.Container, error) {
 }
 
 // waitUp waits until the container runs digest (any image when digest
-// is ""), and explains a failure with the last lines of its log.
-func (g *globals) waitUp(ctx context.Context, s *session, name, digest string, limit time.Duration) error {
+// is ""), and explains a failure with the last lines of its log. With
+// before, what the container was before an action, it waits for a run
+// or an exit that came after it: neither the run before nor its exit
+// is an answer.
+func (g *globals) waitUp(ctx context.Context, s *session, name, digest string, limit time.Duration, before *api.Container) error {
 	c, err := g.poll(ctx, s, name, limit, func(c api.Container) error {
 		switch {
-		case digest != "" && c.Image != digest, c.State == api.StateStarting, c.State == api.StateStopping,
+		case before != nil && !since(c, *before),
+			digest != "" && c.Image != digest, c.State == api.StateStarting, c.State == api.StateStopping,
 			// Asked to run but not yet picked up by the node's supervisor.
 			c.State == api.StateStopped && c.Desired == "running":
 			return errWaiting
@@ -81,6 +85,21 @@ func (g *globals) waitUp(ctx context.Context, s *session, name, digest string, l
 }
 
 var errFailed = errors.New("failed")
+
+// since reports whether c shows something that happened after before:
+// another run, or another exit than before's last.
+func since(c, before api.Container) bool {
+	switch c.State {
+	case api.StateRunning, api.StateStarting:
+		return !c.Started.Equal(before.Started) || c.PID != before.PID
+	case api.StateStopping:
+		return true
+	}
+	if c.LastExit == nil {
+		return before.LastExit == nil && c.State != before.State
+	}
+	return before.LastExit == nil || !c.LastExit.Time.Equal(before.LastExit.Time)
+}
 
 // waitDown waits until the container is no longer stopping.
 func (g *globals) waitDown(ctx context.Context, s *session, name string, limit time.Duration) error {

@@ -22,6 +22,27 @@
 //     ROOT/uploads/HEX.part, unpacking into ROOT/staging, and images in
 //     ROOT/images/HEX that appear by one rename; Write, Offset, Has,
 //     Image, List, Manifest, RootFS, Remove, GC.
+//   - Partial uploads (parts.go): listed (Partials), removed with their
+//     digest (Remove), dropped after PartMaxAge untouched (ExpireParts;
+//     a day by default, with a clock seam for tests).
+//   - The data disk's space (space.go): an upload reserves what it has
+//     still to write when it starts, under the store's lock, and is
+//     refused (ErrTooLarge) before a byte of its body is read when that
+//     does not fit beside the other uploads in flight and the floor
+//     (32 MiB and 5% of the free space) that uploads and images leave
+//     for state.db, the logs and the next boot. Disk reports the space,
+//     inodes and reservations. A disk that fills up anyway (something
+//     else wrote to it) fails the upload with ErrNoSpace and drops its
+//     part. Once every byte of an upload is in, the caller's context no
+//     longer stops it: a client whose connection drops after its last
+//     byte finds the image unpacked when it asks again.
+//   - state.db's reserve (Preallocate): space kept allocated past a
+//     file's end with fallocate(FALLOC_FL_KEEP_SIZE), which bbolt grows
+//     into and rewrites in place on a disk with 0 bytes free; the
+//     caller (init/apps) restores it whenever space may have come back.
+//     The choice over a floor alone: a container's writes are not
+//     uploads and can take the whole disk; blocks allocated to state.db
+//     cannot be taken.
 //
 // # What it does not own
 //

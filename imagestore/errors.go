@@ -24,6 +24,10 @@ var (
 	ErrBusy = errors.New("imagestore: busy")
 	// ErrTooLarge: an upload larger than the limits or the free disk.
 	ErrTooLarge = errors.New("imagestore: too large")
+	// ErrNoSpace: the data disk filled up during an upload, beyond
+	// what its reservation foresaw (something else wrote to it); the
+	// upload was dropped.
+	ErrNoSpace = errors.New("imagestore: no space left on the data disk")
 	// ErrInvalid: the image is refused: a bad manifest, a hostile or
 	// corrupt archive, or one over the unpacking limits. It is the
 	// pusher's fault, not the node's.

@@ -199,7 +199,7 @@ func HelperMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // than the archive.
 func ParseHelperResult(stdout []byte, ws unix.WaitStatus) (*manifest.Manifest, error) {
 	if ws.Signaled() {
-		return nil, fmt.Errorf("imagestore: the unpack helper was killed by %v", ws.Signal())
+		return nil, fmt.Errorf("imagestore: the unpack helper was killed by %s", unix.SignalName(ws.Signal()))
 	}
 	var res struct {
 		Manifest json.RawMessage `json:"manifest"`

@@ -90,7 +90,9 @@ func TestParseHelperResult(t *testing.T) {
 	}{
 		{`{"error":"imagestore: entry \"x\": bad","invalid":true}`, exitStatus(1), `imagestore: entry "x": bad`, true},
 		{`{"error":"imagestore: write x: no space left on device"}`, exitStatus(1), "no space left on device", false},
-		{``, unix.WaitStatus(syscall.SIGKILL), "the unpack helper was killed by killed", false},
+		// The helper's death read "killed by killed" (issue 10): the
+		// signal's name, not its description.
+		{``, unix.WaitStatus(syscall.SIGKILL), "the unpack helper was killed by SIGKILL", false},
 		{`{"manifest":`, exitStatus(2), "exited with status 2 and no result", false},
 		{`{}`, exitStatus(0), "exited with status 0 and no manifest", false},
 		{`{"manifest":{"version":1}}`, exitStatus(0), "the unpack helper's result: manifest.json: name", false},

@@ -26,3 +26,6 @@ func confineHelper(dst string, lim Limits) (string, error) { return "", errNotLi
 func freeBytes(dir string) (int64, error)                  { return 0, errNotLinux }
 func syncFS(dir string) error                              { return errNotLinux }
 func syncDir(dir string) error                             { return errNotLinux }
+
+func (s *Store) statDisk() (Disk, error)            { return Disk{}, errNotLinux }
+func Preallocate(path string, headroom int64) error { return errNotLinux }

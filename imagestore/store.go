@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"allium/manifest"
@@ -22,7 +24,9 @@ import (
 // archive as pushed, in a data root:
 //
 //	ROOT/uploads/HEX.part       partial archives: kept across interruptions and
-//	                            reboots so that the client resumes; dropped after a week untouched
+//	                            reboots so that the client resumes; dropped after
+//	                            PartMaxAge untouched (parts.go)
+//	ROOT/uploads/HEX.length     the archive's declared length, beside its part
 //	ROOT/staging/HEX.RANDOM/    unpacking in progress; emptied by Open
 //	ROOT/images/HEX/            unpacked images (read-only templates for containers)
 //	    manifest.json
@@ -37,6 +41,9 @@ type Store struct {
 	// the bytes free on the data disk; nil means DefaultLimits. Set it
 	// before the first Write.
 	Limits func(freeDisk int64) Limits
+	// PartMaxAge is how long a partial upload is kept without a byte
+	// written to it; 0 means DefaultPartMaxAge.
+	PartMaxAge time.Duration
 
 	root string
 	u    Unpacker
@@ -44,8 +51,9 @@ type Store struct {
 	free func() (int64, error) // bytes free on the data disk
 	now  func() time.Time
 
-	mu   sync.Mutex
-	busy map[string]bool // hex digests being uploaded or removed
+	mu       sync.Mutex
+	busy     map[string]bool         // hex digests being uploaded or removed
+	reserved map[string]*reservation // hex digests of uploads in flight (space.go)
 }
 
 // Unpacker unpacks the archive at archivePath into stagingDir, an
@@ -90,20 +98,20 @@ const (
 	imagesDir   = "images"
 	stagingDir  = "staging"
 	infoFile    = "archive.info"
-	partMaxAge  = 7 * 24 * time.Hour
 	digestAlgo  = "sha256:"
 	partSuffix  = ".part"
+	lenSuffix   = ".length"
 	removedPart = ".rm."
 )
 
 // Open opens the store in root, making its directories. It removes
 // whatever is in staging (a crash mid-unpack) and upload parts that
-// have not been written to for a week.
+// have not been written to for PartMaxAge.
 func Open(root string, u Unpacker, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{root: root, u: u, log: log, now: time.Now, busy: map[string]bool{}}
+	s := &Store{root: root, u: u, log: log, now: time.Now, busy: map[string]bool{}, reserved: map[string]*reservation{}}
 	s.free = func() (int64, error) { return freeBytes(root) }
 	for _, d := range []string{uploadsDir, imagesDir, stagingDir} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
@@ -120,7 +128,7 @@ func Open(root string, u Unpacker, log *slog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("imagestore: %w", err)
 		}
 	}
-	s.dropOldParts()
+	s.ExpireParts()
 	return s, nil
 }
 
@@ -199,6 +207,13 @@ func (s *Store) Offset(digest string) int64 {
 // into images/; any failure there removes the staging directory and
 // the part, and returns the unpacker's error. An image already on the
 // node returns total at once. body past total is not read.
+//
+// Before a byte of body is read, the upload's remaining bytes are
+// reserved on the data disk (space.go), or it fails with ErrTooLarge.
+// Once every byte is in, ctx no longer matters: a client whose
+// connection drops right after its last byte finds the image unpacked
+// when it asks again. A disk that fills up anyway (a container wrote to
+// it) fails with ErrNoSpace, and the part is removed.
 func (s *Store) Write(ctx context.Context, digest string, offset, total int64, body io.Reader) (int64, error) {
 	h, err := digestHex(digest)
 	if err != nil {
@@ -219,45 +234,78 @@ func (s *Store) Write(ctx context.Context, digest string, offset, total int64, b
 	if err != nil || kept < total {
 		return kept, err
 	}
-	return total, s.install(ctx, digest, total, sum)
+	return total, s.install(context.WithoutCancel(ctx), digest, total, sum)
 }
 
 // appendPart writes body to the part and returns the hash of the whole
 // part once it holds total bytes.
 func (s *Store) appendPart(ctx context.Context, digest string, offset, total int64, body io.Reader) (hash.Hash, int64, error) {
-	name := s.partPath(strings.TrimPrefix(digest, digestAlgo))
+	h := strings.TrimPrefix(digest, digestAlgo)
+	name := s.partPath(h)
 	kept := s.Offset(digest)
-	if kept > total { // the client changed its mind about the size
-		os.Remove(name)
+	if l := s.partLength(h); kept > total || (kept > 0 && l != 0 && l != total) { // the client changed its mind about the size
+		s.removePart(h)
 		kept = 0
 	}
 	if offset != kept {
 		return nil, kept, &OffsetError{Digest: digest, Offset: offset, Kept: kept}
 	}
-	if err := s.checkSpace(digest, total, kept); err != nil {
+	if kept == total {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, kept, fmt.Errorf("imagestore: %w", err)
+		}
+		defer f.Close()
+		sum := sha256.New()
+		if _, err := io.Copy(sum, f); err != nil {
+			return nil, kept, fmt.Errorf("imagestore: rehash %s: %w", name, err)
+		}
+		return sum, kept, nil
+	}
+	wrote, done, err := s.reserve(digest, h, total, kept)
+	if err != nil {
 		return nil, kept, err
+	}
+	defer done()
+	sum, kept, err := s.writePart(ctx, h, kept, total, body, wrote)
+	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			s.removePart(h) // it cannot finish; its bytes are better free
+			return nil, 0, errorf(ErrNoSpace, "imagestore: upload of %s: the data disk is full (%v); the upload was dropped: free space (cloud images, cloud rmi) and send it again", digest, err)
+		}
+		return nil, kept, fmt.Errorf("imagestore: upload of %s stopped at byte %d of %d: %w", digest, kept, total, err)
+	}
+	return sum, kept, nil
+}
+
+// writePart appends body to the part of h, which holds kept bytes, up
+// to total, telling wrote what it wrote.
+func (s *Store) writePart(ctx context.Context, h string, kept, total int64, body io.Reader, wrote func(int64)) (hash.Hash, int64, error) {
+	name := s.partPath(h)
+	if kept == 0 {
+		if err := s.writeLength(h, total); err != nil {
+			return nil, kept, err
+		}
 	}
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, kept, fmt.Errorf("imagestore: %w", err)
+		return nil, kept, err
 	}
 	defer f.Close()
 	sum := sha256.New()
 	if _, err := io.Copy(sum, io.NewSectionReader(f, 0, kept)); err != nil {
-		return nil, kept, fmt.Errorf("imagestore: rehash %s: %w", name, err)
+		return nil, kept, fmt.Errorf("rehash %s: %w", name, err)
 	}
 	if _, err := f.Seek(kept, io.SeekStart); err != nil {
-		return nil, kept, fmt.Errorf("imagestore: %w", err)
+		return nil, kept, err
 	}
-	n, err := io.Copy(io.MultiWriter(&syncingWriter{f: f}, sum), io.LimitReader(ctxReader{ctx, body}, total-kept))
+	w := &syncingWriter{f: f, wrote: wrote}
+	n, err := io.Copy(io.MultiWriter(w, sum), io.LimitReader(ctxReader{ctx, body}, total-kept))
 	kept += n
 	if serr := f.Sync(); err == nil && serr != nil {
 		err = serr
 	}
-	if err != nil {
-		return nil, kept, fmt.Errorf("imagestore: upload of %s stopped at byte %d of %d: %w", digest, kept, total, err)
-	}
-	return sum, kept, nil
+	return sum, kept, err
 }
 
 // syncEvery is how much of an upload may be lost to a power cut: the
@@ -269,32 +317,17 @@ const syncEvery = 4 << 20
 type syncingWriter struct {
 	f        *os.File
 	unsynced int64
+	wrote    func(int64) // told how much was written
 }
 
 func (w *syncingWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
+	w.wrote(int64(n))
 	if w.unsynced += int64(n); err == nil && w.unsynced >= syncEvery {
 		err = w.f.Sync()
 		w.unsynced = 0
 	}
 	return n, err
-}
-
-// checkSpace refuses an upload over the limits or the free disk.
-func (s *Store) checkSpace(digest string, total, kept int64) error {
-	free, err := s.free()
-	if err != nil {
-		return fmt.Errorf("imagestore: %w", err)
-	}
-	if lim := s.limits(free + kept); total > lim.MaxBytes {
-		return errorf(ErrTooLarge, "imagestore: upload of %s: %d bytes is over the limit of %d bytes (the data disk has %d bytes free, of which %d are kept in reserve for state and logs)",
-			digest, total, lim.MaxBytes, free+kept, reserve(free+kept))
-	}
-	if avail := free - reserve(free); total-kept > avail {
-		return errorf(ErrTooLarge, "imagestore: upload of %s: %d more bytes do not fit in the %d bytes free on the data disk (%d kept in reserve)",
-			digest, total-kept, free, reserve(free))
-	}
-	return nil
 }
 
 // ctxReader stops reading once ctx is done.
@@ -315,7 +348,7 @@ func (s *Store) install(ctx context.Context, digest string, total int64, sum has
 	h := strings.TrimPrefix(digest, digestAlgo)
 	part := s.partPath(h)
 	if got := hex.EncodeToString(sum.Sum(nil)); got != h {
-		os.Remove(part)
+		s.removePart(h)
 		return &DigestError{Want: digest, Got: digestAlgo + got}
 	}
 	start := s.now()
@@ -323,7 +356,7 @@ func (s *Store) install(ctx context.Context, digest string, total int64, sum has
 	if err != nil {
 		return fmt.Errorf("imagestore: %w", err)
 	}
-	m, err := s.unpack(ctx, part, staging)
+	m, err := s.unpack(ctx, h, part, staging)
 	if err == nil {
 		err = s.commit(staging, h, total)
 	}
@@ -331,18 +364,18 @@ func (s *Store) install(ctx context.Context, digest string, total int64, sum has
 		if rerr := removeAll(staging); rerr != nil {
 			s.log.Error("removing a failed unpack", "dir", staging, "err", rerr)
 		}
-		os.Remove(part)
+		s.removePart(h)
 		return err
 	}
-	os.Remove(part)
+	s.removePart(h)
 	s.log.Info("image unpacked", "digest", digest, "name", m.Name, "bytes", total, "took", s.now().Sub(start))
 	return nil
 }
 
-func (s *Store) unpack(ctx context.Context, part, staging string) (*manifest.Manifest, error) {
-	free, err := s.free()
+func (s *Store) unpack(ctx context.Context, h, part, staging string) (*manifest.Manifest, error) {
+	free, err := s.unpackFree(h)
 	if err != nil {
-		return nil, fmt.Errorf("imagestore: %w", err)
+		return nil, err
 	}
 	return s.u.Unpack(ctx, part, staging, s.limits(free))
 }

@@ -93,9 +93,12 @@ func (s *Store) RootFS(digest string) string {
 	return filepath.Join(s.imagePath(h), manifest.RootfsDir)
 }
 
-// Remove deletes an image (and any upload part of it): it leaves
-// images/ by one rename into staging/, and is then removed there. It
-// does not know whether a container uses the image: ask first.
+// Remove deletes an image and any partial upload of it: the image
+// leaves images/ by one rename into staging/, and is then removed
+// there. A digest of which the node has only a partial upload removes
+// that; one it has neither of fails with ErrNotFound, and one whose
+// upload is in flight with ErrBusy. It does not know whether a
+// container uses the image: ask first.
 func (s *Store) Remove(digest string) error {
 	h, err := digestHex(digest)
 	if err != nil {
@@ -110,7 +113,10 @@ func (s *Store) Remove(digest string) error {
 }
 
 func (s *Store) remove(digest, h string) error {
-	os.Remove(s.partPath(h))
+	if s.removePart(h) && !s.Has(digest) {
+		s.log.Info("partial upload removed", "digest", digest)
+		return nil
+	}
 	if !s.Has(digest) {
 		return errorf(ErrNotFound, "imagestore: image %s: not on this node", digest)
 	}
@@ -130,9 +136,9 @@ func (s *Store) remove(digest, h string) error {
 
 // GC removes every image that inUse says no container uses, but those
 // busy with an upload or removal, and returns their digests. It also
-// drops upload parts untouched for a week.
+// drops upload parts untouched for PartMaxAge.
 func (s *Store) GC(inUse func(digest string) bool) (removed []string, err error) {
-	s.dropOldParts()
+	s.ExpireParts()
 	entries, err := os.ReadDir(s.path(imagesDir))
 	if err != nil {
 		return nil, fmt.Errorf("imagestore: %w", err)
@@ -156,19 +162,6 @@ func (s *Store) GC(inUse func(digest string) bool) (removed []string, err error)
 		removed = append(removed, d)
 	}
 	return removed, errors.Join(errs...)
-}
-
-// dropOldParts removes upload parts not written to for partMaxAge.
-func (s *Store) dropOldParts() {
-	entries, _ := os.ReadDir(s.path(uploadsDir))
-	for _, e := range entries {
-		fi, err := e.Info()
-		if err != nil || s.now().Sub(fi.ModTime()) < partMaxAge {
-			continue
-		}
-		s.log.Info("dropping an abandoned upload", "part", e.Name(), "modified", fi.ModTime())
-		os.Remove(s.path(uploadsDir, e.Name()))
-	}
 }
 
 // removeAll removes a tree that may hold read-only directories (an

@@ -169,7 +169,7 @@ func TestStoreTooLarge(t *testing.T) {
 	s.Limits = func(int64) Limits { return testLimits() }
 	s.free = func() (int64, error) { return minReserve + 100, nil }
 	_, err = s.Write(context.Background(), d, 0, n, bytes.NewReader(a))
-	want := itoa(n) + " more bytes do not fit in the " + itoa(minReserve+100) + " bytes free"
+	want := itoa(n) + " more bytes do not fit: the data disk has " + itoa(minReserve+100) + " bytes free"
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), want) {
 		t.Errorf("Write over the free disk = %v, want ErrTooLarge with %q", err, want)
 	}
@@ -207,8 +207,8 @@ func TestOpenCleans(t *testing.T) {
 		}
 	}
 	files := map[string]time.Time{
-		"staging/abc.123/rootfs/ro/sub/f": time.Now(), "uploads/old.part": time.Now().Add(-8 * 24 * time.Hour),
-		"uploads/new.part": time.Now().Add(-6 * 24 * time.Hour),
+		"staging/abc.123/rootfs/ro/sub/f": time.Now(), "uploads/old.part": time.Now().Add(-DefaultPartMaxAge - time.Hour),
+		"uploads/new.part": time.Now().Add(-DefaultPartMaxAge + time.Hour),
 	}
 	for name, mtime := range files {
 		p := filepath.Join(root, name)
@@ -225,7 +225,7 @@ func TestOpenCleans(t *testing.T) {
 	}
 	entries, _ := os.ReadDir(filepath.Join(root, uploadsDir))
 	if len(entries) != 1 || entries[0].Name() != "new.part" {
-		t.Errorf("uploads after Open = %v, want only new.part (old.part is over a week old)", entries)
+		t.Errorf("uploads after Open = %v, want only new.part (old.part is past DefaultPartMaxAge)", entries)
 	}
 }
 

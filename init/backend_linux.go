@@ -30,6 +30,7 @@ func (n *node) Node(ctx context.Context) (api.Node, error) {
 		Persistent:    n.data.Persistent,
 		Data:          n.data.Desc,
 		Memory:        n.memory(),
+		Disk:          n.disk(),
 		Cgroup:        n.cgroupView(),
 		TCP:           n.tcpAddr(),
 		Tor:           n.torStatus(),
@@ -63,6 +64,14 @@ func (n *node) memory() api.Memory {
 	mem := procstatus.Bytes(readFile(filepath.Join(n.root, "proc/meminfo")))
 	self := procstatus.Bytes(readFile(filepath.Join(n.root, "proc/self/status")))
 	return api.Memory{Total: mem["MemTotal"], Available: mem["MemAvailable"], InitRSS: self["VmRSS"]}
+}
+
+// disk is the data disk's space; nil without the image store.
+func (n *node) disk() *api.Disk {
+	if n.apps == nil {
+		return nil
+	}
+	return n.apps.Disk()
 }
 
 func (n *node) Reboot() error   { n.requestPower(powerReboot, apps.ShutdownOperator); return nil }

@@ -76,7 +76,7 @@ func BenchmarkStartRung(b *testing.B) {
 	root := stampRootfs(b)
 	cr := newCrunThread(b)
 	initBin := testbin.Path(b, "init")
-	load0 := loadAverage()
+	load0 := testkit.LoadAverage()
 
 	var rows []*rungRow
 	for r := isolation.Chroot; r <= isolation.Cgroups; r++ {
@@ -110,7 +110,7 @@ func BenchmarkStartRung(b *testing.B) {
 			v()
 		}
 	}
-	printRungs(os.Stdout, rows, starts, load0, loadAverage())
+	printRungs(os.Stdout, rows, starts, load0, testkit.LoadAverage())
 	top := rows[0]
 	for _, row := range rows {
 		if row.allium != nil {
@@ -494,16 +494,6 @@ func met(ok bool) string {
 		return "met"
 	}
 	return "NOT met"
-}
-
-// loadAverage is /proc/loadavg's first three fields.
-func loadAverage() string {
-	data, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func removeAll(sup *supervisor.Supervisor) {

@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -121,26 +120,54 @@ func (w *logWriter) open() error {
 // writeLine writes one line; on any failure the line is dropped and
 // counted, never retried, so a full disk cannot stall the workload.
 func (w *logWriter) writeLine(t time.Time, stream string, text []byte) {
-	b := make([]byte, 0, len(text)+48)
+	w.write(appendLine(nil, appendPrefix(nil, t, stream), text))
+}
+
+// appendPrefix appends a line's prefix: "RFC3339NANO STREAM ".
+func appendPrefix(b []byte, t time.Time, stream string) []byte {
 	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(append(append(append(b, ' '), stream...), ' '), text...)
-	b = append(b, '\n')
+	return append(append(append(b, ' '), stream...), ' ')
+}
+
+// appendLine appends prefix, text and a newline.
+func appendLine(b, prefix, text []byte) []byte {
+	return append(append(append(b, prefix...), text...), '\n')
+}
+
+// write appends whole lines, rotating between two lines wherever the
+// next would take current past MaxSize. On a failure the lines not
+// written are dropped and counted, never retried, so a full disk
+// cannot stall the workload.
+func (w *logWriter) write(b []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.f == nil && !w.closed {
-		w.open() // closed between runs; on failure the line is dropped
+		w.open() // closed between runs; on failure the lines are dropped
 	}
-	if !w.closed && w.size > 0 && w.size+int64(len(b)) > w.lim.MaxSize {
-		w.rotate()
-	}
-	if w.f == nil {
-		w.dropped.Add(1)
-		return
-	}
-	n, err := w.f.Write(b)
-	w.size += int64(n)
-	if err != nil {
-		w.dropped.Add(1)
+	for len(b) > 0 {
+		n := len(b)
+		if room := w.lim.MaxSize - w.size; int64(n) > room {
+			n = bytes.LastIndexByte(b[:max(0, room)], '\n') + 1 // the lines that fit; 0 if none
+		}
+		if n == 0 && !w.closed && w.size > 0 {
+			if w.rotate(); w.f != nil {
+				continue
+			}
+		}
+		if n == 0 { // one line longer than MaxSize, into an empty file
+			n = bytes.IndexByte(b, '\n') + 1
+		}
+		if w.f == nil {
+			w.dropped.Add(uint64(bytes.Count(b, []byte{'\n'})))
+			return
+		}
+		m, err := w.f.Write(b[:n])
+		w.size += int64(m)
+		if err != nil {
+			w.dropped.Add(uint64(bytes.Count(b[m:], []byte{'\n'})))
+			return
+		}
+		b = b[n:]
 	}
 }
 
@@ -177,21 +204,78 @@ func (w *logWriter) close() {
 
 // copyLines reads r until EOF and writes each line to w under stream's
 // name, splitting lines longer than MaxLine. It closes r.
+//
+// A flood of output is the cost to keep down (issue 10: 10 GB of
+// stdout cost PID 1 75% of a core): each read of the pipe takes what
+// is there (up to 64 KiB), and its lines share one timestamp, one
+// buffer and one write.
 func copyLines(r io.ReadCloser, stream string, w *logWriter) {
 	defer r.Close()
-	br := bufio.NewReaderSize(r, MaxLine)
-	split := false // the last chunk was a split, not a whole line
+	c := lineCopier{stream: stream, w: w}
+	buf := make([]byte, 64<<10)
 	for {
-		chunk, err := br.ReadSlice('\n')
-		whole := err == nil
-		text := bytes.TrimSuffix(chunk, []byte("\n"))
-		if len(text) > 0 || (whole && !split) {
-			w.writeLine(time.Now(), stream, text)
+		n, err := r.Read(buf)
+		if n > 0 {
+			c.chunk(time.Now(), buf[:n])
 		}
-		split = errors.Is(err, bufio.ErrBufferFull)
-		if err != nil && !split {
+		if err != nil {
+			c.flush(time.Now())
 			return // io.EOF, or the pipe broke
 		}
+	}
+}
+
+// lineCopier cuts what a stream yields into log lines.
+type lineCopier struct {
+	stream string
+	w      *logWriter
+	part   []byte // the start of a line whose newline has not come
+	split  bool   // the last line written was cut at MaxLine, not ended
+	prefix []byte
+	out    []byte
+}
+
+// chunk writes the lines that data, read at t, ends.
+func (c *lineCopier) chunk(t time.Time, data []byte) {
+	c.prefix = appendPrefix(c.prefix[:0], t, c.stream)
+	c.out = c.out[:0]
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			c.part = append(c.part, data...)
+			for len(c.part) >= MaxLine {
+				c.out = appendLine(c.out, c.prefix, c.part[:MaxLine])
+				c.part = append(c.part[:0], c.part[MaxLine:]...)
+				c.split = true
+			}
+			break
+		}
+		line := data[:i]
+		data = data[i+1:]
+		if len(c.part) > 0 {
+			c.part = append(c.part, line...)
+			line = c.part
+		}
+		for len(line) > MaxLine {
+			c.out = appendLine(c.out, c.prefix, line[:MaxLine])
+			line = line[MaxLine:]
+			c.split = true
+		}
+		if len(line) > 0 || !c.split {
+			c.out = appendLine(c.out, c.prefix, line)
+		}
+		c.part, c.split = c.part[:0], false
+	}
+	if len(c.out) > 0 {
+		c.w.write(c.out)
+	}
+}
+
+// flush writes an unfinished last line.
+func (c *lineCopier) flush(t time.Time) {
+	if len(c.part) > 0 {
+		c.w.write(appendLine(nil, appendPrefix(nil, t, c.stream), c.part))
+		c.part = c.part[:0]
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"testing/synctest"
 	"time"
 )
@@ -58,6 +59,29 @@ func TestCopyLines(t *testing.T) {
 		if stream != "stderr" || tm.Before(before.Truncate(time.Second)) {
 			t.Errorf("line %.60q: stream %q time %v, want stderr at or after %v", l, stream, tm, before)
 		}
+	}
+}
+
+// copyLines batches what each read yields (issue 10: a flood of
+// output cost PID 1 most of a core); lines cut across reads, one byte
+// at a time, come out as from one read.
+func TestCopyLinesAcrossReads(t *testing.T) {
+	x := strings.Repeat("x", 40000)
+	in := "a\n\nb\n" + x + "\n" + strings.Repeat("y", MaxLine) + "\n" + "tail"
+	var got [2][]string
+	for i, r := range []io.Reader{strings.NewReader(in), iotest.OneByteReader(strings.NewReader(in))} {
+		dir := t.TempDir()
+		w, err := openLog(dir, LogLimits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		copyLines(io.NopCloser(r), "stdout", w)
+		w.close()
+		lines, _ := ReadLogs(dir, 0)
+		got[i] = texts(t, lines)
+	}
+	if !reflect.DeepEqual(got[0], got[1]) || len(got[0]) != 8 {
+		t.Errorf("copyLines one byte at a time = %d lines %.120q, want as from one read: %d lines %.120q", len(got[1]), got[1], len(got[0]), got[0])
 	}
 }
 

@@ -46,6 +46,8 @@ type Service struct {
 	boot  uint64
 	prev  state.Alive
 	alive *aliveMarker
+	// stateReserve is true while state.db keeps its reserve (space.go).
+	stateReserve atomic.Bool
 
 	// mu serializes changes to the set of containers (create, replace,
 	// remove), so two PUTs of one name cannot interleave.
@@ -109,6 +111,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{log: opts.Log, db: opts.DB, store: store, events: hub, roots: roots{m: opts.Mounter, ids: opts.IDMapper, data: opts.Data},
 		iso: opts.Isolation, boot: opts.Boot, prev: prev, alive: alive}
 	s.sup = supervisor.New(supervisor.Options{Starter: opts.Starter, OnEvent: hub.onSupervisor, Log: opts.Log, Network: netHook{s}})
+	s.keepStateReserve()
 	return s, nil
 }
 

@@ -66,6 +66,9 @@ func (a *Service) UploadOffset(ctx context.Context, digest string) (int64, error
 
 func (a *Service) PutImage(ctx context.Context, digest string, offset, total int64, body io.Reader) (api.Image, error) {
 	kept, err := a.store.Write(ctx, digest, offset, total, body)
+	if errors.Is(err, imagestore.ErrTooLarge) || errors.Is(err, imagestore.ErrNoSpace) {
+		a.events.publish(api.Event{Type: api.EventImage, Image: digest, Message: "upload refused: " + err.Error()})
+	}
 	if err != nil {
 		return api.Image{}, imageError(digest, err)
 	}
@@ -89,6 +92,8 @@ func imageError(digest string, err error) error {
 		return api.UploadBusy("%v", err)
 	case errors.Is(err, imagestore.ErrTooLarge):
 		return api.TooLarge("%v", err)
+	case errors.Is(err, imagestore.ErrNoSpace):
+		return api.NoSpace("%v", err)
 	case errors.Is(err, imagestore.ErrBadDigest), errors.Is(err, imagestore.ErrDigest),
 		errors.Is(err, imagestore.ErrInvalid):
 		return api.BadRequest("%v", err)
@@ -105,10 +110,29 @@ func (a *Service) RemoveImage(ctx context.Context, digest string) error {
 		return api.Conflict("image %s is used by %v; remove those containers first", digest, users[digest])
 	}
 	err = a.store.Remove(digest)
-	if errors.Is(err, imagestore.ErrNotFound) {
-		return api.NotFound("image %s is not on this node", digest)
+	switch {
+	case errors.Is(err, imagestore.ErrNotFound):
+		return api.NotFound("image %s is not on this node, nor an upload of it", digest)
+	case errors.Is(err, imagestore.ErrBusy):
+		return api.Conflict("%v; try again once it is done", err)
 	}
+	a.keepStateReserve()
 	return err
+}
+
+// Uploads lists the partial uploads the node keeps, after dropping the
+// expired ones.
+func (a *Service) Uploads(ctx context.Context) ([]api.Upload, error) {
+	ps, err := a.store.Partials()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Upload, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, api.Upload{Digest: p.Digest, Size: p.Size, Length: p.Length, Modified: p.Modified,
+			Expires: p.Expires, Active: p.Active})
+	}
+	return out, nil
 }
 
 // collect removes images no container uses, but for fresh ones. It
@@ -137,6 +161,7 @@ func (a *Service) collect() (skipped string) {
 	if err != nil {
 		a.log.Error("apps: collecting images", "err", err)
 	}
+	a.keepStateReserve()
 	for _, d := range removed {
 		a.events.publish(api.Event{Type: api.EventImage, Image: d, Message: "image " + d + " collected: no container uses it"})
 	}

@@ -5,13 +5,14 @@ import (
 	"strings"
 )
 
-// LoadAverage is /proc/loadavg's first three fields, for a benchmark to
-// print beside its numbers (the machine is shared), or "unknown".
+// LoadAverage is /proc/loadavg's first three fields ("?" where it
+// cannot be read), for benchmarks to print beside their numbers: on a
+// shared machine they mean little without it.
 func LoadAverage() string {
 	data, _ := os.ReadFile("/proc/loadavg")
 	f := strings.Fields(string(data))
 	if len(f) < 3 {
-		return "unknown"
+		return "?"
 	}
 	return strings.Join(f[:3], " ")
 }
