@@ -141,7 +141,7 @@ type gate struct {
 	reserve int // slots held in the reserve
 	authed  int
 	sources map[netip.Prefix][]*gateConn // unverified connections per source, oldest first
-	trial   []*gateConn          // unverified holders of reserve slots, oldest first
+	trial   []*gateConn                  // unverified holders of reserve slots, oldest first
 	refused uint64
 	evicted uint64
 }
