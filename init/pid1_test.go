@@ -275,31 +275,7 @@ func TestPID1InOSContainer(t *testing.T) {
 func osContainerRuns(t *testing.T, c *containerNode, iso *api.Isolation) {
 	t.Helper()
 	ctx := context.Background()
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range []struct {
-		h    tar.Header
-		body []byte
-	}{
-		{tar.Header{Name: "manifest.json", Mode: 0o644}, []byte(`{"version": 1, "name": "sleeper", "command": ["/bin/busybox", "sleep", "1000"]}`)},
-		{tar.Header{Name: "rootfs/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
-		{tar.Header{Name: "rootfs/bin/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
-		{tar.Header{Name: "rootfs/bin/busybox", Mode: 0o755}, bb},
-	} {
-		e.h.Size = int64(len(e.body))
-		tw.WriteHeader(&e.h)
-		tw.Write(e.body)
-	}
-	tw.Close()
-	sum := sha256.Sum256(buf.Bytes())
-	digest := "sha256:" + hex.EncodeToString(sum[:])
-	if _, err := c.unix().Upload(ctx, digest, bytes.NewReader(buf.Bytes()), int64(buf.Len()), api.UploadOptions{}); err != nil {
-		t.Fatalf("upload: %v", err)
-	}
+	digest := c.pushBusybox(t, `{"version": 1, "name": "sleeper", "command": ["/bin/busybox", "sleep", "1000"]}`)
 	got, err := c.unix().PutContainer(ctx, "sleeper", api.ContainerRequest{Image: digest})
 	for deadline := time.Now().Add(20 * time.Second); err == nil && got.State != api.StateRunning && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		got, err = c.unix().Container(ctx, "sleeper")
@@ -313,6 +289,38 @@ func osContainerRuns(t *testing.T, c *containerNode, iso *api.Isolation) {
 	if err := c.unix().RemoveContainer(ctx, "sleeper"); err != nil {
 		t.Errorf("remove: %v", err)
 	}
+}
+
+// pushBusybox uploads an image of busybox with manifest through the
+// unix socket and returns its digest.
+func (c *containerNode) pushBusybox(t *testing.T, manifest string) string {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range []struct {
+		h    tar.Header
+		body []byte
+	}{
+		{tar.Header{Name: "manifest.json", Mode: 0o644}, []byte(manifest)},
+		{tar.Header{Name: "rootfs/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
+		{tar.Header{Name: "rootfs/bin/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
+		{tar.Header{Name: "rootfs/bin/busybox", Mode: 0o755}, bb},
+	} {
+		e.h.Size = int64(len(e.body))
+		tw.WriteHeader(&e.h)
+		tw.Write(e.body)
+	}
+	tw.Close()
+	sum := sha256.Sum256(buf.Bytes())
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	if _, err := c.unix().Upload(context.Background(), digest, bytes.NewReader(buf.Bytes()), int64(buf.Len()), api.UploadOptions{}); err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	return digest
 }
 
 // checkOrder checks that each marker appears in logs after the previous.
