@@ -42,6 +42,7 @@ type flood struct {
 	addr    string
 	node    ed25519.PublicKey
 	sources []string
+	pause   time.Duration // between a worker's connections; 0: none
 
 	conns, answered401, refused atomic.Int64
 }
@@ -59,6 +60,10 @@ func (f *flood) run(ctx context.Context, t testing.TB, workers int) {
 			}
 			for ctx.Err() == nil {
 				f.once(ctx, src, cfg, i%4 == 3)
+				select {
+				case <-ctx.Done():
+				case <-time.After(f.pause):
+				}
 			}
 		})
 	}
