@@ -36,6 +36,8 @@
 //
 //	server.go          Backend, Apps, Server, the route table, the listeners
 //	server_auth.go     client keys and roles on the TLS listeners
+//	server_limit.go    what a connection may cost: caps overall and per
+//	                   source, the reserve for authorized keys, deadlines
 //	peercred_linux.go  root only on the unix socket
 //	server_json.go     JSON requests and answers, errors with their status
 //	server_stream.go   followed text and ndjson streams

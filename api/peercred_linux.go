@@ -42,6 +42,7 @@ func requireRoot(h http.Handler) http.Handler {
 			if c != nil {
 				msg = fmt.Sprintf("the unix socket serves root only, not uid %d", c.uid)
 			}
+			w.Header().Set("Connection", "close")
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized, msg)
 			return
 		}

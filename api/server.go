@@ -59,8 +59,16 @@ type Server struct {
 	tls     *tls.Config
 	mux     *http.ServeMux
 
+	// TCP and Onion bound the connections of ServeTLS and ServeOnion
+	// (server_limit.go); set them before serving. Their zero values
+	// are the defaults.
+	TCP, Onion Limits
+
+	strangers sampledLog // the log of refused keys
+
 	mu      sync.Mutex
 	servers []*http.Server
+	gates   []*gate
 }
 
 // NewServer makes a server for backend whose TLS identity is key.
@@ -165,27 +173,56 @@ func withVia(h http.Handler, via string) http.Handler {
 }
 
 // ServeTLS serves on a TCP listener: TLS 1.3, and only
-// authorized client keys. It returns when the listener is closed.
+// authorized client keys, within the limits of s.TCP. It returns when
+// the listener is closed.
 func (s *Server) ServeTLS(ln net.Listener) error {
-	return s.serve(tls.NewListener(ln, s.tls), withVia(s.requireKey(s.mux), ViaTCP))
+	return s.serveGated(ln, s.TCP, withVia(s.requireKey(s.mux), ViaTCP))
 }
 
 // ServeOnion serves the listener tor forwards the onion's connections
-// to: the same TLS and keys as ServeTLS, and Via says "onion".
+// to: the same TLS and keys as ServeTLS, within the limits of s.Onion,
+// and Via says "onion".
 func (s *Server) ServeOnion(ln net.Listener) error {
-	return s.serve(tls.NewListener(ln, s.tls), withVia(s.requireKey(s.mux), ViaOnion))
+	return s.serveGated(ln, s.Onion, withVia(s.requireKey(s.mux), ViaOnion))
 }
 
-// ServeUnix serves on a unix socket, to root only (by SO_PEERCRED).
+// ServeUnix serves on a unix socket, to root only (by SO_PEERCRED). It
+// has no connection cap: only root on the node can connect.
 func (s *Server) ServeUnix(ln net.Listener) error {
-	return s.serve(ln, withVia(requireRoot(s.mux), ViaUnix))
+	return s.serve(ln, withVia(requireRoot(s.mux), ViaUnix), DefaultIdle)
 }
 
-func (s *Server) serve(ln net.Listener, h http.Handler) error {
+// serveGated serves TLS on ln through a gate with lim.
+func (s *Server) serveGated(ln net.Listener, lim Limits, h http.Handler) error {
+	g := newGate(lim, s.authorized, s.log)
+	s.mu.Lock()
+	s.gates = append(s.gates, g)
+	s.mu.Unlock()
+	return s.serve(tls.NewListener(gateListener{ln, g}, g.tlsConfig(s.tls)), h, g.lim.Idle)
+}
+
+func (s *Server) authorized(pub ed25519.PublicKey) bool {
+	_, ok := s.backend.Authorize(pub)
+	return ok
+}
+
+// ConnStats sums the connections of the TLS listeners served so far.
+func (s *Server) ConnStats() ConnStats {
+	s.mu.Lock()
+	gates := s.gates
+	s.mu.Unlock()
+	var st ConnStats
+	for _, g := range gates {
+		st = st.Add(g.stats())
+	}
+	return st
+}
+
+func (s *Server) serve(ln net.Listener, h http.Handler, idle time.Duration) error {
 	srv := &http.Server{
 		Handler:           s.recover(h),
 		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
+		IdleTimeout:       idle,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		ConnContext:       connContext,
 	}

@@ -13,10 +13,13 @@ import (
 // the TLS configuration; peercred_linux.go checks the unix socket.)
 
 // requireKey serves h only to authorized client keys whose role allows
-// the request, and answers 401 or 403, saying why, to the others.
+// the request, and answers 401 or 403, saying why, to the others. A 401
+// closes the connection: a stranger gets one answer, not a place to
+// idle (server_limit.go).
 func (s *Server) requireKey(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			w.Header().Set("Connection", "close")
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "no client certificate")
 			return
 		}
@@ -26,7 +29,8 @@ func (s *Server) requireKey(h http.Handler) http.Handler {
 			role, ok = s.backend.Authorize(pub)
 		}
 		if !ok {
-			s.log.Warn("api: refused an unknown client key", "remote", r.RemoteAddr, "key", fmt.Sprint(fingerprintOf(pub)))
+			s.strangers.warn(s.log, "api: refused an unknown client key", "remote", r.RemoteAddr, "key", fmt.Sprint(fingerprintOf(pub)))
+			w.Header().Set("Connection", "close")
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized,
 				fmt.Sprintf("client key %s is not authorized on this node", fingerprintOf(pub)))
 			return

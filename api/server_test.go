@@ -74,6 +74,12 @@ type testNode struct {
 
 func startNode(t *testing.T) *testNode {
 	t.Helper()
+	return startNodeWith(t, Limits{})
+}
+
+// startNodeWith is startNode with lim on its listener.
+func startNodeWith(t *testing.T, lim Limits) *testNode {
+	t.Helper()
 	n := &testNode{key: newKey(t), client: newKey(t)}
 	n.backend = &fakeBackend{
 		node:       Node{Name: "web1", Version: "test", Environment: EnvVM, Persistent: true},
@@ -84,6 +90,7 @@ func startNode(t *testing.T) *testNode {
 		t.Fatal(err)
 	}
 	n.server = srv
+	srv.TCP = lim
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

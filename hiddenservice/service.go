@@ -35,6 +35,12 @@ type Onion struct {
 	// Target is where tor forwards connections: "127.0.0.1:PORT" of a
 	// local listener.
 	Target string
+	// MaxStreams caps the streams (connections) one rendezvous circuit,
+	// a client's session, may have open at once; tor closes the
+	// circuit of a client that opens more (MaxStreamsCloseCircuit).
+	// All the onion's connections reach Target from tor on loopback,
+	// so this is the onion's cap per source. 0 means none.
+	MaxStreams int
 }
 
 func (o Onion) port() int {
@@ -50,6 +56,9 @@ func (o Onion) validate() error {
 	}
 	if len(o.Clients) == 0 {
 		return ErrNoClients
+	}
+	if o.MaxStreams < 0 || o.MaxStreams > 65535 {
+		return fmt.Errorf("hiddenservice: onion: max streams %d out of range (0 = no cap)", o.MaxStreams)
 	}
 	if o.port() < 1 || o.port() > 65535 {
 		return fmt.Errorf("hiddenservice: onion: port %d out of range", o.Port)
@@ -75,6 +84,9 @@ func AddOnionCommand(o Onion) (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString("ADD_ONION " + KeyBlob(o.Key) + " Flags=Detach,V3Auth")
+	if o.MaxStreams > 0 {
+		b.WriteString(",MaxStreamsCloseCircuit MaxStreams=" + strconv.Itoa(o.MaxStreams))
+	}
 	b.WriteString(" Port=" + strconv.Itoa(o.port()) + "," + o.Target)
 	for _, c := range o.Clients {
 		b.WriteString(" ClientAuthV3=" + FormatClientPublicKey(c))

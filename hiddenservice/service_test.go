@@ -30,6 +30,11 @@ func TestAddOnionCommand(t *testing.T) {
 	if !strings.Contains(got, " Port=7707,127.0.0.1:7707 ClientAuthV3=QUQP") || !strings.HasSuffix(got, " ClientAuthV3="+FormatClientPublicKey(two.PublicKey())) {
 		t.Errorf("AddOnionCommand(two clients, port 7707) = %q", got)
 	}
+	o.MaxStreams = 32
+	got, _ = AddOnionCommand(o)
+	if !strings.Contains(got, " Flags=Detach,V3Auth,MaxStreamsCloseCircuit MaxStreams=32 Port=7707,") {
+		t.Errorf("AddOnionCommand(max streams 32) = %q, want the flag and MaxStreams=32 before Port", got)
+	}
 }
 
 func TestAddOnionCommandRejects(t *testing.T) {
@@ -40,6 +45,7 @@ func TestAddOnionCommandRejects(t *testing.T) {
 		"target no port":   func(o *Onion) { o.Target = "127.0.0.1" },
 		"target injection": func(o *Onion) { o.Target = "127.0.0.1:80 Flags=NonAnonymous" },
 		"port too big":     func(o *Onion) { o.Port = 70000 },
+		"max streams < 0":  func(o *Onion) { o.MaxStreams = -1 },
 	} {
 		o := testOnion(t)
 		mod(&o)

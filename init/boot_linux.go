@@ -41,6 +41,7 @@ func (n *node) boot(args []string, netUp netUpFunc) {
 	if err := supervisor.RaiseHardLimits(filepath.Join(n.root, "proc/sys/fs/nr_open")); err != nil {
 		n.log.Warn("rlimits", "err", err) // a container may then not raise its own
 	}
+	n.raiseOpenFiles()
 	if !n.container {
 		if n.console != nil {
 			n.console.enableKmsg()

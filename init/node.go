@@ -43,6 +43,7 @@ type node struct {
 	apps      *apps.Service
 	tor       torState
 	tcp       tcpSwitch
+	nofile    uint64 // init's open-file limit once raised (raiseOpenFiles); 0 if unknown
 
 	// afterReboot, when set (by tests), is called instead of exiting or
 	// halting after reboot(2) returns.

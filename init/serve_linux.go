@@ -31,6 +31,7 @@ func (n *node) serveAPI() {
 		n.log.Error("api: cannot start", "err", err)
 		return
 	}
+	srv.TCP, srv.Onion = n.apiLimits()
 	n.api = srv
 	n.log.Info("api: node key", "fingerprint", api.Fingerprint(key.Public().(ed25519.PublicKey)))
 	sock := filepath.Join(n.root, rootfs.Socket)

@@ -87,7 +87,8 @@ func (n *node) startTor() {
 		return
 	}
 	port := n.cfg.OnionPort()
-	svc, err := hiddenservice.NewService(hiddenservice.Onion{Key: key, Clients: clients, Port: port, Target: ln.Addr().String()})
+	svc, err := hiddenservice.NewService(hiddenservice.Onion{Key: key, Clients: clients, Port: port, Target: ln.Addr().String(),
+		MaxStreams: n.onionStreams()})
 	if err != nil {
 		ln.Close()
 		n.torMissing(fmt.Sprintf("no onion service: %v", err))

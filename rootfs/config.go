@@ -28,6 +28,9 @@ type NodeConfig struct {
 	Isolation string `json:"isolation,omitempty"`
 	// Tor configures the onion service.
 	Tor TorConfig `json:"tor,omitzero"`
+	// Connections caps the API's connections on TCP and on the onion;
+	// its zero value is the defaults.
+	Connections ConnConfig `json:"connections,omitzero"`
 	// Built is when mkimage built the image. A node whose clock reads
 	// earlier than this at boot sets it to Built, because tor refuses
 	// to work with a clock that is far off.
@@ -50,6 +53,22 @@ type TorConfig struct {
 	Torrc []string `json:"torrc,omitempty"`
 }
 
+// ConnConfig is the API's connection caps (README, "Security model"),
+// for each TLS listener (TCP, onion) apart. The unix socket has none.
+type ConnConfig struct {
+	// Max caps the open connections; 0 means 256.
+	Max int `json:"max,omitempty"`
+	// Reserved of them only authorized client keys keep; 0 means 32.
+	Reserved int `json:"reserved,omitempty"`
+	// PerSource caps the TCP connections not yet authorized from one
+	// address (IPv6: one /64); 0 means 16. The onion has its own
+	// (OnionStreams).
+	PerSource int `json:"per_source,omitempty"`
+	// OnionStreams caps the streams of one client's tor circuit; 0
+	// means 32.
+	OnionStreams int `json:"onion_streams,omitempty"`
+}
+
 // ParseNodeConfig decodes and validates a NodeConfig. Unknown fields are
 // an error, so a typo in a hand-edited file is not silently ignored.
 func ParseNodeConfig(b []byte) (NodeConfig, error) {
@@ -67,6 +86,9 @@ func ParseNodeConfig(b []byte) (NodeConfig, error) {
 	}
 	if c.Tor.Port < 0 || c.Tor.Port > 65535 {
 		return NodeConfig{}, fmt.Errorf("node config: tor.port %d: out of range (0 = default)", c.Tor.Port)
+	}
+	if k := c.Connections; k.Max < 0 || k.Reserved < 0 || k.PerSource < 0 || k.OnionStreams < 0 || k.OnionStreams > 65535 {
+		return NodeConfig{}, fmt.Errorf("node config: connections %+v: a cap may not be negative (0 = default)", k)
 	}
 	for _, l := range c.Tor.Torrc {
 		if strings.ContainsAny(l, "\r\n") {

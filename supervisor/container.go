@@ -112,6 +112,8 @@ type container struct {
 	timerGen uint64
 	next     time.Time // of a scheduled restart
 
+	nodeDelay time.Duration // the last retry's delay after the node's failure (nodeFailure); 0 after a start
+
 	after   afterStop
 	waiters []waiter
 	removed bool

@@ -3,6 +3,8 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -376,15 +378,69 @@ func TestStartErrorGoesThroughPolicy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		defer h.close()
-		h.node.startErr = unix.EAGAIN
+		h.node.startErr = &os.PathError{Op: "fork/exec", Path: "/nonexistent/init", Err: unix.ENOENT}
 		h.add(fakeSpec("a"), restart.History{}, true)
 		st := h.wantState("a", Backoff)
-		if !strings.Contains(st.Error, "resource temporarily unavailable") {
-			t.Errorf("Error = %q, want the fork's", st.Error)
+		if !strings.Contains(st.Error, "no such file") || st.Restarts != 1 || st.LastExit == nil || st.LastExit.Code != ExitCannotExec {
+			t.Errorf("status = %+v, want the exec's error, 1 restart, exit %d", st, ExitCannotExec)
 		}
 		time.Sleep(time.Second)
 		h.wantState("a", Running)
 	})
+}
+
+// Issue 10: at init's open-file limit, a container's restart failed
+// with "pipe2: too many open files" and was counted as the workload's
+// crash, pushing a healthy container into crashloop. A start the node
+// cannot make is the node's failure: it is reported as such, retried,
+// and the restart policy never sees it.
+func TestNodeResourceStartFailureIsNotACrash(t *testing.T) {
+	for _, errno := range []unix.Errno{unix.EMFILE, unix.ENFILE, unix.ENOMEM, unix.EAGAIN} {
+		t.Run(unix.ErrnoName(errno), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { testNodeFailure(t, errno) })
+		})
+	}
+}
+
+func testNodeFailure(t *testing.T, errno unix.Errno) {
+	h := newHarness(t)
+	defer h.close()
+	h.add(fakeSpec("a"), restart.History{}, true)
+	h.crash("a", 1) // a workload's crash: the policy counts it
+	var delays []time.Duration
+	for range 12 { // more than the burst rule's 10 failures
+		h.node.startErr = fmt.Errorf("start: %w", os.NewSyscallError("pipe2", errno))
+		st := h.status("a")
+		time.Sleep(time.Until(st.NextRestart))
+		st = h.wantState("a", Backoff)
+		if !strings.Contains(st.Error, "the node is out of") || !strings.Contains(st.Error, "not the workload's failure") {
+			t.Fatalf("Error = %q, want it to say the node is out of a resource", st.Error)
+		}
+		delays = append(delays, time.Until(st.NextRestart))
+	}
+	want := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60, 60, 60, 60, 60}
+	for i := range want {
+		want[i] *= time.Second
+	}
+	if !reflect.DeepEqual(delays, want) {
+		t.Errorf("retry delays = %v, want %v", delays, want)
+	}
+	time.Sleep(time.Minute)
+	st := h.wantState("a", Running)
+	if st.Restarts != 1 || st.LastExit == nil || st.LastExit.Code != 1 {
+		t.Errorf("after 12 failures of the node: restarts %d, last exit %v; want 1 and the workload's exit 1", st.Restarts, st.LastExit)
+	}
+	errs := h.eventsOf(EventError)
+	if len(errs) != 12 || errs[0].History.Restarts != 1 || errs[0].History.Crashloop || len(errs[11].History.Failures) != 1 {
+		t.Errorf("error events = %d, first with history %+v; want 12, with only the workload's failure", len(errs), errs[0].History)
+	}
+	if n := len(h.eventsOf(EventCrashloop)); n != 0 {
+		t.Errorf("crashloop events = %d, want none", n)
+	}
+	// The next crash of the workload backs off from where it was.
+	if st := h.crash("a", 1); st.State != Backoff || !st.NextRestart.Equal(time.Now().Add(2*time.Second)) {
+		t.Errorf("the workload's next crash: %v, restart at %v; want backoff in 2s", st.State, st.NextRestart)
+	}
 }
 
 func TestReadiness(t *testing.T) {

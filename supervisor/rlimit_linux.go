@@ -45,3 +45,29 @@ func RaiseHardLimits(nrOpen string) error {
 	}
 	return nil
 }
+
+// WorkloadNofile is a workload's soft open-files limit when its manifest
+// names none (the shim sets it): the kernel's default, which systemd and
+// Docker also give a service. Its hard limit is the node's.
+const WorkloadNofile = 1024
+
+// RaiseOpenFiles raises PID 1's soft open-files limit to its hard limit
+// (fs.nr_open after RaiseHardLimits) and returns it: the node's own
+// caps (on connections, on uploads), not a limit of a few thousand,
+// decide what a flood may cost, and what is left above them is init's
+// reserve. Workloads do not inherit it (setRlimits, WorkloadNofile).
+func RaiseOpenFiles() (uint64, error) {
+	var l unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err != nil {
+		return 0, os.NewSyscallError("getrlimit", err)
+	}
+	if l.Cur >= l.Max {
+		return l.Cur, nil
+	}
+	want := l
+	want.Cur = l.Max
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &want); err != nil {
+		return l.Cur, fmt.Errorf("raise the open-files limit from %d to %d: %w", l.Cur, l.Max, os.NewSyscallError("setrlimit", err))
+	}
+	return want.Cur, nil
+}

@@ -33,12 +33,18 @@ type run struct {
 func (r *run) stopProbe() { r.cancel() }
 
 // spawn starts a run in state starting; the exec event moves it on. A
-// start that fails (fork, exec of the shim) is an exit with code 126
-// through the restart policy: it may be the node's passing trouble
-// (EAGAIN, ENOMEM).
+// start that fails for want of the node's own resources (open files,
+// memory, processes) is the node's failure, not the workload's: it is
+// retried without the restart policy (nodeFailure). Any other failure
+// to start (exec of the shim) is an exit with code 126 through the
+// restart policy.
 func (c *container) spawn() {
 	c.gen++
 	r, err := c.start(c.gen)
+	if res := nodeResource(err); res != "" {
+		c.nodeFailure(err, res)
+		return
+	}
 	if errors.Is(err, child.ErrNoPID) || errors.Is(err, child.ErrNoStarter) || errors.Is(err, ErrNoNetwork) {
 		c.errMsg = "supervisor: " + err.Error()
 		c.setState(Failed) // a bug of the wiring: retrying would only start more
@@ -52,8 +58,45 @@ func (c *container) spawn() {
 		return
 	}
 	c.run = r
+	c.nodeDelay = 0
 	c.setState(Starting)
 	c.emit(Event{Type: EventStart, Message: fmt.Sprintf("started pid %d", r.pid), PID: r.pid})
+}
+
+// nodeResource names the node's resource whose lack err reports (from
+// pipe2, fork or clone in PID 1), or is "" for any other error.
+func nodeResource(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, unix.EMFILE):
+		return "open files (init's limit)"
+	case errors.Is(err, unix.ENFILE):
+		return "open files (the kernel's fs.file-max)"
+	case errors.Is(err, unix.ENOMEM):
+		return "memory"
+	case errors.Is(err, unix.EAGAIN):
+		return "processes or memory (fork)"
+	}
+	return ""
+}
+
+// Retries of a start that failed for want of the node's resources: the
+// delay starts at nodeRetryMin and doubles up to nodeRetryMax.
+const (
+	nodeRetryMin = time.Second
+	nodeRetryMax = time.Minute
+)
+
+// nodeFailure reports a start that failed for want of the node's res
+// and schedules another. The restart policy does not see it: it is not
+// the workload's crash, and counts neither as a restart nor towards a
+// crashloop.
+func (c *container) nodeFailure(err error, res string) {
+	c.nodeDelay = min(max(2*c.nodeDelay, nodeRetryMin), nodeRetryMax)
+	c.errMsg = fmt.Sprintf("the node is out of %s: start: %v; not the workload's failure, retrying in %v", res, err, c.nodeDelay)
+	c.schedule(Backoff, c.nodeDelay)
+	c.emit(Event{Type: EventError, Message: c.errMsg, Delay: c.nodeDelay})
 }
 
 // start starts the shim with the log, status and readiness pipes and the

@@ -275,8 +275,21 @@ func makeDev(cfg *shimConfig) error {
 
 // setRlimits sets soft and hard limits alike. It goes through
 // unix.Setrlimit, which tells the Go runtime not to restore its own
-// RLIMIT_NOFILE at execve.
+// RLIMIT_NOFILE at execve. Without a nofile of its own, the workload
+// gets WorkloadNofile as its soft limit (and the node's hard limit):
+// PID 1 raised its own soft limit (RaiseOpenFiles), which the shim
+// inherits, and a soft limit of a million slows the programs that close
+// every descriptor up to it.
 func setRlimits(cfg *shimConfig) error {
+	if _, ok := cfg.Rlimits["nofile"]; !ok {
+		var l unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err == nil && l.Cur > WorkloadNofile {
+			l.Cur = min(WorkloadNofile, l.Max)
+			if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &l); err != nil {
+				return fmt.Errorf("setrlimit nofile %d: %w", l.Cur, os.NewSyscallError("setrlimit", err))
+			}
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Rlimits)) {
 		res, ok := rlimitResources[name]
 		if !ok {

@@ -77,7 +77,8 @@ type Event struct {
 	// Exit is how the run ended (EventExit).
 	Exit *restart.Exit
 	// Delay is the wait before the next start (EventRestart,
-	// EventCrashloop).
+	// EventCrashloop, and the EventError of a start the node lacked
+	// the resources for).
 	Delay time.Duration
 	// PID is the workload's pid (EventStart, EventStop).
 	PID int
