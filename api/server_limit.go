@@ -72,6 +72,16 @@ type Limits struct {
 	// Idle is how long an authorized connection may idle between
 	// requests; 0 means DefaultIdle.
 	Idle time.Duration
+	// Handshakes caps the TLS handshakes a second (with a burst of
+	// twice as many) the listener starts for one source's connections
+	// (with PerSource's sources; not on the onion): each costs the node
+	// key exchanges and signatures, and a flood of them takes the CPU an
+	// authorized client's requests need. A connection past the cap is
+	// closed at its accept, which costs next to nothing. An authorized
+	// client behind another address is not affected; one behind the
+	// flooding address retries (its open connections stay). 0 means
+	// DefaultHandshakes, a negative value no cap.
+	Handshakes int
 	// MaxFD: a connection accepted on a descriptor numbered MaxFD or
 	// above is closed at once, since descriptors are numbered lowest
 	// free first and so at least MaxFD are open; the ones above are
@@ -84,6 +94,10 @@ const (
 	DefaultConns     = 256
 	DefaultReserved  = 32
 	DefaultPerSource = 16
+	// DefaultHandshakes: far more than an operator's client makes from
+	// one address (one a command), and a few % of a core of handshake
+	// work per source.
+	DefaultHandshakes = 10
 	DefaultStranger  = 10 * time.Second
 	DefaultIdle      = 60 * time.Second
 )
@@ -97,6 +111,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.Conns, DefaultConns)
 	def(&l.Reserved, DefaultReserved)
 	def(&l.PerSource, DefaultPerSource)
+	def(&l.Handshakes, DefaultHandshakes)
 	l.Conns = max(l.Conns, 1)
 	l.Reserved = min(max(l.Reserved, 0), l.Conns-1)
 	if l.Stranger <= 0 {
@@ -144,10 +159,64 @@ type gate struct {
 	trial   []*gateConn                  // unverified holders of reserve slots, oldest first
 	refused uint64
 	evicted uint64
+	buckets map[netip.Prefix]*tokenBucket // handshakes per source (Limits.Handshakes)
+	now     func() time.Time
 }
 
 func newGate(lim Limits, authorize func(ed25519.PublicKey) bool, log *slog.Logger) *gate {
-	return &gate{lim: lim.withDefaults(), authorize: authorize, log: log, sources: map[netip.Prefix][]*gateConn{}}
+	return &gate{lim: lim.withDefaults(), authorize: authorize, log: log, sources: map[netip.Prefix][]*gateConn{},
+		buckets: map[netip.Prefix]*tokenBucket{}, now: time.Now}
+}
+
+// maxBuckets bounds the sources whose handshake rate the gate keeps:
+// past it, those whose bucket has filled up again are forgotten.
+const maxBuckets = 4096
+
+// handshake takes a token of src's bucket. g.mu is held.
+func (g *gate) handshake(src netip.Prefix) bool {
+	if g.lim.PerSource <= 0 || g.lim.Handshakes <= 0 {
+		return true
+	}
+	now := g.now()
+	b := g.buckets[src]
+	if b == nil {
+		if len(g.buckets) >= maxBuckets {
+			for k, v := range g.buckets {
+				if now.Sub(v.last).Seconds()*v.rate >= v.burst {
+					delete(g.buckets, k)
+				}
+			}
+		}
+		b = &tokenBucket{rate: float64(g.lim.Handshakes), burst: 2 * float64(g.lim.Handshakes)}
+		g.buckets[src] = b
+	}
+	return b.allow(now)
+}
+
+// tokenBucket allows rate events a second, burst at once; a rate of 0
+// or less allows every event.
+type tokenBucket struct {
+	rate, burst float64
+	tokens      float64
+	last        time.Time
+}
+
+// allow takes a token at now, if there is one.
+func (b *tokenBucket) allow(now time.Time) bool {
+	if b.rate <= 0 {
+		return true
+	}
+	if b.last.IsZero() {
+		b.tokens = b.burst
+	} else if d := now.Sub(b.last); d > 0 {
+		b.tokens = min(b.burst, b.tokens+d.Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // gateConn is an admitted connection; Close gives its slot back.
@@ -185,6 +254,11 @@ func (g *gate) admit(c net.Conn) *gateConn {
 		}
 	}()
 	g.mu.Lock()
+	if !g.handshake(gc.src) {
+		g.mu.Unlock()
+		g.refuse("a source's handshake rate is reached")
+		return nil
+	}
 	if g.lim.PerSource > 0 && len(g.sources[gc.src]) >= g.lim.PerSource {
 		victims = append(victims, g.evict(g.sources[gc.src][0]))
 	}

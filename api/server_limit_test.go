@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -201,11 +202,46 @@ func TestMaxFDRefuses(t *testing.T) {
 
 func TestLimitsDefaults(t *testing.T) {
 	got := Limits{Reserved: 10, Conns: 4}.withDefaults()
-	want := Limits{Conns: 4, Reserved: 3, PerSource: DefaultPerSource, Stranger: DefaultStranger, Idle: DefaultIdle}
+	want := Limits{Conns: 4, Reserved: 3, PerSource: DefaultPerSource, Stranger: DefaultStranger, Idle: DefaultIdle, Handshakes: DefaultHandshakes}
 	if got != want {
 		t.Errorf("Limits{Conns: 4, Reserved: 10}.withDefaults() = %+v, want %+v", got, want)
 	}
 	if got := (Limits{Reserved: -1, PerSource: -1}).withDefaults(); got.Reserved != 0 || got.PerSource != -1 || got.Conns != DefaultConns {
 		t.Errorf("Limits{Reserved: -1, PerSource: -1}.withDefaults() = %+v, want no reserve, no per-source cap", got)
+	}
+}
+
+// A source may start Handshakes handshakes a second, with a burst of
+// twice as many; another source keeps its own; time gives tokens back;
+// no per-source cap (the onion) means no rate either.
+func TestHandshakeRatePerSource(t *testing.T) {
+	now := time.Unix(1000, 0)
+	g := newGate(Limits{Handshakes: 2}, nil, nil)
+	g.now = func() time.Time { return now }
+	a, b := netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("198.51.100.7/32")
+	took := func(src netip.Prefix, n int) int {
+		ok := 0
+		for range n {
+			if g.handshake(src) {
+				ok++
+			}
+		}
+		return ok
+	}
+	if got := took(a, 10); got != 4 {
+		t.Errorf("a burst of 10 from one source: %d handshakes, want 4 (twice the rate)", got)
+	}
+	if got := took(b, 3); got != 3 {
+		t.Errorf("another source meanwhile: %d of 3, want all", got)
+	}
+	now = now.Add(time.Second)
+	if got := took(a, 10); got != 2 {
+		t.Errorf("a second later: %d handshakes, want 2 (the rate)", got)
+	}
+	onion := newGate(Limits{Handshakes: 2, PerSource: -1}, nil, nil)
+	for i := range 10 {
+		if !onion.handshake(a) {
+			t.Fatalf("onion: handshake %d refused, want no rate without a per-source cap", i)
+		}
 	}
 }

@@ -46,7 +46,7 @@ func (n *node) raiseOpenFiles() {
 // (zero fields: api's defaults), and no descriptor in init's reserve.
 func (n *node) apiLimits() (tcp, onion api.Limits) {
 	k := n.cfg.Connections
-	tcp = api.Limits{Conns: k.Max, Reserved: k.Reserved, PerSource: k.PerSource}
+	tcp = api.Limits{Conns: k.Max, Reserved: k.Reserved, PerSource: k.PerSource, Handshakes: k.Handshakes}
 	if n.nofile > 0 {
 		tcp.MaxFD = int(n.nofile - fdReserve(n.nofile))
 	}

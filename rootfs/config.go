@@ -64,6 +64,9 @@ type ConnConfig struct {
 	// address (IPv6: one /64); 0 means 16. The onion has its own
 	// (OnionStreams).
 	PerSource int `json:"per_source,omitempty"`
+	// Handshakes caps the TLS handshakes a second one such address may
+	// start (twice as many at once); 0 means 10.
+	Handshakes int `json:"handshakes,omitempty"`
 	// OnionStreams caps the streams of one client's tor circuit; 0
 	// means 32.
 	OnionStreams int `json:"onion_streams,omitempty"`
@@ -87,7 +90,7 @@ func ParseNodeConfig(b []byte) (NodeConfig, error) {
 	if c.Tor.Port < 0 || c.Tor.Port > 65535 {
 		return NodeConfig{}, fmt.Errorf("node config: tor.port %d: out of range (0 = default)", c.Tor.Port)
 	}
-	if k := c.Connections; k.Max < 0 || k.Reserved < 0 || k.PerSource < 0 || k.OnionStreams < 0 || k.OnionStreams > 65535 {
+	if k := c.Connections; k.Max < 0 || k.Reserved < 0 || k.PerSource < 0 || k.Handshakes < 0 || k.OnionStreams < 0 || k.OnionStreams > 65535 {
 		return NodeConfig{}, fmt.Errorf("node config: connections %+v: a cap may not be negative (0 = default)", k)
 	}
 	for _, l := range c.Tor.Torrc {
