@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -60,10 +61,26 @@ func (n *node) uptime() time.Duration {
 	return time.Since(n.started).Round(time.Second)
 }
 
+// memory is the machine's memory, or in an OpenVZ container the less
+// of that and what its beancounters allow (/proc/meminfo there may be
+// the host's): the cgroup defaults and the node's reserve are shares of
+// Total.
 func (n *node) memory() api.Memory {
 	mem := procstatus.Bytes(readFile(filepath.Join(n.root, "proc/meminfo")))
 	self := procstatus.Bytes(readFile(filepath.Join(n.root, "proc/self/status")))
-	return api.Memory{Total: mem["MemTotal"], Available: mem["MemAvailable"], InitRSS: self["VmRSS"]}
+	m := api.Memory{Total: mem["MemTotal"], Available: mem["MemAvailable"], InitRSS: self["VmRSS"]}
+	if !n.container {
+		return m
+	}
+	limit, held, ok := beancounterMemory(readFile(filepath.Join(n.root, beancountersFile)), uint64(os.Getpagesize()))
+	if ok && (m.Total == 0 || limit < m.Total) {
+		m.Total = limit
+		m.Available = min(m.Available, limit-min(held, limit))
+		if mem["MemAvailable"] == 0 {
+			m.Available = limit - min(held, limit)
+		}
+	}
+	return m
 }
 
 // disk is the data disk's space; nil without the image store.

@@ -30,12 +30,13 @@ import (
 // Every step logs and goes on: a node that boots half-way and says why is
 // better than a kernel panic.
 func (n *node) boot(args []string, netUp netUpFunc) {
-	n.container = isContainer(args, os.Getenv("container"))
-	n.mounts = mountTable(n.k, n.log, n.root, rootfs.Mounts)
-	if !n.container && !hasCapSysModule(n.root) {
-		n.container = true // no CAP_SYS_MODULE: a container by another name
+	if a := ignoredArgs(args); len(a) > 0 {
+		n.log.Info("arguments: ignored", "args", a)
 	}
-	n.log.Info("environment", "kind", n.environment())
+	n.mounts = mountTable(n.k, n.log, n.root, rootfs.Mounts)
+	sign := containerSign(args, os.Getenv("container"), n.root)
+	n.container = sign != ""
+	n.log.Info("environment", "kind", n.environment(), "sign", sign)
 	n.cmdline = parseCmdline(readFile(filepath.Join(n.root, "proc/cmdline")))
 	n.cfg = n.readConfig()
 	if err := supervisor.RaiseHardLimits(filepath.Join(n.root, "proc/sys/fs/nr_open")); err != nil {
@@ -107,10 +108,30 @@ func (n *node) loadModules(late bool) {
 	}
 }
 
-// isContainer reads the signs an OS container's manager leaves: OpenVZ
-// starts init as "init -z" and sets container=.
-func isContainer(args []string, containerEnv string) bool {
-	return containerEnv != "" || slices.Contains(args, "-z")
+// containerSign is why PID 1 takes itself for an OS container's init,
+// or "" in a VM: the signs a container's manager leaves (OpenVZ starts
+// init as "init -z" and sets container=, as LXC and systemd-nspawn set
+// container=), OpenVZ's /proc (vz and user_beancounters, which a
+// container has without the host's /proc/vz/version), or no
+// CAP_SYS_MODULE. It reads /proc under root, once it is mounted.
+func containerSign(args []string, containerEnv, root string) string {
+	switch {
+	case containerEnv != "":
+		return "container=" + containerEnv
+	case slices.Contains(args, "-z"):
+		return "init -z"
+	case !exists(filepath.Join(root, "proc/vz/version")) &&
+		(exists(filepath.Join(root, "proc/vz")) || exists(filepath.Join(root, beancountersFile))):
+		return "OpenVZ's /proc"
+	case !hasCapSysModule(root):
+		return "no CAP_SYS_MODULE"
+	}
+	return ""
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 // hasCapSysModule reports whether PID 1 may load modules; an OS

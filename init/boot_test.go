@@ -303,3 +303,33 @@ func TestBootSetsAClockEarlierThanTheBuild(t *testing.T) {
 		})
 	}
 }
+
+// OpenVZ's /proc makes a container even when vzctl left no other sign
+// (a CAP_SYS_MODULE-less init aside); the host's, with /proc/vz/version,
+// does not. The beancounters' limit is the node's memory.
+func TestBootOpenVZProc(t *testing.T) {
+	r := newTestRoot(t, "")
+	r.write("proc/vz/veinfo", "")
+	r.write(beancountersFile, vswapBeancounters)
+	r.write("proc/meminfo", "MemTotal:       16000000 kB\nMemAvailable:   12000000 kB\n")
+	n, _, nets, _ := bootNode(t, r, nil)
+	if !n.container {
+		t.Fatalf("boot with /proc/vz and no /proc/vz/version: not an OS container")
+	}
+	select {
+	case <-nets:
+		t.Errorf("boot in an OpenVZ container configured the network")
+	case <-time.After(100 * time.Millisecond):
+	}
+	page := uint64(os.Getpagesize())
+	if m := n.memory(); m.Total != 262144*page || m.Available != (262144-40960)*page {
+		t.Errorf("memory() under beancounters = %+v, want total %d, available %d", m, 262144*page, (262144-40960)*page)
+	}
+
+	host := newTestRoot(t, "")
+	host.write("proc/vz/version", "")
+	host.write(beancountersFile, hostBeancounters)
+	if n, _, _, _ := bootNode(t, host, nil); n.container {
+		t.Errorf("boot with /proc/vz/version (an OpenVZ host): taken for a container")
+	}
+}

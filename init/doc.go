@@ -17,8 +17,11 @@
 //
 // The same binary plays other roles when invoked under another name or
 // with a role word:
-//   - "poweroff" and "reboot" ask PID 1 to do that (the kernel runs
-//     /sbin/poweroff on a Xen shutdown request);
+//   - "halt", "poweroff", "reboot", "shutdown", "telinit", and "init 0",
+//     "init 6" ask PID 1 to power off or reboot (power.go): the kernel
+//     runs /sbin/poweroff on a Xen shutdown request, OpenVZ's vzctl runs
+//     halt (or init 0) and reboot inside the container. As PID 1 it
+//     boots whatever its arguments (OpenVZ's `init -z "      "`);
 //   - "init unpack" unpacks one upload, chrooted into a staging
 //     directory (imagestore.HelperMain);
 //   - "init shim" sets a container up and execs its workload

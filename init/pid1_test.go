@@ -94,16 +94,26 @@ func startContainerNode(t testing.TB, dir string, port int, client ed25519.Priva
 // namespace.
 func startContainerNodeWith(t testing.TB, dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey, binds []string) *containerNode {
 	t.Helper()
+	return startContainerNodeAs(t, dir, port, client, node, binds, "allium-test", []string{"/init", "-z"})
+}
+
+// startContainerNodeAs starts init as startContainerNodeWith does, with
+// container=containerEnv and argv (its path in the root, then its
+// arguments), as an OS container's manager would.
+func startContainerNodeAs(t testing.TB, dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey, binds []string, containerEnv string, argv []string) *containerNode {
+	t.Helper()
 	c := &containerNode{t: t, dir: dir, port: port, client: client, node: node, logs: &testkit.LockedBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
 	// The root is a mount point, as an OS container's is (a chroot into
 	// a plain directory is not: a mount namespace there cannot be made
 	// private, and the probe says so). sh execs chroot, which execs
 	// init: PID 1 all along.
 	const script = `root=$1; shift; mount --bind "$root" "$root" || exit 1; ` +
-		`for d; do mkdir -p "$root$d" && mount --bind "$d" "$root$d" || exit 1; done; exec chroot "$root" /init -z`
+		`while [ "$1" != -- ]; do d=$1; shift; mkdir -p "$root$d" && mount --bind "$d" "$root$d" || exit 1; done; shift; ` +
+		`exec chroot "$root" "$@"`
 	args := append([]string{"--pid", "--mount", "--fork", "--propagation", "private", "sh", "-c", script, "sh", dir}, binds...)
+	args = append(append(args, "--"), argv...)
 	c.cmd = exec.Command("unshare", args...)
-	c.cmd.Env = []string{"container=allium-test", "PATH=/sbin:/bin"}
+	c.cmd.Env = []string{"container=" + containerEnv, "PATH=/sbin:/bin"}
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := c.cmd.Start(); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,11 +26,17 @@ import (
 // operators watching a console wait for it.
 const bootMarker = "ALLIUM_BOOT_OK"
 
+// helpers are the roles PID 1 starts the binary in, named by its first
+// argument.
+var helpers = []string{"unpack", "shim", "probe", "userns"}
+
 // run dispatches on how the binary was invoked. As PID 1 it never
-// returns.
+// returns, whatever its arguments: an OS container's manager passes its
+// own (OpenVZ's `init -z "      "`) and the kernel the words of its
+// command line it does not know.
 func run(args []string, pid int, stderr io.Writer) int {
 	role := filepath.Base(args[0])
-	if len(args) > 1 && slices.Contains([]string{"poweroff", "reboot", "unpack", "shim", "probe", "userns"}, args[1]) {
+	if len(args) > 1 && slices.Contains(helpers, args[1]) {
 		role = args[1]
 	}
 	switch {
@@ -47,24 +54,40 @@ func run(args []string, pid int, stderr io.Writer) int {
 	case role == "userns" && (pid != 1 || os.Getenv(idmap.HoldEnv) == "1"):
 		// Holds a user namespace open while PID 1 makes an idmapped mount.
 		return idmap.HoldMain(os.Stdin)
-	case role == "poweroff" || role == "halt":
-		return signalInit(unix.SIGTERM, stderr)
-	case role == "reboot":
-		return signalInit(unix.SIGINT, stderr)
 	case pid == 1:
 		pid1(args[1:])
 	}
-	fmt.Fprintf(stderr, "usage: init is /sbin/init of an Allium node and runs as PID 1.\n"+
-		"  init poweroff   ask PID 1 to power off (as does running it as \"poweroff\")\n"+
-		"  init reboot     ask PID 1 to reboot (as does running it as \"reboot\")\n")
-	return 2
+	act, ok, err := parsePower(filepath.Base(args[0]), args[1:])
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "%v\n", err)
+		return 2
+	case !ok:
+		fmt.Fprint(stderr, usage)
+		return 2
+	case act == powerActOff:
+		return signalInit(unix.SIGTERM, stderr)
+	case act == powerActReboot:
+		return signalInit(unix.SIGINT, stderr)
+	}
+	return 0
 }
 
+const usage = `usage: init is /sbin/init of an Allium node and runs as PID 1.
+  init poweroff, init 0   ask PID 1 to power off (as do halt, poweroff, shutdown -h now, telinit 0)
+  init reboot, init 6     ask PID 1 to reboot (as do reboot, shutdown -r now, telinit 6)
+`
+
 // signalInit asks PID 1 to shut down, as the kernel's orderly_poweroff
-// and an operator's `poweroff` expect.
+// and an operator's `poweroff` expect. PID 1's real uid is its own
+// (guard_linux.go): only a caller with CAP_KILL, such as root of the
+// node or of the OS container it is PID 1 of, may.
 func signalInit(sig unix.Signal, stderr io.Writer) int {
 	if err := unix.Kill(1, sig); err != nil {
 		fmt.Fprintf(stderr, "init: signal PID 1: %v\n", err)
+		if errors.Is(err, unix.EPERM) {
+			fmt.Fprintf(stderr, "init: only root (CAP_KILL) may stop the node; run it as root, or `cloud poweroff NODE` from a client\n")
+		}
 		return 1
 	}
 	return 0
