@@ -77,10 +77,13 @@ type Limits struct {
 	// (with PerSource's sources; not on the onion): each costs the node
 	// key exchanges and signatures, and a flood of them takes the CPU an
 	// authorized client's requests need. A connection past the cap is
-	// closed at its accept, which costs next to nothing. An authorized
-	// client behind another address is not affected; one behind the
-	// flooding address retries (its open connections stay). 0 means
-	// DefaultHandshakes, a negative value no cap.
+	// closed at its accept, which costs next to nothing. A handshake
+	// that finds its key authorized gives its token back, so an
+	// authorized client never uses the budget up by itself (a script
+	// that polls, a NAT in front of several operators). An authorized
+	// client behind another address is not affected by a flood; one
+	// behind the flooding address retries (its open connections stay).
+	// 0 means DefaultHandshakes, a negative value no cap.
 	Handshakes int
 	// MaxFD: a connection accepted on a descriptor numbered MaxFD or
 	// above is closed at once, since descriptors are numbered lowest
@@ -191,6 +194,15 @@ func (g *gate) handshake(src netip.Prefix) bool {
 		g.buckets[src] = b
 	}
 	return b.allow(now)
+}
+
+// refund gives back the token src's handshake took, once its key was
+// found authorized: a client that polls or opens a connection per
+// command never runs out. g.mu is held.
+func (g *gate) refund(src netip.Prefix) {
+	if b := g.buckets[src]; b != nil {
+		b.tokens = min(b.burst, b.tokens+1)
+	}
 }
 
 // tokenBucket allows rate events a second, burst at once; a rate of 0
@@ -306,6 +318,7 @@ func (g *gate) verified(gc *gateConn, ok bool) error {
 		return errNoSlot
 	case ok:
 		g.leaveUnverified(gc)
+		g.refund(gc.src) // an authorized client's handshakes are not the flood's
 		gc.verified = true
 		g.authed++
 		gc.timer.Stop()

@@ -238,6 +238,14 @@ func TestHandshakeRatePerSource(t *testing.T) {
 	if got := took(a, 10); got != 2 {
 		t.Errorf("a second later: %d handshakes, want 2 (the rate)", got)
 	}
+	// An authorized client's handshake gives its token back: it never
+	// runs out by itself.
+	for i := range 50 {
+		if !g.handshake(b) {
+			t.Fatalf("authorized handshake %d from b refused, want its token refunded each time", i)
+		}
+		g.refund(b)
+	}
 	onion := newGate(Limits{Handshakes: 2, PerSource: -1}, nil, nil)
 	for i := range 10 {
 		if !onion.handshake(a) {
