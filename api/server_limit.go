@@ -73,7 +73,7 @@ type Limits struct {
 	// requests; 0 means DefaultIdle.
 	Idle time.Duration
 	// Handshakes caps the TLS handshakes a second (with a burst of
-	// twice as many) the listener starts for one source's connections
+	// four times as many) the listener starts for one source's connections
 	// (with PerSource's sources; not on the onion): each costs the node
 	// key exchanges and signatures, and a flood of them takes the CPU an
 	// authorized client's requests need. A connection past the cap is
@@ -100,7 +100,7 @@ const (
 	// DefaultHandshakes: far more than an operator's client makes from
 	// one address (one a command), and a few % of a core of handshake
 	// work per source.
-	DefaultHandshakes = 10
+	DefaultHandshakes = 20
 	DefaultStranger  = 10 * time.Second
 	DefaultIdle      = 60 * time.Second
 )
@@ -190,7 +190,7 @@ func (g *gate) handshake(src netip.Prefix) bool {
 				}
 			}
 		}
-		b = &tokenBucket{rate: float64(g.lim.Handshakes), burst: 2 * float64(g.lim.Handshakes)}
+		b = &tokenBucket{rate: float64(g.lim.Handshakes), burst: 4 * float64(g.lim.Handshakes)}
 		g.buckets[src] = b
 	}
 	return b.allow(now)

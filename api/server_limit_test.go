@@ -212,7 +212,7 @@ func TestLimitsDefaults(t *testing.T) {
 }
 
 // A source may start Handshakes handshakes a second, with a burst of
-// twice as many; another source keeps its own; time gives tokens back;
+// four times as many; another source keeps its own; time gives tokens back;
 // no per-source cap (the onion) means no rate either.
 func TestHandshakeRatePerSource(t *testing.T) {
 	now := time.Unix(1000, 0)
@@ -228,8 +228,8 @@ func TestHandshakeRatePerSource(t *testing.T) {
 		}
 		return ok
 	}
-	if got := took(a, 10); got != 4 {
-		t.Errorf("a burst of 10 from one source: %d handshakes, want 4 (twice the rate)", got)
+	if got := took(a, 12); got != 8 {
+		t.Errorf("a burst of 12 from one source: %d handshakes, want 8 (four times the rate)", got)
 	}
 	if got := took(b, 3); got != 3 {
 		t.Errorf("another source meanwhile: %d of 3, want all", got)
