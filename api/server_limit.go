@@ -80,7 +80,8 @@ type Limits struct {
 	// closed at its accept, which costs next to nothing. A handshake
 	// that finds its key authorized gives its token back, so an
 	// authorized client never uses the budget up by itself (a script
-	// that polls, a NAT in front of several operators). An authorized
+	// that polls, a NAT in front of several operators), and so does a
+	// connection closed before its ClientHello (it cost no CPU). An authorized
 	// client behind another address is not affected by a flood; one
 	// behind the flooding address retries (its open connections stay).
 	// 0 means DefaultHandshakes, a negative value no cap.
@@ -100,7 +101,7 @@ const (
 	// DefaultHandshakes: far more than an operator's client makes from
 	// one address (one a command), and a few % of a core of handshake
 	// work per source.
-	DefaultHandshakes = 20
+	DefaultHandshakes = 10
 	DefaultStranger  = 10 * time.Second
 	DefaultIdle      = 60 * time.Second
 )
@@ -240,6 +241,8 @@ type gateConn struct {
 	once  sync.Once
 
 	// Guarded by g.mu.
+	hello     bool // its ClientHello came: the node did handshake work for it
+	refunded  bool // its handshake token went back (no hello: it cost nothing)
 	inReserve bool
 	verified  bool // its key is authorized
 	gone      bool // its slot is given back (closed, evicted or refused)
@@ -337,6 +340,10 @@ func (g *gate) release(gc *gateConn) {
 	if !gc.gone {
 		g.drop(gc)
 	}
+	if !gc.hello && !gc.verified && !gc.refunded {
+		g.refund(gc.src) // closed before its handshake began: it cost no CPU
+		gc.refunded = true
+	}
 	g.mu.Unlock()
 	if gc.timer != nil {
 		gc.timer.Stop()
@@ -397,6 +404,9 @@ func (g *gate) tlsConfig(base *tls.Config) *tls.Config {
 		if !ok {
 			return nil, nil
 		}
+		g.mu.Lock()
+		gc.hello = true
+		g.mu.Unlock()
 		c := base.Clone()
 		c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
 			pub, err := peerKey(raw)

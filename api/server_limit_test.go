@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -251,5 +252,46 @@ func TestHandshakeRatePerSource(t *testing.T) {
 		if !onion.handshake(a) {
 			t.Fatalf("onion: handshake %d refused, want no rate without a per-source cap", i)
 		}
+	}
+}
+
+// A connection closed before its ClientHello gives its handshake token
+// back: connecting and hanging up, as a client killed early does, costs
+// the node no CPU and does not use the source's budget up.
+func TestHandshakeRefundedWithoutHello(t *testing.T) {
+	g := newGate(Limits{Handshakes: 1}, nil, slog.New(slog.DiscardHandler)) // 4 at once
+	for i := range 20 {
+		a, b := net.Pipe()
+		gc := g.admit(a)
+		if gc == nil {
+			t.Fatalf("connection %d refused: the closed ones before it did not give their tokens back", i)
+		}
+		gc.Close()
+		b.Close()
+	}
+	a, b := net.Pipe()
+	defer b.Close()
+	gc := g.admit(a)
+	if gc == nil {
+		t.Fatal("refused after the closed ones")
+	}
+	g.mu.Lock()
+	gc.hello = true // its handshake began
+	g.mu.Unlock()
+	gc.Close()
+	took := 0
+	for range 10 {
+		a, b := net.Pipe()
+		if gc := g.admit(a); gc != nil {
+			took++
+			g.mu.Lock()
+			gc.hello = true
+			g.mu.Unlock()
+			gc.Close()
+		}
+		b.Close()
+	}
+	if took != 3 {
+		t.Errorf("after one real handshake: %d more admitted of 10, want 3 (the burst of 4 less the one that began)", took)
 	}
 }

@@ -65,7 +65,7 @@ type ConnConfig struct {
 	// (OnionStreams).
 	PerSource int `json:"per_source,omitempty"`
 	// Handshakes caps the TLS handshakes a second one such address may
-	// start (four times as many at once); 0 means 20.
+	// start (four times as many at once); 0 means 10.
 	Handshakes int `json:"handshakes,omitempty"`
 	// OnionStreams caps the streams of one client's tor circuit; 0
 	// means 32.
