@@ -32,25 +32,29 @@ func bootEntries(name string, noData bool, extra string) []bootEntry {
 // menuLstText is /boot/grub/menu.lst: GRUB legacy syntax, the subset
 // PyGrub's GrubConfigFile parses.
 func menuLstText(entries []bootEntry) string {
-	var b strings.Builder
-	b.WriteString("# Written by mkimage appliance. PyGrub (Xen PV) boots the default entry.\n")
-	b.WriteString("default 0\ntimeout 3\n")
-	for _, e := range entries {
-		fmt.Fprintf(&b, "\ntitle %s\n\troot (hd0,0)\n\tkernel %s %s\n\tinitrd %s\n",
+	return menuText("default 0\ntimeout 3\n", entries, func(e bootEntry) string {
+		return fmt.Sprintf("title %s\n\troot (hd0,0)\n\tkernel %s %s\n\tinitrd %s\n",
 			menuSafe(e.Title), bootKernel, e.Args, bootInitrd)
-	}
-	return b.String()
+	})
 }
 
 // grubCfgText is /boot/grub/grub.cfg: the subset of GRUB 2 syntax
 // PyGrub's Grub2ConfigFile parses (set, menuentry, linux, initrd).
 func grubCfgText(entries []bootEntry) string {
+	return menuText("set default=0\nset timeout=3\n", entries, func(e bootEntry) string {
+		return fmt.Sprintf("menuentry '%s' {\n\tlinux %s %s\n\tinitrd %s\n}\n",
+			strings.ReplaceAll(menuSafe(e.Title), "'", ""), bootKernel, e.Args, bootInitrd)
+	})
+}
+
+// menuText is a menu file: a comment, the settings, then each entry
+// after a blank line.
+func menuText(settings string, entries []bootEntry, entry func(bootEntry) string) string {
 	var b strings.Builder
 	b.WriteString("# Written by mkimage appliance. PyGrub (Xen PV) boots the default entry.\n")
-	b.WriteString("set default=0\nset timeout=3\n")
+	b.WriteString(settings)
 	for _, e := range entries {
-		fmt.Fprintf(&b, "\nmenuentry '%s' {\n\tlinux %s %s\n\tinitrd %s\n}\n",
-			strings.ReplaceAll(menuSafe(e.Title), "'", ""), bootKernel, e.Args, bootInitrd)
+		b.WriteString("\n" + entry(e))
 	}
 	return b.String()
 }

@@ -38,12 +38,9 @@ var payloadMagics = []struct {
 // kernelPayload names the compression of a bzImage's payload (the
 // compressed vmlinux) and whether Xen's domain builder decodes it.
 func kernelPayload(r io.ReaderAt) (name string, xen bool, err error) {
-	var hdr [0x250]byte
-	if _, err := r.ReadAt(hdr[:], 0); err != nil {
-		return "", false, fmt.Errorf("not a bzImage: reading its setup header: %w", err)
-	}
-	if string(hdr[hdrMagicOff:hdrMagicOff+4]) != "HdrS" {
-		return "", false, errors.New("not a bzImage: no \"HdrS\" at 0x202")
+	hdr, err := setupHeader(r, 0x250)
+	if err != nil {
+		return "", false, err
 	}
 	if v := binary.LittleEndian.Uint16(hdr[hdrProtocolOff:]); v < 0x208 {
 		return "", false, fmt.Errorf("bzImage boot protocol %#x: older than 2.08, it does not say where its payload is", v)
