@@ -37,6 +37,7 @@ type applianceFlags struct {
 	port             int
 	noTCP            bool
 	noData           bool
+	noDisk           bool
 	forceData        bool
 	dataSize         sizeFlag
 	appendArgs       string
@@ -64,6 +65,11 @@ func newApplianceCmd() *cobra.Command {
               kernel modules it needs, and tor: the build host's /usr/sbin/tor
               (or --tor) with its loader and shared libraries at their paths
   data.img    an ext4 data disk labelled ` + rootfs.DataLabel + `, kept when it exists
+  disk.img    the same node as one raw MBR disk for Xen PV (PyGrub) or a
+              provider's custom image: one ext4 partition labelled
+              ` + rootfs.DataLabel + ` holding /boot (vmlinuz, initrd.img, grub/menu.lst,
+              grub/grub.cfg) and the node's data; kept when it exists, with
+              its /boot files replaced (--no-disk: none)
   cmdline     the kernel command line
   node.key    the node's TLS key, reused on every rebuild so the node keeps
               its identity and the alias stays valid
@@ -115,7 +121,8 @@ func (f *applianceFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.noTCP, "no-tcp", false, "switch the node's TCP API listener off: it is reached through its onion")
 	fl.BoolVar(&f.noData, "no-data", false, "no data disk: the node keeps its state on tmpfs")
 	fl.Var(&f.dataSize, "data-size", "the data disk's size (512M, 1G, 2G...)")
-	fl.BoolVar(&f.forceData, "force-data", false, "replace an existing data.img with an empty one (destroys the node's state)")
+	fl.BoolVar(&f.forceData, "force-data", false, "replace an existing data.img and disk.img with empty ones (destroys the node's state)")
+	fl.BoolVar(&f.noDisk, "no-disk", false, "no disk.img (the PyGrub disk for Xen PV)")
 	fl.StringVar(&f.appendArgs, "append", "", "more kernel command line")
 	fl.StringVar(&f.config, "config", "", "the client config directory (default $ALLIUM_CONFIG, else ~/.config/allium)")
 	fl.StringVar(&f.address, "address", "", "HOST:PORT the alias points at (default 127.0.0.1:PORT, for mkimage qemu)")
@@ -173,6 +180,8 @@ type build struct {
 	mods                    moduleSet
 	entries                 int
 	dataMade                bool
+	diskMade                bool
+	payload                 string // the kernel's compression
 	alias                   api.Alias
 }
 
@@ -182,8 +191,8 @@ func (f *applianceFlags) run(ctx context.Context, stdout, stderr io.Writer) erro
 	}
 	b := &build{f: f, stderr: stderr, built: time.Now().UTC().Truncate(time.Second)}
 	steps := []func(context.Context) error{
-		b.findKernel, b.readInit, b.findTor, b.makeDir, b.loadKeys, b.loadOnionKeys,
-		b.writeInitrd, b.writeKernel, b.writeCmdline, b.writeDataDisk, b.saveAlias,
+		b.findKernel, b.checkKernel, b.readInit, b.findTor, b.makeDir, b.loadKeys, b.loadOnionKeys,
+		b.writeInitrd, b.writeKernel, b.writeCmdline, b.writeDataDisk, b.writeBootDisk, b.saveAlias,
 	}
 	for _, step := range steps {
 		if err := ctx.Err(); err != nil {
@@ -228,9 +237,13 @@ func (b *build) loadKeys(context.Context) (err error) {
 	return nil
 }
 
-// cmdline is the kernel command line of an appliance.
-func cmdline(noData bool, extra string) string {
-	s := "console=ttyS0 panic=-1 loglevel=4"
+// cmdline is the kernel command line of an appliance booted by QEMU or
+// kexec: its console on the serial port.
+func cmdline(noData bool, extra string) string { return kernelArgs("ttyS0", noData, extra) }
+
+// kernelArgs is the kernel command line with the console on console.
+func kernelArgs(console string, noData bool, extra string) string {
+	s := "console=" + console + " panic=-1 loglevel=4"
 	if !noData {
 		s += " " + dataParam + "LABEL=" + rootfs.DataLabel
 	}
@@ -261,6 +274,32 @@ func (b *build) writeDataDisk(ctx context.Context) (err error) {
 		return nil
 	}
 	b.dataMade, err = dataDisk(ctx, b.path(dataFile), int64(b.f.dataSize), b.f.forceData)
+	return err
+}
+
+// checkKernel refuses, before anything is written, a kernel that Xen's
+// domain builder could not boot from disk.img.
+func (b *build) checkKernel(context.Context) (err error) {
+	if b.f.noDisk {
+		return nil
+	}
+	b.payload, err = checkXenKernel(b.kernel)
+	return err
+}
+
+// writeBootDisk writes disk.img, the disk PyGrub boots on Xen PV, or
+// updates the boot files of the one there.
+func (b *build) writeBootDisk(ctx context.Context) (err error) {
+	if b.f.noDisk {
+		return nil
+	}
+	entries := bootEntries(b.f.name, b.f.noData, b.f.appendArgs)
+	b.diskMade, err = bootDisk(ctx, bootDiskSpec{
+		Path: b.path(diskFile), Size: int64(b.f.dataSize),
+		Kernel: b.path(kernelFile), Initrd: b.path(initrdFile),
+		Menu: menuLstText(entries), Grub: grubCfgText(entries),
+		Force: b.f.forceData,
+	})
 	return err
 }
 

@@ -10,8 +10,13 @@
 //
 //   - The appliance directory: vmlinuz (a copy of the kernel), initrd.img
 //     (a reproducible newc cpio, written by cpio.go), data.img (an ext4
-//     disk made by mkfs.ext4), cmdline, node.key, onion.key and
-//     node.json.
+//     disk made by mkfs.ext4), disk.img (the PyGrub disk: an MBR written
+//     by mbr.go, one ext4 partition made by mke2fs -d with /boot, its
+//     menu.lst and grub.cfg from bootmenu.go, and the node's data; a
+//     rebuild replaces only /boot, through debugfs), cmdline, node.key,
+//     onion.key and node.json.
+//   - The check that the kernel's compression is one Xen's domain
+//     builder decodes (kernel_payload.go).
 //   - The initramfs layout: it executes the tables of package rootfs
 //     (Dirs, Symlinks, Modules, Users) and adds /dev/console, /init, the
 //     baked files under /etc/allium, /etc/passwd and /etc/group.
@@ -48,7 +53,7 @@
 //     manifest. Whether setuid bits, device nodes or FIFOs are accepted
 //     is the node's decision.
 //   - Running tor: init does, through hiddenservice, with the baked key.
-//   - Not yet: the PyGrub disk image, the install bundle, and OCI images
+//   - Not yet: the install bundle, and OCI images
 //     (from-oci), which is mkimage's too.
 //
 // # Dependencies

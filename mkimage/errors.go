@@ -16,3 +16,7 @@ var errLibraryNotFound = errors.New("shared library not found")
 // errSymlinkEscapes is a symlink in a directory pack whose relative
 // target climbs above the image's root.
 var errSymlinkEscapes = errors.New("symlink escapes the image")
+
+// errXenCompression is a kernel whose compression Xen's domain builder
+// cannot decode, so PyGrub could not boot disk.img.
+var errXenCompression = errors.New("Xen's domain builder cannot decode this kernel")

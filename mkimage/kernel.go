@@ -27,12 +27,9 @@ var errNoKernel = errors.New("no kernel found in /boot: install linux-image-clou
 // the first word of the version string the setup header points at. The
 // file name may lie; the header names the modules the kernel will accept.
 func kernelRelease(r io.ReaderAt) (string, error) {
-	var hdr [0x210]byte
-	if _, err := r.ReadAt(hdr[:], 0); err != nil {
-		return "", fmt.Errorf("not a bzImage: reading its setup header: %w", err)
-	}
-	if string(hdr[hdrMagicOff:hdrMagicOff+4]) != "HdrS" {
-		return "", errors.New("not a bzImage: no \"HdrS\" at 0x202")
+	hdr, err := setupHeader(r, 0x210)
+	if err != nil {
+		return "", err
 	}
 	ptr := int64(binary.LittleEndian.Uint16(hdr[hdrVersionOff:]))
 	if ptr == 0 || ptr > hdrVersionMax {
@@ -49,6 +46,18 @@ func kernelRelease(r io.ReaderAt) (string, error) {
 		return "", errors.New("bzImage: empty version string")
 	}
 	return f[0], nil
+}
+
+// setupHeader reads the first n bytes of a bzImage, checking its magic.
+func setupHeader(r io.ReaderAt, n int) ([]byte, error) {
+	hdr := make([]byte, n)
+	if _, err := r.ReadAt(hdr, 0); err != nil {
+		return nil, fmt.Errorf("not a bzImage: reading its setup header: %w", err)
+	}
+	if string(hdr[hdrMagicOff:hdrMagicOff+4]) != "HdrS" {
+		return nil, errors.New("not a bzImage: no \"HdrS\" at 0x202")
+	}
+	return hdr, nil
 }
 
 // readKernelRelease is kernelRelease of the file at path.

@@ -11,7 +11,7 @@ import (
 )
 
 // fakeBzImage is the start of a bzImage: a setup header whose
-// kernel_version points at version.
+// kernel_version points at version, and an lz4 payload (as Debian's).
 func fakeBzImage(version string) []byte {
 	b := make([]byte, 0x1000)
 	copy(b[hdrMagicOff:], "HdrS")
@@ -19,7 +19,18 @@ func fakeBzImage(version string) []byte {
 	const at = 0x0800
 	binary.LittleEndian.PutUint16(b[hdrVersionOff:], at-0x200)
 	copy(b[at:], version+"\x00")
+	setPayload(b, []byte{0x02, 0x21, 0x4c, 0x18})
 	return b
+}
+
+// setPayload puts magic where b's setup header says its payload is:
+// setup_sects 0 (which means 4), so the protected-mode code starts at
+// 0xa00, and payload_offset 0x100 past that.
+func setPayload(b, magic []byte) {
+	b[hdrSetupSectsOff] = 0
+	binary.LittleEndian.PutUint32(b[hdrPayloadOff:], 0x100)
+	binary.LittleEndian.PutUint32(b[hdrPayloadLenOff:], 0x400)
+	copy(b[0xb00:], magic)
 }
 
 func TestKernelRelease(t *testing.T) {

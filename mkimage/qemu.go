@@ -27,6 +27,7 @@ var execve = syscall.Exec
 type qemuFlags struct {
 	port     int
 	noData   bool
+	disk     bool
 	serial   string
 	monitor  string
 	mem      int
@@ -47,6 +48,12 @@ initramfs and command line, the data disk as a virtio disk with serial
 ` + rootfs.DataLabel + `, and user-mode networking that forwards 127.0.0.1:PORT on
 this machine to the node's API port.
 
+With --disk, the disk is DIR/disk.img, the one disk a Xen PV host boots
+through PyGrub or a provider takes as a custom image. QEMU has no PyGrub:
+it boots DIR's vmlinuz and initrd.img directly (the same files as the
+disk's /boot, which mkimage appliance keeps in step), and the node finds
+its state on the disk's partition by its label, as it would on Xen.
+
 It prints the exact command line to stderr, then becomes QEMU: Ctrl-C (or
 'poweroff' from the API) ends it. The guest's serial console is on stdio
 unless --serial names a file.
@@ -58,6 +65,7 @@ The accelerator is TCG (software emulation, a boot takes a few seconds).
   mkimage qemu out/web1 --port 17707 --serial out/web1/serial.log --no-reboot
   mkimage qemu out/web1 --monitor /tmp/web1.mon   # then: echo system_powerdown | socat - unix:/tmp/web1.mon
   mkimage qemu out/web1 --forward 8080:8080       # a container's port too
+  mkimage qemu out/web1 --disk                    # the PyGrub disk.img as the node's disk
   mkimage qemu out/web1 --dry-run                 # print the command line only`,
 		Args: exactArgs(1, "DIR, the appliance directory"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
@@ -68,6 +76,7 @@ The accelerator is TCG (software emulation, a boot takes a few seconds).
 	fl.SortFlags = false
 	fl.IntVar(&f.port, "port", 0, "the host port forwarded to the node's API port (default: the node's port, "+strconv.Itoa(rootfs.DefaultPort)+")")
 	fl.BoolVar(&f.noData, "no-data", false, "boot without the data disk (state on tmpfs)")
+	fl.BoolVar(&f.disk, "disk", false, "attach disk.img (the PyGrub disk, with the node's state) instead of data.img")
 	fl.StringVar(&f.serial, "serial", "stdio", "where the serial console goes: stdio or a FILE")
 	fl.StringVar(&f.monitor, "monitor", "", "serve the QEMU monitor on this unix socket path")
 	fl.IntVar(&f.mem, "mem", 512, "guest memory in MiB")
@@ -96,6 +105,7 @@ type qemuSpec struct {
 	HostPort  int    // forwarded to GuestPort on 127.0.0.1; 0 = no forward
 	GuestPort int    // the node's API port
 	Data      bool   // attach DIR/data.img
+	Disk      bool   // attach DIR/disk.img instead (the PyGrub disk); excludes Data
 	Serial    string // "stdio" or a file
 	Monitor   string // a unix socket path, or "" for none
 	Mem       int    // MiB
@@ -121,11 +131,11 @@ func qemuArgs(s qemuSpec) []string {
 		// The cloud kernel has no e1000 driver: the NIC must be virtio.
 		"-nic", nicArg(s.HostPort, s.GuestPort, s.Forwards, s.Isolate),
 	}
-	if s.Data {
+	if disk := s.diskFile(); disk != "" {
 		// cache=writeback, not unsafe: a guest's flush must reach the
 		// file, or a clean-shutdown test proves nothing.
 		args = append(args,
-			"-drive", "file="+qemuEscape(filepath.Join(s.Dir, dataFile))+",format=raw,if=none,id=data,cache=writeback",
+			"-drive", "file="+qemuEscape(filepath.Join(s.Dir, disk))+",format=raw,if=none,id=data,cache=writeback",
 			"-device", "virtio-blk-pci,drive=data,serial="+rootfs.DataLabel)
 	}
 	if s.Monitor != "" {
@@ -135,6 +145,17 @@ func qemuArgs(s qemuSpec) []string {
 		args = append(args, "-no-reboot")
 	}
 	return args
+}
+
+// diskFile is the disk the spec attaches, or "".
+func (s qemuSpec) diskFile() string {
+	switch {
+	case s.Disk:
+		return diskFile
+	case s.Data:
+		return dataFile
+	}
+	return ""
 }
 
 func serialArg(serial string) string {
@@ -243,8 +264,14 @@ func (f *qemuFlags) spec(dir string) (qemuSpec, error) {
 	if err != nil {
 		return qemuSpec{}, err
 	}
+	if f.disk && f.noData {
+		return qemuSpec{}, usagef("--disk and --no-data contradict each other: disk.img holds the node's data")
+	}
 	need := []string{kernelFile, initrdFile, cmdlineFile}
-	if !f.noData {
+	switch {
+	case f.disk:
+		need = append(need, diskFile)
+	case !f.noData:
 		need = append(need, dataFile)
 	}
 	for _, name := range need {
@@ -262,7 +289,7 @@ func (f *qemuFlags) spec(dir string) (qemuSpec, error) {
 	}
 	s := qemuSpec{
 		Dir: abs, Cmdline: strings.TrimSpace(string(line)),
-		HostPort: f.port, GuestPort: guest, Data: !f.noData,
+		HostPort: f.port, GuestPort: guest, Data: !f.noData && !f.disk, Disk: f.disk,
 		Serial: f.serial, Monitor: f.monitor, Mem: f.mem, NoReboot: f.noReboot, Accel: f.accel.value,
 		Isolate: f.isolate,
 	}
@@ -287,6 +314,9 @@ func missingFile(dir, name string, err error) error {
 	}
 	if name == dataFile {
 		return fmt.Errorf("no %s in %s: it was built with --no-data, so pass --no-data here too", name, dir)
+	}
+	if name == diskFile {
+		return fmt.Errorf("no %s in %s: it was built with --no-disk; rebuild it without --no-disk", name, dir)
 	}
 	return fmt.Errorf("no %s in %s: build the appliance first (mkimage appliance --name NAME -o %s)", name, dir, dir)
 }

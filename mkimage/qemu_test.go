@@ -168,3 +168,24 @@ func TestParseForwards(t *testing.T) {
 		}
 	}
 }
+
+// TestQemuDisk: --disk attaches disk.img, not data.img, with the same
+// command line (the node finds the partition by its label), and refuses
+// --no-data and a directory built with --no-disk.
+func TestQemuDisk(t *testing.T) {
+	dir := applianceDir(t, `{"name":"t1"}`, true)
+	if code, _, stderr := runMkimage(t, "qemu", dir, "--dry-run", "--disk"); code != 1 || !strings.Contains(stderr, "--no-disk") {
+		t.Errorf("mkimage qemu --disk (no disk.img) = exit %d, %q; want 1 naming --no-disk", code, stderr)
+	}
+	if err := os.WriteFile(filepath.Join(dir, diskFile), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runMkimage(t, "qemu", dir, "--dry-run", "--disk")
+	if code != 0 || !strings.Contains(stdout, "file="+dir+"/disk.img,") || strings.Contains(stdout, "data.img") ||
+		!strings.Contains(stdout, "allium.data=LABEL=allium-data") {
+		t.Errorf("mkimage qemu --disk = exit %d, %s %s; want disk.img attached, no data.img, allium.data kept", code, stdout, stderr)
+	}
+	if code, _, stderr := runMkimage(t, "qemu", dir, "--dry-run", "--disk", "--no-data"); code != 2 || !strings.Contains(stderr, "--no-data") {
+		t.Errorf("mkimage qemu --disk --no-data = exit %d, %q; want a usage error", code, stderr)
+	}
+}

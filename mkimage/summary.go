@@ -55,6 +55,14 @@ func (b *build) fileRows() [][2]string {
 		}
 		rows = append(rows, [2]string{dataFile, note})
 	}
+	if !b.f.noDisk {
+		note := "kept (the node's state), its /boot updated"
+		if b.diskMade {
+			note = "new MBR disk, one ext4 partition labelled " + rootfs.DataLabel + ": /boot for PyGrub and the node's data"
+		}
+		note += "; kernel " + b.payload + "-compressed, which Xen's domain builder decodes"
+		rows = append(rows, [2]string{diskFile, note})
+	}
 	rows = append(rows,
 		[2]string{cmdlineFile, cmdline(b.f.noData, b.f.appendArgs)},
 		[2]string{nodeJSONFile, "the baked node configuration"},

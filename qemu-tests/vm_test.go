@@ -41,7 +41,10 @@ type appliance struct {
 	config string // --config, the client side
 	port   int    // the node's API port, forwarded from the same host port
 	noData bool
-	mem    int // the guest's memory in MiB; 0 is mkimage qemu's default
+	// disk boots with mkimage qemu --disk: disk.img, the PyGrub disk,
+	// instead of data.img.
+	disk bool
+	mem  int // the guest's memory in MiB; 0 is mkimage qemu's default
 	// forwards are mkimage qemu's --forward HOST:GUEST, which reach a
 	// container's port; add them with forward before boot.
 	forwards []string
@@ -176,6 +179,9 @@ func (a *appliance) boot(tb testing.TB, label string) *vm {
 	args := []string{"qemu", a.dir, "--port", strconv.Itoa(a.port), "--serial", v.serial, "--monitor", v.monitor, "--isolate"}
 	if a.noData {
 		args = append(args, "--no-data")
+	}
+	if a.disk {
+		args = append(args, "--disk")
 	}
 	if a.mem > 0 {
 		args = append(args, "--mem", strconv.Itoa(a.mem))
