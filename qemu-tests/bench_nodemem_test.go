@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"allium/api"
+	"allium/internal/testkit"
 )
 
 // BenchmarkNodeMemory's setting: a small VPS, and the containers issue 9
@@ -51,7 +52,7 @@ func memSampleOf(n api.Node) memSample {
 // time, so no rounds.
 func BenchmarkNodeMemory(b *testing.B) {
 	e := setup(b)
-	load0 := loadAverage()
+	load0 := testkit.LoadAverage()
 	a := newAppliance(b, e, "nodemem", buildOpts{mem: nodeMemMiB})
 	n := &appNode{appliance: a}
 	n.v = a.boot(b, "boot1")
@@ -75,7 +76,7 @@ func BenchmarkNodeMemory(b *testing.B) {
 	}
 	busyNode, _ := n.v.waitNode(b, "the node with its containers", func(n api.Node) bool { return n.Cgroup != nil })
 	busy := memSampleOf(busyNode)
-	load1 := loadAverage()
+	load1 := testkit.LoadAverage()
 
 	t := nodeMemTable{idle: idle, busy: busy, cgroup: *busyNode.Cgroup, total: busyNode.Memory.Total,
 		load0: load0, load1: load1}
@@ -150,13 +151,3 @@ func (t nodeMemTable) report(b *testing.B) {
 }
 
 func mib(n uint64) float64 { return float64(n) / (1 << 20) }
-
-// loadAverage is /proc/loadavg's first three fields.
-func loadAverage() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "(unknown)"
-	}
-	f := strings.Fields(string(data))
-	return strings.Join(f[:min(3, len(f))], " ")
-}
