@@ -38,10 +38,10 @@ type payloadFile struct {
 
 // installSpec is what the bundle's header records.
 type installSpec struct {
-	node, arch, cmdline string
-	noData              bool
-	built               time.Time
-	files               []payloadFile
+	node, arch string
+	cmdline    string // without allium.data= and ip=, which the script adds
+	built      time.Time
+	files      []payloadFile
 }
 
 // installHeader is the script with its placeholders filled in.
@@ -50,16 +50,11 @@ func installHeader(s installSpec) string {
 	for _, f := range s.files {
 		fmt.Fprintf(&list, "%s %d %s\n", f.name, f.size, f.sum)
 	}
-	noData := "0"
-	if s.noData {
-		noData = "1"
-	}
 	return strings.NewReplacer(
 		"@NODE@", shellQuote(s.node),
 		"@ARCH@", shellQuote(s.arch),
 		"@BUILT@", shellQuote(s.built.Format(time.RFC3339)),
 		"@CMDLINE@", shellQuote(s.cmdline),
-		"@NODATA@", noData,
 		"@PAYLOAD@", "'"+strings.TrimSuffix(list.String(), "\n")+"'",
 	).Replace(installScript)
 }
@@ -78,7 +73,7 @@ func (b *build) writeInstall(context.Context) error {
 		}
 	}
 	spec := installSpec{node: b.f.name, arch: unameArch(b.init), cmdline: kernelArgs("ttyS0", true, b.f.appendArgs),
-		noData: b.f.noData, built: b.built, files: files}
+		built: b.built, files: files}
 	return writeBundle(b.path(installFile), installHeader(spec), files)
 }
 

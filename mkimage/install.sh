@@ -9,8 +9,10 @@
 # order) follows the line __PAYLOAD__ at the end of this file.
 #
 # ALLIUM_INSTALL_ROOT=/some/tree reads /proc, /sys, /etc, /boot, /dev and
-# /var of that tree instead of /, so the preflight can be tested against
-# fake machines; the commands it runs (id, uname, df, ip) come from PATH.
+# /var of that tree instead of /, and ALLIUM_INSTALL_BIN=/some/dir takes
+# the commands that tell of the machine (id, uname, df, ip) from that
+# directory alone, so the preflight can be tested against fake machines
+# (busybox sh would run its own applets whatever PATH says).
 # ALLIUM_INSTALL_BUNDLE names this file where $0 does not (sh -s < file).
 set -u
 
@@ -18,7 +20,6 @@ NODE=@NODE@
 BUNDLE_ARCH=@ARCH@
 BUILT=@BUILT@
 BASE_CMDLINE=@CMDLINE@
-NODATA=@NODATA@
 # One line a file: name, size in bytes, sha256; in payload order.
 PAYLOAD=@PAYLOAD@
 
@@ -30,6 +31,7 @@ KEXEC_OK='kvm xen-hvm'
 R=${ALLIUM_INSTALL_ROOT:-}
 R=${R%/}
 SELF=${ALLIUM_INSTALL_BUNDLE:-$0}
+BIN=${ALLIUM_INSTALL_BIN:-}
 
 usage() {
 	cat <<EOF
@@ -52,6 +54,22 @@ warn() { say warn "$1" "$2"; }
 fail() {
 	say FAIL "$1" "$2"
 	FAILS="$FAILS${FAILS:+; }$1: $2"
+}
+
+# sys NAME ARG...: runs one of the commands that tell of the machine.
+sys() {
+	if [ -n "$BIN" ]; then
+		c=$1
+		shift
+		"$BIN/$c" "$@"
+	else
+		"$@"
+	fi
+}
+
+# have NAME: whether sys NAME can run.
+have() {
+	if [ -n "$BIN" ]; then [ -x "$BIN/$1" ]; else command -v "$1" >/dev/null 2>&1; fi
 }
 
 # rd PATH: the first line of a file of the machine, or nothing.
@@ -110,12 +128,12 @@ check_payload() {
 # --- the machine ------------------------------------------------------
 
 check_root() {
-	uid=$(id -u 2>/dev/null) || uid=unknown
+	uid=$(sys id -u 2>/dev/null) || uid=unknown
 	if [ "$uid" = 0 ]; then ok root "running as root"; else fail root "not root (uid $uid): run it as root"; fi
 }
 
 check_arch() {
-	ARCH=$(uname -m 2>/dev/null)
+	ARCH=$(sys uname -m 2>/dev/null)
 	case $ARCH in amd64) ARCH=x86_64 ;; arm64) ARCH=aarch64 ;; esac
 	if [ "$ARCH" = "$BUNDLE_ARCH" ]; then
 		ok arch "$ARCH"
@@ -197,7 +215,7 @@ check_kexec() {
 
 # free_kb DIR: the free KiB and the filesystem of DIR, as "KB FS".
 free_kb() {
-	df -Pk "$1" 2>/dev/null | awk 'NR == 2 { print $4, $1 }'
+	sys df -Pk "$1" 2>/dev/null | awk 'NR == 2 { print $4, $1 }'
 }
 
 check_space() {
@@ -262,28 +280,35 @@ check_rootfs() {
 
 # mask BITS: the dotted netmask of a prefix length.
 mask() {
-	awk -v b="$1" 'BEGIN {
-		for (i = 0; i < 4; i++) { n = b - 8 * i; n = n > 8 ? 8 : (n < 0 ? 0 : n); o[i] = 256 - 2 ^ (8 - n) }
-		printf "%d.%d.%d.%d\n", o[0], o[1], o[2], o[3] }'
+	m= i=0
+	while [ "$i" -lt 4 ]; do
+		n=$(($1 - 8 * i))
+		[ "$n" -gt 8 ] && n=8
+		[ "$n" -lt 0 ] && n=0
+		m="$m${m:+.}$((256 - (1 << (8 - n))))"
+		i=$((i + 1))
+	done
+	echo "$m"
 }
 
 # check_net sets DEV, ADDR (a.b.c.d/len), GW, DNS, MAC, DHCP (yes/no)
 # and NET_WHY (the evidence).
 check_net() {
 	DEV= ADDR= GW= DNS= MAC= DHCP=no NET_WHY= proto= dyn=
-	if command -v ip >/dev/null 2>&1; then
-		set -- $(ip -4 route show default 2>/dev/null | head -n 1 |
+	if have ip; then
+		set -- $(sys ip -4 route show default 2>/dev/null | head -n 1 |
 			awk '{ for (i = 1; i < NF; i++) { if ($i == "via") g = $(i+1); if ($i == "dev") d = $(i+1); if ($i == "proto") p = $(i+1) } }
 			END { print (g ? g : "-"), (d ? d : "-"), (p ? p : "-") }')
 		GW=${1#-} DEV=${2#-} proto=${3#-}
-		line=$(ip -o -4 addr show scope global 2>/dev/null | awk -v d="$DEV" 'd == "" || $2 == d' | head -n 1)
+		line=$(sys ip -o -4 addr show scope global 2>/dev/null | awk -v d="$DEV" 'd == "" || $2 == d' | head -n 1)
 		[ -n "$DEV" ] || DEV=$(printf '%s\n' "$line" | awk '{ print $2 }')
 		ADDR=$(printf '%s\n' "$line" | awk '{ print $4 }')
 		case " $line " in *' dynamic '*) dyn=yes ;; esac
 	else
 		set -- $(awk 'NR > 1 && $2 == "00000000" { print $1, $3; exit }' "$R/proc/net/route" 2>/dev/null)
 		DEV=${1:-}
-		[ -n "${2:-}" ] && GW=$(printf '%s\n' "$2" | awk '{ for (i = 7; i >= 1; i -= 2) printf "%d%s", ("0x" substr($0, i, 2)) + 0, (i > 1 ? "." : "\n") }')
+		[ -n "${2:-}" ] && GW=$(printf '%s\n' "$2" | awk '{ h = "0123456789ABCDEF"; s = toupper($0)
+			for (i = 7; i >= 1; i -= 2) printf "%d%s", 16 * (index(h, substr(s, i, 1)) - 1) + index(h, substr(s, i + 1, 1)) - 1, (i > 1 ? "." : "\n") }')
 		warn network "no ip command: read the gateway from /proc/net/route; the address is unknown"
 	fi
 	MAC=$(rd "/sys/class/net/$DEV/address")
@@ -346,9 +371,7 @@ check_allium() {
 # --- the plan ---------------------------------------------------------
 
 cmdline() {
-	c=$BASE_CMDLINE
-	[ "$NODATA" = 1 ] || c="$c allium.data=UUID=$ROOTUUID:$DATA_DIR"
-	echo "$c $(ip_param)"
+	echo "$BASE_CMDLINE allium.data=UUID=$ROOTUUID:$DATA_DIR $(ip_param)"
 }
 
 plan() {
@@ -357,7 +380,7 @@ plan() {
 		echo "plan: kexec trial ($VIRT); a reset or a power cycle brings the old system back"
 		echo "  write $BOOT_DIR/vmlinuz ($(payload_size vmlinuz) bytes)"
 		echo "  write $BOOT_DIR/initrd.img ($(payload_size initrd.img) bytes)"
-		[ "$NODATA" = 1 ] || echo "  data  $DATA_DIR on the root filesystem (UUID $ROOTUUID); nothing of the old system is deleted"
+		echo "  data  $DATA_DIR on the root filesystem (UUID $ROOTUUID); nothing of the old system is deleted"
 		echo "  kexec $BOOT_DIR/vmlinuz (kexec_file_load, else kexec_load) with the command line:"
 		echo "    $(cmdline)"
 		echo "  the bootloader is left as it is"
