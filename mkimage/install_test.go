@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The fake machine's root filesystem and its UUID.
@@ -301,5 +304,63 @@ func TestInstallDryRun(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A copy of install.sh cut short or altered in transit must be refused
+// before any of its payload is used.
+func TestInstallPayloadCheck(t *testing.T) {
+	script := bundle(t)
+	data, err := os.ReadFile(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := slices.Clone(data)
+	flipped[len(flipped)-5] ^= 0xff // in init, the last file (12 bytes)
+	cases := []struct {
+		name string
+		data []byte
+		code int
+		want string
+	}{
+		{"intact", data, 0, "sha256 verified"},
+		{"truncated", data[:len(data)-10], 1, "refusing: payload: the bundle is"},
+		{"header only", data[:bytes.Index(data, []byte("\n"+payloadMarker))+1+len(payloadMarker)], 1, "a truncated or altered copy"},
+		{"altered", flipped, 1, "refusing: payload: sha256 mismatch in: init;"},
+	}
+	for _, sh := range shells(t) {
+		for _, c := range cases {
+			t.Run(filepath.Base(strings.Join(sh, "-"))+"/"+c.name, func(t *testing.T) {
+				p := filepath.Join(t.TempDir(), installFile)
+				writeTestFile(t, p, string(c.data), 0o755)
+				m := kvmStatic()
+				code, out := runInstall(t, sh, p, m.tree(t), m, "--check")
+				if code != c.code || !strings.Contains(out, c.want) {
+					t.Errorf("install.sh --check = %d, want %d and %q; output:\n%s", code, c.code, c.want, out)
+				}
+			})
+		}
+	}
+}
+
+func TestInstallHeader(t *testing.T) {
+	h := installHeader(installSpec{node: "web1", arch: "x86_64", cmdline: "console=ttyS0 it's",
+		built: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
+		files: []payloadFile{{name: "vmlinuz", size: 3, sum: "ab"}, {name: "init", size: 1, sum: "cd"}}})
+	for _, want := range []string{
+		"\nNODE=web1\n", "\nBUNDLE_ARCH=x86_64\n", "\nBUILT=2025-01-02T03:04:05Z\n",
+		"\nBASE_CMDLINE='console=ttyS0 it'\\''s'\n", "\nPAYLOAD='vmlinuz 3 ab\ninit 1 cd'\n",
+	} {
+		if !strings.Contains(h, want) {
+			t.Errorf("installHeader: lacks %q", want)
+		}
+	}
+	for _, p := range []string{"@NODE@", "@ARCH@", "@BUILT@", "@CMDLINE@", "@PAYLOAD@"} {
+		if strings.Contains(h, p) {
+			t.Errorf("installHeader: placeholder %s left", p)
+		}
+	}
+	if !strings.HasSuffix(h, "\n"+payloadMarker) {
+		t.Errorf("installHeader: does not end with the line %q", strings.TrimSpace(payloadMarker))
 	}
 }
