@@ -260,7 +260,7 @@ check_rootfs() {
 		done
 	fi
 	if [ -z "$ROOTUUID" ]; then
-		ROOTUUID=$(tr ' ' '\n' <"$R/proc/cmdline" 2>/dev/null | sed -n 's/^root=UUID=//p' | head -n 1)
+		ROOTUUID=$({ tr ' ' '\n' <"$R/proc/cmdline"; } 2>/dev/null | sed -n 's/^root=UUID=//p' | head -n 1)
 	fi
 	if [ "$PATHWAY" != kexec ]; then
 		info rootfs "${ROOTDEV:-?} (${ROOTFS:-?}): the node's data goes to $DATA_DIR on it"
