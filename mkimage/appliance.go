@@ -71,6 +71,9 @@ func newApplianceCmd() *cobra.Command {
               grub/grub.cfg) and the node's data; kept when it exists, with
               its /boot files replaced (--no-disk: none)
   cmdline     the kernel command line
+  install.sh  the install bundle: a POSIX sh script with vmlinuz, initrd.img
+              and init appended (sizes and sha256 recorded); on a VPS,
+              'sh install.sh --dry-run' checks the machine and prints the plan
   node.key    the node's TLS key, reused on every rebuild so the node keeps
               its identity and the alias stays valid
   onion.key   the onion service's key, likewise reused, so the .onion
@@ -170,6 +173,7 @@ type build struct {
 
 	kernel, release, modDir string
 	init                    []byte
+	initPath                string
 	nodeKey, clientKey      ed25519.PrivateKey
 	nodeKeyNew, clientNew   bool
 	onion                   onionKeys
@@ -192,7 +196,7 @@ func (f *applianceFlags) run(ctx context.Context, stdout, stderr io.Writer) erro
 	b := &build{f: f, stderr: stderr, built: time.Now().UTC().Truncate(time.Second)}
 	steps := []func(context.Context) error{
 		b.findKernel, b.checkKernel, b.readInit, b.findTor, b.makeDir, b.loadKeys, b.loadOnionKeys,
-		b.writeInitrd, b.writeKernel, b.writeCmdline, b.writeDataDisk, b.writeBootDisk, b.saveAlias,
+		b.writeInitrd, b.writeKernel, b.writeCmdline, b.writeInstall, b.writeDataDisk, b.writeBootDisk, b.saveAlias,
 	}
 	for _, step := range steps {
 		if err := ctx.Err(); err != nil {

@@ -15,6 +15,9 @@
 //     menu.lst and grub.cfg from bootmenu.go, and the node's data; a
 //     rebuild replaces only /boot, through debugfs), cmdline, node.key,
 //     onion.key and node.json.
+//   - install.sh (install.go): the embedded POSIX sh preflight and plan,
+//     with vmlinuz, initrd.img and init appended after a __PAYLOAD__
+//     line, their sizes and sha256 recorded in its header.
 //   - The check that the kernel's compression is one Xen's domain
 //     builder decodes (kernel_payload.go).
 //   - The initramfs layout: it executes the tables of package rootfs
@@ -53,7 +56,8 @@
 //     manifest. Whether setuid bits, device nodes or FIFOs are accepted
 //     is the node's decision.
 //   - Running tor: init does, through hiddenservice, with the baked key.
-//   - Not yet: the install bundle, and OCI images
+//   - Not yet: the install bundle's takeover (install.sh checks and
+//     plans, and changes nothing), and OCI images
 //     (from-oci), which is mkimage's too.
 //
 // # Dependencies

@@ -59,6 +59,7 @@ func (b *build) readInit(context.Context) (err error) {
 			return err
 		}
 	}
+	b.initPath = p
 	b.init, err = os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("no init binary at %s: run `make build` or pass --init", p)

@@ -65,6 +65,7 @@ func (b *build) fileRows() [][2]string {
 	}
 	rows = append(rows,
 		[2]string{cmdlineFile, cmdline(b.f.noData, b.f.appendArgs)},
+		[2]string{installFile, "the install bundle (kernel, initramfs, init); on a VPS: sh install.sh --dry-run"},
 		[2]string{nodeJSONFile, "the baked node configuration"},
 		[2]string{nodeKeyFile, "the node's TLS key" + newOrKept(b.nodeKeyNew)},
 	)

@@ -1,0 +1,437 @@
+#!/bin/sh
+# Allium install bundle, written by `mkimage appliance`. POSIX sh: it runs
+# under dash, busybox sh and bash, as root, on the machine it takes over.
+#
+#   sh install.sh --dry-run   preflight and the plan; changes nothing
+#   sh install.sh --check     preflight and the payload's checksums only
+#
+# The payload (the files named in PAYLOAD, one after the other, in that
+# order) follows the line __PAYLOAD__ at the end of this file.
+#
+# ALLIUM_INSTALL_ROOT=/some/tree reads /proc, /sys, /etc, /boot, /dev and
+# /var of that tree instead of /, and ALLIUM_INSTALL_BIN=/some/dir takes
+# the commands that tell of the machine (id, uname, df, ip) from that
+# directory alone, so the preflight can be tested against fake machines
+# (busybox sh would run its own applets whatever PATH says).
+# ALLIUM_INSTALL_BUNDLE names this file where $0 does not (sh -s < file).
+set -u
+
+NODE=@NODE@
+BUNDLE_ARCH=@ARCH@
+BUILT=@BUILT@
+BASE_CMDLINE=@CMDLINE@
+# One line a file: name, size in bytes, sha256; in payload order.
+PAYLOAD=@PAYLOAD@
+
+BOOT_DIR=/boot/allium
+DATA_DIR=/var/lib/allium
+ROOT_NEED_KB=262144 # room for the node's data directory: 256 MiB
+KEXEC_OK='kvm xen-hvm'
+
+R=${ALLIUM_INSTALL_ROOT:-}
+R=${R%/}
+SELF=${ALLIUM_INSTALL_BUNDLE:-$0}
+BIN=${ALLIUM_INSTALL_BIN:-}
+
+usage() {
+	cat <<EOF
+usage: sh install.sh --dry-run | --check | --help
+
+Allium node $NODE ($BUNDLE_ARCH, built $BUILT).
+  --dry-run  check this machine and print what an install would do; change nothing
+  --check    check this machine and this bundle's payload; change nothing
+The takeover itself (kexec, OpenVZ/LXC) is not in this build yet.
+EOF
+}
+
+# --- findings ---------------------------------------------------------
+
+FAILS=
+say() { printf '  %-5s %-12s %s\n' "$1" "$2" "$3"; }
+ok() { say ok "$1" "$2"; }
+info() { say info "$1" "$2"; }
+warn() { say warn "$1" "$2"; }
+fail() {
+	say FAIL "$1" "$2"
+	FAILS="$FAILS${FAILS:+; }$1: $2"
+}
+
+# sys NAME ARG...: runs one of the commands that tell of the machine.
+sys() {
+	if [ -n "$BIN" ]; then
+		c=$1
+		shift
+		"$BIN/$c" "$@"
+	else
+		"$@"
+	fi
+}
+
+# have NAME: whether sys NAME can run.
+have() {
+	if [ -n "$BIN" ]; then [ -x "$BIN/$1" ]; else command -v "$1" >/dev/null 2>&1; fi
+}
+
+# rd PATH: the first line of a file of the machine, or nothing.
+rd() { head -n 1 "$R$1" 2>/dev/null; }
+
+# --- payload ----------------------------------------------------------
+
+payload_offset() {
+	sed '/^__PAYLOAD__$/q' "$SELF" | wc -c | tr -d ' '
+}
+
+# payload_size NAME: the recorded size of a payload file.
+payload_size() {
+	printf '%s\n' "$PAYLOAD" | awk -v n="$1" '$1 == n { print $2 }'
+}
+
+# payload_cat NAME: the bytes of one payload file, on stdout.
+payload_cat() {
+	off=$(payload_offset)
+	printf '%s\n' "$PAYLOAD" | {
+		while read -r name size sum; do
+			if [ "$name" = "$1" ]; then
+				tail -c +"$((off + 1))" "$SELF" | head -c "$size"
+				return
+			fi
+			off=$((off + size))
+		done
+	}
+}
+
+check_payload() {
+	if [ ! -r "$SELF" ]; then
+		fail payload "cannot read the bundle $SELF (copy it to the machine and run sh install.sh)"
+		return
+	fi
+	off=$(payload_offset)
+	want=$((off + $(printf '%s\n' "$PAYLOAD" | awk '{ s += $2 } END { print s + 0 }')))
+	have=$(wc -c <"$SELF" | tr -d ' ')
+	if [ "$have" -ne "$want" ]; then
+		fail payload "the bundle is $have bytes, want $want: a truncated or altered copy; copy install.sh again"
+		return
+	fi
+	bad=
+	for name in $(printf '%s\n' "$PAYLOAD" | awk '{ print $1 }'); do
+		sum=$(printf '%s\n' "$PAYLOAD" | awk -v n="$name" '$1 == n { print $3 }')
+		got=$(payload_cat "$name" | sha256sum | cut -d ' ' -f 1)
+		[ "$got" = "$sum" ] || bad="$bad $name"
+	done
+	if [ -n "$bad" ]; then
+		fail payload "sha256 mismatch in:$bad; copy install.sh again"
+		return
+	fi
+	ok payload "$(printf '%s\n' "$PAYLOAD" | awk '{ printf "%s%s (%d bytes)", s, $1, $2; s = ", " }'), sha256 verified"
+}
+
+# --- the machine ------------------------------------------------------
+
+check_root() {
+	uid=$(sys id -u 2>/dev/null) || uid=unknown
+	if [ "$uid" = 0 ]; then ok root "running as root"; else fail root "not root (uid $uid): run it as root"; fi
+}
+
+check_arch() {
+	ARCH=$(sys uname -m 2>/dev/null)
+	case $ARCH in amd64) ARCH=x86_64 ;; arm64) ARCH=aarch64 ;; esac
+	if [ "$ARCH" = "$BUNDLE_ARCH" ]; then
+		ok arch "$ARCH"
+	else
+		fail arch "wrong architecture: this machine is ${ARCH:-unknown}, the bundle is $BUNDLE_ARCH"
+	fi
+}
+
+# detect_virt sets VIRT: kvm, xen-hvm, xen-pv, xen-pvh, openvz, lxc,
+# container:KIND, or unknown:WHAT.
+detect_virt() {
+	ctr=$({ tr '\000' '\n' <"$R/proc/1/environ"; } 2>/dev/null | sed -n 's/^container=//p' | head -n 1)
+	[ -n "$ctr" ] || ctr=$(rd /run/systemd/container)
+	dmi="$(rd /sys/class/dmi/id/sys_vendor) $(rd /sys/class/dmi/id/product_name)"
+	dmi=${dmi# }
+	dmi=${dmi% }
+	if { [ -e "$R/proc/vz" ] || [ -e "$R/proc/user_beancounters" ]; } && [ ! -e "$R/proc/vz/version" ]; then
+		VIRT=openvz
+	elif [ -n "$ctr" ]; then
+		case $ctr in lxc | lxc-libvirt) VIRT=lxc ;; *) VIRT=container:$ctr ;; esac
+	elif [ "$(rd /sys/hypervisor/type)" = xen ]; then
+		case $(rd /sys/hypervisor/guest_type) in
+		HVM) VIRT=xen-hvm ;;
+		PVH) VIRT=xen-pvh ;;
+		PV) VIRT=xen-pv ;;
+		*) if [ -e "$R/sys/class/dmi/id" ]; then VIRT=xen-hvm; else VIRT=xen-pv; fi ;;
+		esac
+	elif printf '%s' "$dmi" | grep -Eqi 'qemu|kvm|bochs|openstack|digitalocean|hetzner|vultr|linode|amazon ec2|google'; then
+		VIRT=kvm
+	elif [ "$(rd /sys/devices/system/clocksource/clocksource0/current_clocksource)" = kvm-clock ]; then
+		VIRT=kvm
+	elif grep -qw hypervisor "$R/proc/cpuinfo" 2>/dev/null; then
+		VIRT="unknown:a virtual machine of an unknown hypervisor (DMI: ${dmi:-none})"
+	else
+		VIRT="unknown:no hypervisor found (bare metal?)"
+	fi
+}
+
+check_virt() {
+	detect_virt
+	case $VIRT in
+	kvm) ok virt "KVM" ;;
+	xen-hvm) ok virt "Xen HVM" ;;
+	xen-pv) fail virt "Xen PV: kexec does not work there; upload disk.img and boot it with PyGrub instead" ;;
+	xen-pvh) fail virt "Xen PVH: not supported; use disk.img with PyGrub if the provider offers it" ;;
+	openvz) ok virt "OpenVZ container" ;;
+	lxc) ok virt "LXC container" ;;
+	container:*) fail virt "unknown virtualization: a ${VIRT#container:} container, neither OpenVZ nor LXC" ;;
+	*) fail virt "unknown virtualization: ${VIRT#unknown:}" ;;
+	esac
+	case $VIRT in
+	kvm | xen-hvm) PATHWAY=kexec ;;
+	openvz | lxc) PATHWAY=takeover ;;
+	*) PATHWAY=refuse ;;
+	esac
+}
+
+check_kexec() {
+	dis=$(rd /proc/sys/kernel/kexec_load_disabled)
+	case $dis in
+	0) ok kexec "kexec_load_disabled is 0" ;;
+	1) fail kexec "kexec is disabled (kernel.kexec_load_disabled=1; only a reboot clears it)" ;;
+	*) fail kexec "this kernel has no kexec (no /proc/sys/kernel/kexec_load_disabled)" ;;
+	esac
+	lock=$(sed -n 's/.*\[\([a-z]*\)\].*/\1/p' "$R/sys/kernel/security/lockdown" 2>/dev/null)
+	case $lock in
+	'' | none) ok lockdown "${lock:-no lockdown}" ;;
+	*) fail lockdown "kernel lockdown is $lock: the kernel refuses to kexec an unsigned kernel" ;;
+	esac
+	sb=$(ls "$R"/sys/firmware/efi/efivars/SecureBoot-* 2>/dev/null | head -n 1)
+	if [ -z "$sb" ]; then
+		if [ -d "$R/sys/firmware/efi" ]; then ok secureboot "EFI, no SecureBoot variable"; else ok secureboot "BIOS boot (no EFI)"; fi
+	elif [ "$(od -An -tu1 "$sb" 2>/dev/null | tr -s ' \n' '  ' | awk '{ print $NF }')" = 1 ]; then
+		fail secureboot "Secure Boot is on: the kernel refuses to kexec an unsigned kernel"
+	else
+		ok secureboot "EFI, Secure Boot off"
+	fi
+}
+
+# free_kb DIR: the free KiB and the filesystem of DIR, as "KB FS".
+free_kb() {
+	sys df -Pk "$1" 2>/dev/null | awk 'NR == 2 { print $4, $1 }'
+}
+
+check_space() {
+	bootkb=$((($(payload_size vmlinuz) + $(payload_size initrd.img)) / 1024 + 1024))
+	bootdir=$R/boot
+	[ -d "$bootdir" ] || bootdir=$R/
+	set -- $(free_kb "$bootdir")
+	bfree=${1:-0} bfs=${2:-?}
+	set -- $(free_kb "$R/")
+	rfree=${1:-0} rfs=${2:-?}
+	rneed=$ROOT_NEED_KB
+	if [ "$PATHWAY" = kexec ]; then
+		if [ "$bfree" -lt "$bootkb" ]; then
+			fail space "too little free space in /boot: ${bfree} KiB free, want ${bootkb} KiB"
+		else
+			ok space "/boot: ${bfree} KiB free, needs ${bootkb} KiB"
+		fi
+		[ "$bfs" = "$rfs" ] && rneed=$((rneed + bootkb))
+	else
+		rneed=$((rneed + $(payload_size init) / 1024))
+	fi
+	if [ "$rfree" -lt "$rneed" ]; then
+		fail space "too little free space in /: ${rfree} KiB free, want ${rneed} KiB"
+	else
+		ok space "/: ${rfree} KiB free, needs ${rneed} KiB"
+	fi
+}
+
+# check_rootfs sets ROOTDEV, ROOTFS and ROOTUUID.
+check_rootfs() {
+	m=$R/proc/self/mounts
+	[ -r "$m" ] || m=$R/proc/mounts
+	set -- $(awk '$2 == "/" { d = $1; t = $3 } END { print d, t }' "$m" 2>/dev/null)
+	ROOTDEV=${1:-} ROOTFS=${2:-} ROOTUUID=
+	if [ -n "$ROOTDEV" ]; then
+		for l in "$R"/dev/disk/by-uuid/*; do
+			[ -L "$l" ] || continue
+			if [ "$(basename "$(readlink "$l")")" = "$(basename "$ROOTDEV")" ]; then
+				ROOTUUID=$(basename "$l")
+				break
+			fi
+		done
+	fi
+	if [ -z "$ROOTUUID" ]; then
+		ROOTUUID=$({ tr ' ' '\n' <"$R/proc/cmdline"; } 2>/dev/null | sed -n 's/^root=UUID=//p' | head -n 1)
+	fi
+	if [ "$PATHWAY" != kexec ]; then
+		info rootfs "${ROOTDEV:-?} (${ROOTFS:-?}): the node's data goes to $DATA_DIR on it"
+		return
+	fi
+	case $ROOTFS in
+	ext2 | ext3 | ext4) ;;
+	'') fail rootfs "cannot find the root filesystem in /proc/self/mounts" && return ;;
+	*) fail rootfs "the root filesystem is $ROOTFS: the node keeps its data on ext2/3/4 only" && return ;;
+	esac
+	if [ -z "$ROOTUUID" ]; then
+		fail rootfs "$ROOTDEV ($ROOTFS) has no UUID in /dev/disk/by-uuid or root=UUID= on /proc/cmdline"
+		return
+	fi
+	ok rootfs "$ROOTDEV ($ROOTFS), UUID $ROOTUUID"
+}
+
+# mask BITS: the dotted netmask of a prefix length.
+mask() {
+	m= i=0
+	while [ "$i" -lt 4 ]; do
+		n=$(($1 - 8 * i))
+		[ "$n" -gt 8 ] && n=8
+		[ "$n" -lt 0 ] && n=0
+		m="$m${m:+.}$((256 - (1 << (8 - n))))"
+		i=$((i + 1))
+	done
+	echo "$m"
+}
+
+# check_net sets DEV, ADDR (a.b.c.d/len), GW, DNS, MAC, DHCP (yes/no)
+# and NET_WHY (the evidence).
+check_net() {
+	DEV= ADDR= GW= DNS= MAC= DHCP=no NET_WHY= proto= dyn=
+	if have ip; then
+		set -- $(sys ip -4 route show default 2>/dev/null | head -n 1 |
+			awk '{ for (i = 1; i < NF; i++) { if ($i == "via") g = $(i+1); if ($i == "dev") d = $(i+1); if ($i == "proto") p = $(i+1) } }
+			END { print (g ? g : "-"), (d ? d : "-"), (p ? p : "-") }')
+		GW=${1#-} DEV=${2#-} proto=${3#-}
+		line=$(sys ip -o -4 addr show scope global 2>/dev/null | awk -v d="$DEV" 'd == "" || $2 == d' | head -n 1)
+		[ -n "$DEV" ] || DEV=$(printf '%s\n' "$line" | awk '{ print $2 }')
+		ADDR=$(printf '%s\n' "$line" | awk '{ print $4 }')
+		case " $line " in *' dynamic '*) dyn=yes ;; esac
+	else
+		set -- $(awk 'NR > 1 && $2 == "00000000" { print $1, $3; exit }' "$R/proc/net/route" 2>/dev/null)
+		DEV=${1:-}
+		[ -n "${2:-}" ] && GW=$(printf '%s\n' "$2" | awk '{ h = "0123456789ABCDEF"; s = toupper($0)
+			for (i = 7; i >= 1; i -= 2) printf "%d%s", 16 * (index(h, substr(s, i, 1)) - 1) + index(h, substr(s, i + 1, 1)) - 1, (i > 1 ? "." : "\n") }')
+		warn network "no ip command: read the gateway from /proc/net/route; the address is unknown"
+	fi
+	MAC=$(rd "/sys/class/net/$DEV/address")
+	resolv=$R/etc/resolv.conf
+	if grep -q '^nameserver 127\.0\.0\.53' "$resolv" 2>/dev/null && [ -r "$R/run/systemd/resolve/resolv.conf" ]; then
+		resolv=$R/run/systemd/resolve/resolv.conf
+	fi
+	DNS=$(awk '$1 == "nameserver" && $2 !~ /:/ && $2 !~ /^127\./ { print $2 }' "$resolv" 2>/dev/null | head -n 2 | tr '\n' ' ')
+	DNS=${DNS% }
+	[ "$proto" = dhcp ] && NET_WHY="${NET_WHY}route proto dhcp, "
+	[ "$dyn" = yes ] && NET_WHY="${NET_WHY}address dynamic, "
+	if [ -n "$ADDR" ]; then
+		re=$(printf '%s' "${ADDR%/*}" | sed 's/\./\\./g')
+		for f in "$R"/var/lib/dhcp/*.lease* "$R"/var/lib/dhclient/*.lease* "$R"/run/systemd/netif/leases/* \
+			"$R"/var/lib/NetworkManager/*.lease; do
+			[ -f "$f" ] || continue
+			if grep -Eq "(^|[^0-9.])$re([^0-9.]|\$)" "$f" 2>/dev/null; then
+				NET_WHY="${NET_WHY}lease ${f#"$R"}, "
+			fi
+		done
+	fi
+	NET_WHY=${NET_WHY%, }
+	[ -n "$NET_WHY" ] && DHCP=yes
+	if [ "$PATHWAY" = takeover ]; then
+		info network "${DEV:-?} ${ADDR:-?}: left as the container's host set it up"
+		return
+	fi
+	if [ -z "$ADDR" ] && [ "$DHCP" = no ]; then
+		fail network "no IPv4 address on the default route's link (${DEV:-none}): the node would come up without a network"
+		return
+	fi
+	how="static (no DHCP lease or dynamic address found)"
+	[ "$DHCP" = yes ] && how="DHCP ($NET_WHY)"
+	ok network "$DEV ${ADDR:-?} gateway ${GW:-none} dns ${DNS:-none} mac ${MAC:-?}; $how"
+}
+
+# ip_param: the kernel's ip= for the network this machine has.
+ip_param() {
+	if [ "$DHCP" = yes ]; then
+		echo ip=dhcp
+		return
+	fi
+	set -- $DNS
+	echo "ip=${ADDR%/*}::$GW:$(mask "${ADDR#*/}"):::off:${1:-}:${2:-}" | sed 's/:*$//'
+}
+
+check_allium() {
+	found=
+	[ -e "$R/etc/allium/node.json" ] && found="$found /etc/allium/node.json,"
+	[ -e "$R$BOOT_DIR" ] && found="$found $BOOT_DIR,"
+	[ -e "$R/sbin/init.allium-orig" ] && found="$found /sbin/init.allium-orig,"
+	grep -q 'allium\.' "$R/proc/cmdline" 2>/dev/null && found="$found allium.* on /proc/cmdline,"
+	if [ -n "$found" ]; then
+		fail allium "already an Allium node (found${found%,}): uninstall it first (cloud uninstall NAME)"
+	else
+		ok allium "not an Allium node"
+	fi
+}
+
+# --- the plan ---------------------------------------------------------
+
+cmdline() {
+	echo "$BASE_CMDLINE allium.data=UUID=$ROOTUUID:$DATA_DIR $(ip_param)"
+}
+
+plan() {
+	case $PATHWAY in
+	kexec)
+		echo "plan: kexec trial ($VIRT); a reset or a power cycle brings the old system back"
+		echo "  write $BOOT_DIR/vmlinuz ($(payload_size vmlinuz) bytes)"
+		echo "  write $BOOT_DIR/initrd.img ($(payload_size initrd.img) bytes)"
+		echo "  data  $DATA_DIR on the root filesystem (UUID $ROOTUUID); nothing of the old system is deleted"
+		echo "  kexec $BOOT_DIR/vmlinuz (kexec_file_load, else kexec_load) with the command line:"
+		echo "    $(cmdline)"
+		echo "  the bootloader is left as it is"
+		;;
+	takeover)
+		echo "plan: $VIRT takeover; /sbin/init.allium-orig is the way back"
+		echo "  write /sbin/init.allium ($(payload_size init) bytes)"
+		echo "  keep  /sbin/init as /sbin/init.allium-orig"
+		echo "  link  /sbin/init -> init.allium"
+		echo "  data  $DATA_DIR on the container's root filesystem"
+		echo "  the network stays as the host set it up (${DEV:-?} ${ADDR:-?})"
+		;;
+	esac
+}
+
+# kexec_helper: TODO(issue 11): the static kexec helper (kexec_file_load,
+# then kexec_load) goes into the payload and is run from here.
+kexec_helper() { return 1; }
+
+main() {
+	MODE=
+	for a in "$@"; do
+		case $a in
+		--dry-run) MODE=dry-run ;;
+		--check) MODE=check ;;
+		-h | --help) usage && exit 0 ;;
+		*) echo "install.sh: unknown option $a" >&2 && usage >&2 && exit 2 ;;
+		esac
+	done
+	echo "Allium node $NODE ($BUNDLE_ARCH, built $BUILT): preflight${R:+ of $R}"
+	PATHWAY=refuse
+	check_payload
+	check_root
+	check_arch
+	check_virt
+	[ "$PATHWAY" = kexec ] && check_kexec
+	check_space
+	check_rootfs
+	check_net
+	check_allium
+	if [ -n "$FAILS" ]; then
+		echo "install.sh: refusing: $FAILS; nothing was changed" >&2
+		exit 1
+	fi
+	[ "$MODE" = dry-run ] && plan
+	[ -n "$MODE" ] && exit 0
+	plan
+	echo "install.sh: the takeover itself is not in this build yet; nothing was changed" >&2
+	exit 1
+}
+
+main "$@"
+exit
+__PAYLOAD__
