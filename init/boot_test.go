@@ -333,3 +333,42 @@ func TestBootOpenVZProc(t *testing.T) {
 		t.Errorf("boot with /proc/vz/version (an OpenVZ host): taken for a container")
 	}
 }
+
+// allium.data=DEVICE:/DIR (what the kexec takeover passes: the node's
+// data in a directory of the old system's root filesystem): the
+// partition is mounted on a staging directory, the directory is bound
+// on the data root and the staging mount detached, so that the data
+// root's unmount at shutdown leaves the filesystem clean. A directory
+// that is not clean and absolute is refused, loudly.
+func TestBootDataOnPartition(t *testing.T) {
+	r := newTestRoot(t, "allium.data=LABEL=debian-root:/var/lib/allium")
+	r.disk("vda", "debian-root")
+	n, k, _, _ := bootNode(t, r, nil)
+	calls := k.log()
+	stage := "/run/allium-data-partition"
+	order := []string{
+		"mount ext4 /dev/vda " + stage,
+		"mount  " + stage + "/var/lib/allium " + rootfs.DataDir,
+		"unmount " + stage,
+	}
+	last := -1
+	for _, want := range order {
+		i := slices.Index(calls[last+1:], want)
+		if i < 0 {
+			t.Fatalf("boot: %q missing or out of order in %q", want, calls)
+		}
+		last += 1 + i
+	}
+	if !n.data.Persistent || n.data.Mounted == "" || !strings.Contains(n.data.Desc, "/var/lib/allium on /dev/vda") {
+		t.Errorf("data root = %+v, want persistent, mounted, described as /var/lib/allium on /dev/vda", n.data)
+	}
+
+	for _, spec := range []string{"LABEL=debian-root:/var/../etc", "LABEL=debian-root:/"} {
+		r := newTestRoot(t, "allium.data="+spec)
+		r.disk("vda", "debian-root")
+		n, _, _, logs := bootNode(t, r, nil)
+		if n.data.Persistent || !strings.Contains(logs.String(), "want a clean absolute directory") {
+			t.Errorf("allium.data=%s: data root %+v, want a tmpfs and the reason said:\n%s", spec, n.data, logs)
+		}
+	}
+}

@@ -35,8 +35,10 @@ type dataRoot struct {
 var deviceWait = 10 * time.Second
 
 // mountData puts the data root at rootfs.DataDir. spec comes from
-// allium.data= or the baked config: "LABEL=x", "UUID=x", "/dev/x", or a
-// directory. With no spec, a VM gets a tmpfs (nothing persists) and an
+// allium.data= or the baked config: "LABEL=x", "UUID=x", "/dev/x", a
+// directory, or a directory on a partition, "UUID=x:/var/lib/allium"
+// (kexec's takeover keeps the node's data in the old system's root
+// filesystem, which is not mounted in the initramfs). With no spec, a VM gets a tmpfs (nothing persists) and an
 // OS container uses the directory on its own root filesystem.
 func mountData(k mounter, log *slog.Logger, root, spec string, container bool) dataRoot {
 	dir := filepath.Join(root, rootfs.DataDir)
@@ -51,6 +53,9 @@ func mountData(k mounter, log *slog.Logger, root, spec string, container bool) d
 	}
 	if !strings.HasPrefix(spec, "/dev/") && strings.HasPrefix(spec, "/") {
 		return dataDirectory(k, log, root, dir, spec)
+	}
+	if dev, sub, ok := strings.Cut(spec, ":/"); ok {
+		return dataOnPartition(k, log, root, dir, dev, "/"+sub)
 	}
 	dev, err := findDevice(root, spec, deviceWait)
 	if err != nil {
@@ -95,6 +100,38 @@ func dataDirectory(k mounter, log *slog.Logger, root, dir, spec string) dataRoot
 		return dataTmpfs(k, log, dir, fmt.Sprintf("data directory %s: %v", spec, err))
 	}
 	return dataRoot{Persistent: !isVolatile(src), Desc: spec, Mounted: dir}
+}
+
+// dataOnPartition mounts the partition devSpec names on a staging
+// directory, binds its directory sub on the data root, and detaches the
+// staging mount: the bind keeps the filesystem mounted until the
+// shutdown unmounts the data root, which then leaves it clean.
+func dataOnPartition(k mounter, log *slog.Logger, root, dir, devSpec, sub string) dataRoot {
+	spec := devSpec + ":" + sub
+	if !filepath.IsAbs(sub) || filepath.Clean(sub) != sub || sub == "/" {
+		return dataTmpfs(k, log, dir, fmt.Sprintf("data directory %s: want a clean absolute directory after the colon", spec))
+	}
+	dev, err := findDevice(root, devSpec, deviceWait)
+	if err != nil {
+		return dataTmpfs(k, log, dir, fmt.Sprintf("data partition %s: %v", spec, err))
+	}
+	stage := filepath.Join(root, "run/allium-data-partition")
+	if err := os.MkdirAll(stage, 0o700); err != nil {
+		return dataTmpfs(k, log, dir, fmt.Sprintf("data partition %s: %v", spec, err))
+	}
+	if err := k.Mount(dev, stage, "ext4", unix.MS_NOATIME, ""); err != nil {
+		return dataTmpfs(k, log, dir, fmt.Sprintf("data partition %s (%s): %v", spec, dev, err))
+	}
+	defer k.Unmount(stage, unix.MNT_DETACH)
+	src := filepath.Join(stage, sub)
+	if err := mkdirPrivate(src); err != nil {
+		return dataTmpfs(k, log, dir, fmt.Sprintf("data directory %s: %v", spec, err))
+	}
+	if err := k.Mount(src, dir, "", unix.MS_BIND, ""); err != nil {
+		return dataTmpfs(k, log, dir, fmt.Sprintf("data directory %s: %v", spec, err))
+	}
+	log.Info("data: mounted", "device", dev, "dir", sub, "spec", spec, "at", rootfs.DataDir)
+	return dataRoot{Persistent: true, Desc: fmt.Sprintf("%s on %s (%s)", sub, filepath.Join("/", strings.TrimPrefix(dev, root)), devSpec), Mounted: dir}
 }
 
 // dataTmpfs is the fallback: the node runs, and says loudly that nothing
