@@ -27,6 +27,10 @@ BOOT_DIR=/boot/allium
 DATA_DIR=/var/lib/allium
 ROOT_NEED_KB=262144 # room for the node's data directory: 256 MiB
 KEXEC_OK='kvm xen-hvm'
+# The first range of ids a container is mapped to at the userns rung
+# (supervisor/idmap: First, Size): a container's own uid_map must cover it.
+IDS_FIRST=1048576
+IDS_LAST=1114111
 
 R=${ALLIUM_INSTALL_ROOT:-}
 R=${R%/}
@@ -278,6 +282,132 @@ check_rootfs() {
 	ok rootfs "$ROOTDEV ($ROOTFS), UUID $ROOTUUID"
 }
 
+# --- what containers get (OpenVZ/LXC) ---------------------------------
+
+# The isolation ladder (supervisor/isolation): chroot; namespaces (mount,
+# pid, uts, ipc); userns (user namespaces mapping the ids from
+# $IDS_FIRST); cgroups (the memory, pids and cpu controllers). A rung
+# needs those below it; cgroup limits apply at every rung where the
+# controllers are. None of this refuses: a container is told what its
+# own containers will not get.
+
+# userns_why: why containers get no user namespaces here, or nothing.
+userns_why() {
+	max=$(rd /proc/sys/user/max_user_namespaces)
+	case $max in
+	'') echo "this kernel has no user namespaces (no /proc/sys/user/max_user_namespaces)" && return ;;
+	0) echo "no user namespaces here (user.max_user_namespaces=0)" && return ;;
+	esac
+	[ -r "$R/proc/self/uid_map" ] || return
+	awk -v lo="$IDS_FIRST" -v hi="$IDS_LAST" '
+		NF >= 3 { if ($1 + 0 <= lo + 0 && $1 + $3 - 1 >= hi + 0) ok = 1; m = m (m ? ", " : "") $1 " " $2 " " $3 }
+		END { if (!ok) printf "this container'\''s uid_map (%s) does not cover %d-%d, the ids Allium maps containers to\n", (m ? m : "empty"), lo, hi }
+	' "$R/proc/self/uid_map"
+}
+
+# cgroup_ctrls: the cgroup hierarchy and its controllers, as "v2 c..."
+# or "v1 c...", or nothing when no hierarchy is mounted.
+cgroup_ctrls() {
+	cg=$R/sys/fs/cgroup
+	if [ -r "$cg/cgroup.controllers" ]; then
+		echo "v2 $(rd /sys/fs/cgroup/cgroup.controllers)"
+		return
+	fi
+	found=
+	for d in "$cg"/*; do
+		[ -d "$d" ] || continue
+		found="$found $(basename "$d" | tr ',' ' ')"
+	done
+	[ -n "$found" ] && echo "v1$found"
+}
+
+# mem_limit: the container's memory from /proc/user_beancounters, as
+# "MiB what", or nothing where it has none (LONG_MAX is unlimited).
+mem_limit() {
+	awk '
+		$1 == "Version:" { next }
+		$1 ~ /:$/ { if (++blocks > 1) exit; $1 = ""; $0 = $0 }
+		NF == 6 && blocks == 1 { bar[$1] = $4; lim[$1] = $5 }
+		function limited(n) { return n ~ /^[0-9]+$/ && n != "0" && n != "9223372036854775807" }
+		END {
+			if (limited(lim["physpages"])) printf "%d physpages limit\n", lim["physpages"] / 256
+			else if (limited(bar["privvmpages"])) printf "%d privvmpages barrier\n", bar["privvmpages"] / 256
+		}
+	' "$R/proc/user_beancounters" 2>/dev/null
+}
+
+# check_container sets RUNG (the highest rung containers can expect),
+# CT_GAPS (why not higher, and the cgroup limits they will not get),
+# CT_CG (v1, v2 or nothing), CT_OVL (yes or no) and CT_MEM.
+check_container() {
+	CT_GAPS=
+	gap() { CT_GAPS="$CT_GAPS${CT_GAPS:+; }$1"; }
+	ns=yes userns=yes cg=yes
+	nsmiss=
+	for n in mnt pid uts ipc; do
+		[ -e "$R/proc/self/ns/$n" ] || nsmiss="$nsmiss${nsmiss:+, }$n"
+	done
+	if [ -n "$nsmiss" ]; then
+		warn namespaces "no $nsmiss in /proc/self/ns: containers share the node's"
+		gap "no namespaces ($nsmiss)"
+		ns=no
+	else
+		info namespaces "mount, pid, uts and ipc namespaces"
+	fi
+	why=$(userns_why)
+	if [ -n "$why" ]; then
+		warn userns "$why: a container's root is the node's root"
+		gap "$why"
+		userns=no
+	else
+		info userns "user namespaces allowed (user.max_user_namespaces=$(rd /proc/sys/user/max_user_namespaces)); ids $IDS_FIRST-$IDS_LAST can be mapped"
+	fi
+	set -- $(cgroup_ctrls)
+	CT_CG=${1:-}
+	[ $# -gt 0 ] && shift
+	if [ -z "$CT_CG" ]; then
+		warn cgroups "no cgroup hierarchy in /sys/fs/cgroup: no memory, process or CPU limits"
+		gap "no cgroup hierarchy: no memory, process or CPU limits"
+		cg=no
+	else
+		ctrls=" $* "
+		for c in memory pids cpu; do
+			case $ctrls in *" $c "*) continue ;; esac
+			case $c in memory) what="no memory limits" ;; pids) what="no process limits" ;; *) what="no CPU shares" ;; esac
+			warn cgroups "cgroup $CT_CG without the $c controller: $what"
+			gap "no cgroup $c controller: $what"
+			cg=no
+		done
+		[ "$cg" = yes ] && info cgroups "cgroup $CT_CG with the memory, pids and cpu controllers"
+	fi
+	if grep -Eq '[[:space:]]overlay(fs)?$' "$R/proc/filesystems" 2>/dev/null; then
+		CT_OVL=yes
+		info overlayfs "overlayfs: a container's root is an overlay on its image"
+	else
+		CT_OVL=no
+		warn overlayfs "no overlayfs in /proc/filesystems: each container's root is a full copy of its image"
+	fi
+	set -- $(mem_limit)
+	if [ $# -gt 0 ]; then
+		CT_MEM="$1 MiB (the beancounters' $2 $3)"
+		info memory "this container may use $CT_MEM"
+	elif [ -e "$R/proc/user_beancounters" ]; then
+		CT_MEM="no limit in /proc/user_beancounters"
+		info memory "$CT_MEM"
+	else
+		CT_MEM=
+	fi
+	RUNG=chroot
+	[ "$ns" = yes ] && RUNG=namespaces
+	[ "$ns$userns" = yesyes ] && RUNG=userns
+	[ "$ns$userns$cg" = yesyesyes ] && RUNG=cgroups
+	if [ -n "$CT_GAPS" ]; then
+		warn rung "containers will run at the $RUNG rung: $CT_GAPS"
+	else
+		info rung "containers will run at the cgroups rung, the highest"
+	fi
+}
+
 # mask BITS: the dotted netmask of a prefix length.
 mask() {
 	m= i=0
@@ -392,6 +522,13 @@ plan() {
 		echo "  link  /sbin/init -> init.allium"
 		echo "  data  $DATA_DIR on the container's root filesystem"
 		echo "  the network stays as the host set it up (${DEV:-?} ${ADDR:-?})"
+		if [ -n "$CT_GAPS" ]; then
+			echo "  containers: the $RUNG rung ($CT_GAPS)"
+		else
+			echo "  containers: the cgroups rung (user namespaces, cgroup $CT_CG limits)"
+		fi
+		[ "$CT_OVL" = no ] && echo "  containers: no overlayfs; each root is a copy of its image"
+		[ -n "$CT_MEM" ] && echo "  memory: $CT_MEM"
 		;;
 	esac
 }
@@ -421,6 +558,7 @@ main() {
 	check_rootfs
 	check_net
 	check_allium
+	[ "$PATHWAY" = takeover ] && check_container
 	if [ -n "$FAILS" ]; then
 		echo "install.sh: refusing: $FAILS; nothing was changed" >&2
 		exit 1

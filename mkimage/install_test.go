@@ -63,6 +63,48 @@ func kvmStatic() *machine {
 	}
 }
 
+// containerNS are a container's /proc/self/ns files: the namespaces
+// rung's kinds.
+func containerNS(m *machine) {
+	for _, n := range []string{"mnt", "pid", "uts", "ipc"} {
+		m.files["proc/self/ns/"+n] = ""
+	}
+}
+
+// openvz is an OpenVZ container of 1 GiB (physpages' limit), with
+// namespaces, no cgroups, no overlayfs and no user namespace sysctl.
+func openvz() *machine {
+	return kvmStatic().with(func(m *machine) {
+		delete(m.files, "sys/class/dmi/id/sys_vendor")
+		delete(m.files, "proc/sys/kernel/kexec_load_disabled")
+		m.files["proc/vz/veinfo"] = ""
+		m.files["proc/user_beancounters"] = "Version: 2.5\n" +
+			"       uid  resource                     held              maxheld              barrier                limit              failcnt\n" +
+			"      101:  kmemsize                  2670888              3284456  9223372036854775807  9223372036854775807                    0\n" +
+			"            privvmpages                 14380                23056               131072               139264                    0\n" +
+			"            physpages                   11013                17088         0    262144        0\n"
+		m.files["proc/filesystems"] = "nodev\tsysfs\nnodev\tproc\n\text4\n"
+		m.files["proc/self/mounts"] = "/dev/ploop12345p1 / ext4 rw 0 0\n"
+		containerNS(m)
+		m.ipRoute = "default dev venet0 scope link"
+		m.ipAddr = "3: venet0    inet 198.51.100.7/32 brd 198.51.100.7 scope global venet0:0"
+	})
+}
+
+// lxcFull is an LXC container with all that containers can use: user
+// namespaces whose uid_map covers Allium's ids, cgroup v2 with memory,
+// pids and cpu, and overlayfs.
+func lxcFull() *machine {
+	return kvmStatic().with(func(m *machine) {
+		m.files["proc/1/environ"] = "container=lxc\x00HOME=/\x00"
+		m.files["proc/sys/user/max_user_namespaces"] = "15000\n"
+		m.files["proc/self/uid_map"] = "         0     100000    2000000\n"
+		m.files["sys/fs/cgroup/cgroup.controllers"] = "cpuset cpu io memory hugetlb pids rdma misc\n"
+		m.files["proc/filesystems"] = "nodev\tsysfs\nnodev\tproc\n\text4\nnodev\toverlay\n"
+		containerNS(m)
+	})
+}
+
 func (m *machine) with(f func(*machine)) *machine { f(m); return m }
 
 // tree writes the machine's files to a new directory.
@@ -217,19 +259,57 @@ func TestInstallDryRun(t *testing.T) {
 			m.ipAddr = strings.Replace(m.ipAddr, "scope global eth0", "scope global dynamic eth0", 1)
 			m.files["var/lib/dhcp/dhclient.eth0.leases"] = "fixed-address 203.0.113.100;\n" // another address: not evidence
 		}), 0, []string{"DHCP (route proto dhcp, address dynamic)", "ip=dhcp"}},
-		{"openvz", kvmStatic().with(func(m *machine) {
-			delete(m.files, "sys/class/dmi/id/sys_vendor")
-			delete(m.files, "proc/sys/kernel/kexec_load_disabled") // not needed in a container
-			m.files["proc/vz/veinfo"] = ""
-			m.files["proc/user_beancounters"] = "Version: 2.5\n"
-			m.files["proc/self/mounts"] = "/dev/ploop12345p1 / ext4 rw 0 0\n"
-			m.ipRoute = "default dev venet0 scope link"
-			m.ipAddr = "3: venet0    inet 198.51.100.7/32 brd 198.51.100.7 scope global venet0:0"
-		}), 0, []string{"OpenVZ container", "plan: openvz takeover", "keep  /sbin/init as /sbin/init.allium-orig",
+		{"openvz", openvz(), 0, []string{"OpenVZ container", "plan: openvz takeover", "keep  /sbin/init as /sbin/init.allium-orig",
 			"write /sbin/init.allium", "venet0 198.51.100.7/32"}},
 		{"lxc", kvmStatic().with(func(m *machine) {
 			m.files["proc/1/environ"] = "container=lxc\x00HOME=/\x00"
 		}), 0, []string{"LXC container", "plan: lxc takeover"}},
+		{"openvz no userns, cgroup v1 without memory", openvz().with(func(m *machine) {
+			m.files["proc/sys/user/max_user_namespaces"] = "0\n"
+			m.files["sys/fs/cgroup/cpu,cpuacct/tasks"] = ""
+			m.files["sys/fs/cgroup/pids/tasks"] = ""
+			m.files["sys/fs/cgroup/blkio/tasks"] = ""
+		}), 0, []string{
+			"info  namespaces   mount, pid, uts and ipc namespaces",
+			"warn  userns       no user namespaces here (user.max_user_namespaces=0)",
+			"warn  cgroups      cgroup v1 without the memory controller: no memory limits",
+			"!without the pids controller", "!without the cpu controller",
+			"warn  overlayfs    no overlayfs in /proc/filesystems",
+			"info  memory       this container may use 1024 MiB (the beancounters' physpages limit)",
+			"warn  rung         containers will run at the namespaces rung: no user namespaces here (user.max_user_namespaces=0); no cgroup memory controller: no memory limits\n",
+			"plan: openvz takeover",
+			"  containers: the namespaces rung (no user namespaces here (user.max_user_namespaces=0); no cgroup memory controller: no memory limits)",
+			"  containers: no overlayfs; each root is a copy of its image",
+			"  memory: 1024 MiB (the beancounters' physpages limit)",
+		}},
+		{"openvz old kernel", openvz().with(func(m *machine) {
+			delete(m.files, "proc/self/ns/mnt")
+			delete(m.files, "proc/self/ns/pid")
+			m.files["proc/user_beancounters"] = strings.Replace(m.files["proc/user_beancounters"],
+				"0    262144        0", "9223372036854775807 9223372036854775807 0", 1)
+		}), 0, []string{
+			"warn  namespaces   no mnt, pid in /proc/self/ns",
+			"warn  userns       this kernel has no user namespaces (no /proc/sys/user/max_user_namespaces)",
+			"warn  cgroups      no cgroup hierarchy in /sys/fs/cgroup: no memory, process or CPU limits",
+			"info  memory       this container may use 512 MiB (the beancounters' privvmpages barrier)",
+			"warn  rung         containers will run at the chroot rung: no namespaces (mnt, pid)",
+		}},
+		{"lxc everything", lxcFull(), 0, []string{
+			"info  userns       user namespaces allowed (user.max_user_namespaces=15000); ids 1048576-1114111 can be mapped",
+			"info  cgroups      cgroup v2 with the memory, pids and cpu controllers",
+			"info  overlayfs    overlayfs",
+			"info  rung         containers will run at the cgroups rung, the highest",
+			"plan: lxc takeover", "  containers: the cgroups rung (user namespaces, cgroup v2 limits)",
+			"!warn", "!memory:",
+		}},
+		{"lxc limited uid_map", lxcFull().with(func(m *machine) {
+			m.files["proc/self/uid_map"] = "         0     100000      65536\n"
+			m.files["sys/fs/cgroup/cgroup.controllers"] = "cpuset cpu io pids\n"
+		}), 0, []string{
+			"warn  userns       this container's uid_map (0 100000 65536) does not cover 1048576-1114111, the ids Allium maps containers to",
+			"warn  cgroups      cgroup v2 without the memory controller: no memory limits",
+			"warn  rung         containers will run at the namespaces rung: this container's uid_map",
+		}},
 		{"kexec disabled", kvmStatic().with(func(m *machine) {
 			m.files["proc/sys/kernel/kexec_load_disabled"] = "1\n"
 		}), 1, []string{"refusing: kexec: kexec is disabled (kernel.kexec_load_disabled=1"}},
@@ -292,7 +372,11 @@ func TestInstallDryRun(t *testing.T) {
 					t.Errorf("install.sh --dry-run = %d, want %d; output:\n%s", code, c.code, out)
 				}
 				for _, w := range c.want {
-					if !strings.Contains(out, w) {
+					if not, ok := strings.CutPrefix(w, "!"); ok {
+						if strings.Contains(out, not) {
+							t.Errorf("install.sh --dry-run: output has %q:\n%s", not, out)
+						}
+					} else if !strings.Contains(out, w) {
 						t.Errorf("install.sh --dry-run: output lacks %q:\n%s", w, out)
 					}
 				}
