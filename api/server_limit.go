@@ -102,8 +102,8 @@ const (
 	// one address (one a command), and a few % of a core of handshake
 	// work per source.
 	DefaultHandshakes = 10
-	DefaultStranger  = 10 * time.Second
-	DefaultIdle      = 60 * time.Second
+	DefaultStranger   = 10 * time.Second
+	DefaultIdle       = 60 * time.Second
 )
 
 func (l Limits) withDefaults() Limits {
