@@ -186,17 +186,8 @@ func startDirect(cfg *shimConfig, status *os.File) (pid, code int, err error) {
 			return 0, ExitShimPrivileges, err
 		}
 	}
-	groups := make([]uint32, len(cfg.Groups))
-	copy(groups, cfg.Groups)
-	files := []uintptr{0, 1, 2}
-	for len(files) <= cfg.ReadyFD {
-		files = append(files, ^uintptr(0)) // closed in the child
-	}
-	if cfg.ReadyFD != 0 {
-		files[cfg.ReadyFD] = uintptr(cfg.ReadyFD)
-	}
-	pid, err = syscall.ForkExec(argv0, cfg.Command, &syscall.ProcAttr{Env: cfg.Env, Files: files,
-		Sys: &syscall.SysProcAttr{Setsid: true, Credential: &syscall.Credential{Uid: cfg.UID, Gid: cfg.GID, Groups: groups}}})
+	pid, err = syscall.ForkExec(argv0, cfg.Command, &syscall.ProcAttr{Env: cfg.Env, Files: childFiles(cfg, 0),
+		Sys: &syscall.SysProcAttr{Setsid: true, Credential: &syscall.Credential{Uid: cfg.UID, Gid: cfg.GID, Groups: cfg.Groups}}})
 	if err != nil {
 		code, err = execFailure(argv0, err)
 		return 0, code, err
@@ -250,18 +241,26 @@ func startInner(cfg *shimConfig, status *os.File) (pid, code int, err error) {
 // the shim's stdio and readiness descriptor, its status pipe where the
 // shim's is, and its config with Inner set.
 func innerAttr(cfg *shimConfig, status *os.File, statusFD int) *syscall.ProcAttr {
-	files := []uintptr{0, 1, 2}
-	for len(files) <= max(statusFD, cfg.ReadyFD) {
-		files = append(files, ^uintptr(0)) // closed in the child
-	}
+	files := childFiles(cfg, statusFD)
 	files[statusFD] = status.Fd()
-	if cfg.ReadyFD != 0 {
-		files[cfg.ReadyFD] = uintptr(cfg.ReadyFD)
-	}
 	inner := *cfg
 	inner.Inner = true
 	env := []string{ShimSpecEnv + "=" + shimJSON(&inner), ShimStatusEnv + "=" + strconv.Itoa(statusFD)}
 	return &syscall.ProcAttr{Env: env, Files: files, Sys: &syscall.SysProcAttr{Setsid: true}}
+}
+
+// childFiles are the descriptors the shim's child gets: stdio, the
+// readiness descriptor at its number, and room up to upTo for one more;
+// every other number below them is closed in the child.
+func childFiles(cfg *shimConfig, upTo int) []uintptr {
+	files := []uintptr{0, 1, 2}
+	for len(files) <= max(upTo, cfg.ReadyFD) {
+		files = append(files, ^uintptr(0))
+	}
+	if cfg.ReadyFD != 0 {
+		files[cfg.ReadyFD] = uintptr(cfg.ReadyFD)
+	}
+	return files
 }
 
 // forward sends every signal the shim gets to the workload's process

@@ -217,21 +217,25 @@ func shimJSON(cfg *shimConfig) string {
 // its Spec asks for a private one (Command adds CLONE_NEWNET).
 const nsCloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
 
-// sysProcAttr is how PID 1 starts the shim at rung r: a new session
-// and process group, at Namespaces and above new namespaces, and at
-// Userns and above a new user namespace mapping the container's ids
-// 0-65535 to ids (Go writes the maps before the shim's execve;
-// setgroups stays allowed, for the workload's supplementary groups).
-// The shim becomes the namespace's root before its execve: host root is
-// no one in the namespace, and would lose every capability at the exec.
-func sysProcAttr(r isolation.Rung, ids idmap.Range) *syscall.SysProcAttr {
+// sysProcAttr is how PID 1 starts s's shim: a new session and process
+// group, at Namespaces and above new namespaces (and a network
+// namespace of its own for a private network), and at Userns and above
+// a new user namespace mapping the container's ids 0-65535 to s.IDs (Go
+// writes the maps before the shim's execve; setgroups stays allowed,
+// for the workload's supplementary groups). The shim becomes the
+// namespace's root before its execve: host root is no one in the
+// namespace, and would lose every capability at the exec.
+func sysProcAttr(s *Spec) *syscall.SysProcAttr {
 	a := &syscall.SysProcAttr{Setsid: true}
-	if r >= isolation.Namespaces {
+	if s.Rung >= isolation.Namespaces {
 		a.Cloneflags = nsCloneflags
+		if s.PrivateNet {
+			a.Cloneflags |= unix.CLONE_NEWNET
+		}
 	}
-	if r >= isolation.Userns {
+	if s.Rung >= isolation.Userns {
 		a.Cloneflags |= unix.CLONE_NEWUSER
-		m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(ids.Base), Size: int(ids.Size)}}
+		m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(s.IDs.Base), Size: int(s.IDs.Size)}}
 		a.UidMappings, a.GidMappings, a.GidMappingsEnableSetgroups = m, m, true
 		a.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
@@ -252,10 +256,7 @@ func Command(exe string, s Spec, stdout, stderr *os.File) *exec.Cmd {
 		Path:        exe,
 		Args:        []string{"init", "shim"},
 		Env:         []string{shimEnv(&s)},
-		SysProcAttr: sysProcAttr(s.Rung, s.IDs),
-	}
-	if s.PrivateNet && s.Rung >= isolation.Namespaces {
-		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWNET // a network namespace of its own
+		SysProcAttr: sysProcAttr(&s),
 	}
 	if stdout != nil {
 		cmd.Stdout = stdout
