@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"allium/internal/mountinfo"
 
@@ -163,13 +164,7 @@ func (r roots) idmapped(name, image string, ids idmap.Range) (string, error) {
 func (r roots) copyRoot(name, image string, ids idmap.Range, mode string) (string, error) {
 	root := r.root(name)
 	if entries, _ := os.ReadDir(root); len(entries) == 0 {
-		if err := copyTree(image, root); err != nil {
-			return "", err
-		}
-		if ids.IsZero() {
-			return mode, nil
-		}
-		return mode, idmap.Shift(root, idmap.Host, ids)
+		return mode, copyTree(image, root, ids)
 	}
 	return mode, idmap.Own(root, ids)
 }
@@ -228,8 +223,9 @@ func (r roots) remove(name string) error {
 	return errors.Join(r.reset(name), os.RemoveAll(r.logs(name)))
 }
 
-// copyTree copies src to dst, keeping modes, owners and symlinks.
-func copyTree(src, dst string) error {
+// copyTree copies src to dst, keeping modes and symlinks, and owners
+// moved from the host's ids to ids (the zero Range: kept as they are).
+func copyTree(src, dst string, ids idmap.Range) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -240,15 +236,17 @@ func copyTree(src, dst string) error {
 		if err != nil {
 			return err
 		}
-		if err := copyEntry(p, target, info); err != nil {
+		if err := copyEntry(p, target, info, ids); err != nil {
 			return fmt.Errorf("copy %s: %w", rel, err)
 		}
 		return nil
 	})
 }
 
-func copyEntry(src, dst string, info fs.FileInfo) error {
-	st, _ := info.Sys().(*unix.Stat_t)
+func copyEntry(src, dst string, info fs.FileInfo, ids idmap.Range) error {
+	// Regression: this asserted *unix.Stat_t, which os.FileInfo never
+	// holds (it is *syscall.Stat_t), so a copied root lost its owners.
+	st, _ := info.Sys().(*syscall.Stat_t)
 	switch {
 	case info.IsDir():
 		if err := os.MkdirAll(dst, info.Mode().Perm()); err != nil {
@@ -270,7 +268,7 @@ func copyEntry(src, dst string, info fs.FileInfo) error {
 		return nil // devices and fifos were refused or allowed at unpack; skip them here
 	}
 	if st != nil {
-		os.Lchown(dst, int(st.Uid), int(st.Gid))
+		os.Lchown(dst, int(ids.Map(idmap.Host, st.Uid)), int(ids.Map(idmap.Host, st.Gid)))
 	}
 	if info.Mode()&fs.ModeSymlink == 0 {
 		return os.Chmod(dst, info.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))

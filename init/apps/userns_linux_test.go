@@ -60,6 +60,7 @@ func busyboxImage(t *testing.T, script string) (data []byte, digest string) {
 		add(tar.Header{Name: "rootfs/bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}, nil)
 	}
 	add(tar.Header{Name: "rootfs/etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644}, []byte("root:x:0:0:root:/:/bin/sh\n"))
+	add(tar.Header{Name: "rootfs/etc/app.conf", Typeflag: tar.TypeReg, Mode: 0o644, Uid: 1000, Gid: 1000}, []byte("x\n"))
 	tw.Close()
 	sum := sha256.Sum256(buf.Bytes())
 	return buf.Bytes(), "sha256:" + hex.EncodeToString(sum[:])
@@ -130,6 +131,10 @@ func usernsContainers(t *testing.T, mapper IDMapper) {
 		// test): with a mapper the image is an idmapped layer, not a copy.
 		if lower := filepath.Join(dir, "data/overlay", name, "lower"); (len(mountinfo.Under(lower)) == 1) != (mapper != nil) {
 			t.Errorf("%s: mounts at %s: %v; want one with a mapper (an idmapped layer), none without (a shifted copy)", name, lower, mountinfo.Under(lower))
+		}
+		// A file of the image owned by uid 1000 is the range's 1000th id.
+		if uid := owner(t, filepath.Join(dir, "data/containers", name, "etc/app.conf")); uid != rec.IDBase+1000 {
+			t.Errorf("%s: the image's etc/app.conf (uid 1000), seen in its root, owned by %d, want %d", name, uid, rec.IDBase+1000)
 		}
 		if uid := owner(t, filepath.Join(dir, "data/containers", name, "bin/busybox")); uid != rec.IDBase {
 			t.Errorf("%s: the image's busybox, seen in its root, owned by %d, want %d", name, uid, rec.IDBase)
