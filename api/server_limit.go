@@ -72,7 +72,9 @@ type Limits struct {
 	// Idle is how long an authorized connection may idle between
 	// requests; 0 means DefaultIdle.
 	Idle time.Duration
-	// Handshakes caps the TLS handshakes a second (with a burst of
+	// Handshakes caps, while a quarter of the general pool or more is
+	// held by connections not yet authorized, the TLS handshakes a
+	// second (with a burst of
 	// four times as many) the listener starts for one source's connections
 	// (with PerSource's sources; not on the onion): each costs the node
 	// key exchanges and signatures, and a flood of them takes the CPU an
@@ -176,9 +178,16 @@ func newGate(lim Limits, authorize func(ed25519.PublicKey) bool, log *slog.Logge
 // past it, those whose bucket has filled up again are forgotten.
 const maxBuckets = 4096
 
-// handshake takes a token of src's bucket. g.mu is held.
+// handshake takes a token of src's bucket, when the listener is under
+// pressure: a quarter of its general pool or more held by connections
+// not yet authorized. Below that nothing is counted, so that clients
+// that poll or retry against a slow node (their handshakes cut short
+// cost tokens) never meet the cap while no flood is on. g.mu is held.
 func (g *gate) handshake(src netip.Prefix) bool {
 	if g.lim.PerSource <= 0 || g.lim.Handshakes <= 0 {
+		return true
+	}
+	if g.general+g.reserve-g.authed < max(1, (g.lim.Conns-g.lim.Reserved)/4) {
 		return true
 	}
 	now := g.now()

@@ -219,6 +219,13 @@ func TestHandshakeRatePerSource(t *testing.T) {
 	now := time.Unix(1000, 0)
 	g := newGate(Limits{Handshakes: 2}, nil, nil)
 	g.now = func() time.Time { return now }
+	// Without pressure nothing is counted.
+	for i := range 20 {
+		if !g.handshake(netip.MustParsePrefix("203.0.113.5/32")) {
+			t.Fatalf("handshake %d refused on a quiet listener, want no cap without pressure", i)
+		}
+	}
+	g.general = g.lim.Conns - g.lim.Reserved // a flood holds the general pool
 	a, b := netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("198.51.100.7/32")
 	took := func(src netip.Prefix, n int) int {
 		ok := 0
@@ -248,6 +255,7 @@ func TestHandshakeRatePerSource(t *testing.T) {
 		g.refund(b)
 	}
 	onion := newGate(Limits{Handshakes: 2, PerSource: -1}, nil, nil)
+	onion.general = onion.lim.Conns - onion.lim.Reserved
 	for i := range 10 {
 		if !onion.handshake(a) {
 			t.Fatalf("onion: handshake %d refused, want no rate without a per-source cap", i)
@@ -259,7 +267,8 @@ func TestHandshakeRatePerSource(t *testing.T) {
 // back: connecting and hanging up, as a client killed early does, costs
 // the node no CPU and does not use the source's budget up.
 func TestHandshakeRefundedWithoutHello(t *testing.T) {
-	g := newGate(Limits{Handshakes: 1}, nil, slog.New(slog.DiscardHandler)) // 4 at once
+	g := newGate(Limits{Handshakes: 1, Conns: 300, Reserved: -1}, nil, slog.New(slog.DiscardHandler)) // 4 at once
+	g.general = 100                                                                                   // under pressure: a third of the pool held by strangers
 	for i := range 20 {
 		a, b := net.Pipe()
 		gc := g.admit(a)

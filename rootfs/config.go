@@ -64,7 +64,8 @@ type ConnConfig struct {
 	// address (IPv6: one /64); 0 means 16. The onion has its own
 	// (OnionStreams).
 	PerSource int `json:"per_source,omitempty"`
-	// Handshakes caps the TLS handshakes a second one such address may
+	// Handshakes caps, during a flood (a quarter of the connections or
+	// more not yet authorized), the TLS handshakes a second one such address may
 	// start (four times as many at once); 0 means 10.
 	Handshakes int `json:"handshakes,omitempty"`
 	// OnionStreams caps the streams of one client's tor circuit; 0
