@@ -39,12 +39,21 @@ BIN=${ALLIUM_INSTALL_BIN:-}
 
 usage() {
 	cat <<EOF
-usage: sh install.sh --dry-run | --check | --help
+usage: sh install.sh [--dry-run | --check | --yes [--permanent] [--no-switch]]
 
 Allium node $NODE ($BUNDLE_ARCH, built $BUILT).
-  --dry-run  check this machine and print what an install would do; change nothing
-  --check    check this machine and this bundle's payload; change nothing
-The takeover itself (kexec, OpenVZ/LXC) is not in this build yet.
+Without an option it checks this machine, prints what an install would do,
+and changes nothing.
+  --dry-run    the same: check this machine and print the plan
+  --check      check this machine and this bundle's payload only
+  --yes        install: on KVM or Xen HVM, the node's kernel is put in
+               $BOOT_DIR and kexec'd as a trial (a reset brings this system
+               back); in an OpenVZ or LXC container, /sbin/init becomes
+               Allium's (the old one is kept as /sbin/init.allium-orig)
+  --permanent  with --yes on KVM/Xen HVM: also a GRUB entry, the default,
+               so that the node comes up on every boot (this system stays
+               the next entry; 'cloud uninstall NAME' makes it the default again)
+  --no-switch  with --yes: do everything but the switch itself
 EOF
 }
 
@@ -533,16 +542,52 @@ plan() {
 	esac
 }
 
-# kexec_helper: TODO(issue 11): the static kexec helper (kexec_file_load,
-# then kexec_load) goes into the payload and is run from here.
-kexec_helper() { return 1; }
+# --- the install -----------------------------------------------------
+
+# step NAME WHAT: one line of progress; `cloud install` reads these
+# (the word "step" first) to time and show the install's phases.
+step() { printf 'step  %-12s %s\n' "$1" "$2"; }
+
+# die WHAT: the install stops; what was done so far is named by the
+# steps before, and the old system still boots as it did.
+die() {
+	printf 'install.sh: %s\n' "$1" >&2
+	exit 1
+}
+
+# put NAME DEST MODE: the payload file NAME written to DEST through a
+# temporary file beside it, checked against its sha256, then renamed.
+put() {
+	sum=$(printf '%s\n' "$PAYLOAD" | awk -v n="$1" '$1 == n { print $3 }')
+	tmp=$2.allium-tmp
+	payload_cat "$1" >"$tmp" || { rm -f "$tmp"; die "write $2: $(df -Pk "$(dirname "$2")" | awk 'NR == 2 { print $4 }') KiB free"; }
+	got=$(sha256sum <"$tmp" | cut -d ' ' -f 1)
+	if [ "$got" != "$sum" ]; then
+		rm -f "$tmp"
+		die "write $2: the copy's sha256 is $got, want $sum (a full disk?)"
+	fi
+	chmod "$3" "$tmp" && sync && mv -f "$tmp" "$2" || die "write $2 failed"
+}
+
+# do_kexec: the kexec takeover (KVM, Xen HVM); see plan.
+do_kexec() {
+	die "the kexec takeover is not in this build yet; nothing was changed"
+}
+
+# do_takeover: the OpenVZ/LXC takeover; see plan.
+do_takeover() {
+	die "the OpenVZ/LXC takeover is not in this build yet; nothing was changed"
+}
 
 main() {
-	MODE=
+	MODE= PERMANENT=no SWITCH=yes
 	for a in "$@"; do
 		case $a in
 		--dry-run) MODE=dry-run ;;
 		--check) MODE=check ;;
+		--yes) MODE=install ;;
+		--permanent) PERMANENT=yes ;;
+		--no-switch) SWITCH=no ;;
 		-h | --help) usage && exit 0 ;;
 		*) echo "install.sh: unknown option $a" >&2 && usage >&2 && exit 2 ;;
 		esac
@@ -563,11 +608,26 @@ main() {
 		echo "install.sh: refusing: $FAILS; nothing was changed" >&2
 		exit 1
 	fi
-	[ "$MODE" = dry-run ] && plan
-	[ -n "$MODE" ] && exit 0
+	case $MODE in
+	check) exit 0 ;;
+	dry-run)
+		plan
+		exit 0
+		;;
+	'')
+		plan
+		echo "install.sh: nothing was changed; run it again with --yes to do this"
+		exit 0
+		;;
+	esac
 	plan
-	echo "install.sh: the takeover itself is not in this build yet; nothing was changed" >&2
-	exit 1
+	# From here on the install goes to its end even if the terminal or
+	# the ssh connection that started it goes away.
+	trap '' HUP PIPE
+	case $PATHWAY in
+	kexec) do_kexec ;;
+	takeover) do_takeover ;;
+	esac
 }
 
 main "$@"
