@@ -20,7 +20,7 @@ field = $(word $1,$(subst -, ,$2))
 .PHONY: all build deps test unit unit-arm64 cross $(PLATFORMS:%=cross-%) dist demo bench clean FORCE
 all: build
 
-build: $(OUT)/init $(OUT)/cloud $(OUT)/mkimage
+build: $(OUT)/init $(OUT)/kexec $(OUT)/cloud $(OUT)/mkimage
 
 # `go build` decides what is stale; FORCE makes make always ask it.
 $(OUT)/%: FORCE

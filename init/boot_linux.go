@@ -181,15 +181,10 @@ type netUpFunc func(ctx context.Context, cfg netup.Config, resolvConf string) (n
 // startNetwork configures the network in the background: the API's
 // listeners bind to every address and need not wait for DHCP.
 func (n *node) startNetwork(netUp netUpFunc) {
-	cfg := netup.Config{}
-	if v, ok := n.cmdline["ip"]; ok {
-		c, err := netup.ParseIP(v)
-		if err != nil {
-			n.log.Error("network: bad ip= on the kernel command line; using DHCP", "err", err)
-			n.warn(err.Error() + "; using DHCP")
-		} else {
-			cfg = c
-		}
+	cfg, warns := netConfig(n.cmdline)
+	for _, w := range warns {
+		n.log.Error("network: kernel command line: " + w)
+		n.warn(w)
 	}
 	safe.Go(n.log, "network", func() {
 		st, err := netUp(context.Background(), cfg, filepath.Join(n.root, rootfs.ResolvConf))

@@ -33,6 +33,7 @@ type applianceFlags struct {
 	name, out        string
 	kernel, modules  string
 	init             string
+	kexec            string
 	compress         choiceFlag
 	port             int
 	noTCP            bool
@@ -119,6 +120,7 @@ func (f *applianceFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.kernel, "kernel", "", "the kernel (bzImage) to ship (default: see above)")
 	fl.StringVar(&f.modules, "modules", "", "that kernel's module directory (default /lib/modules/RELEASE, RELEASE read from the kernel)")
 	fl.StringVar(&f.init, "init", "", "the init binary (default: the file 'init' beside the mkimage executable)")
+	fl.StringVar(&f.kexec, "kexec", "", "install.sh's static kexec helper (default: the file 'kexec' beside the mkimage executable)")
 	fl.Var(&f.compress, "compress", "initramfs compression")
 	fl.IntVar(&f.port, "port", 0, "the node's API TCP port (0 = "+strconv.Itoa(rootfs.DefaultPort)+")")
 	fl.BoolVar(&f.noTCP, "no-tcp", false, "switch the node's TCP API listener off: it is reached through its onion")
@@ -174,6 +176,7 @@ type build struct {
 	kernel, release, modDir string
 	init                    []byte
 	initPath                string
+	kexecPath               string // "" when there is none: the bundle cannot kexec
 	nodeKey, clientKey      ed25519.PrivateKey
 	nodeKeyNew, clientNew   bool
 	onion                   onionKeys
@@ -195,7 +198,7 @@ func (f *applianceFlags) run(ctx context.Context, stdout, stderr io.Writer) erro
 	}
 	b := &build{f: f, stderr: stderr, built: time.Now().UTC().Truncate(time.Second)}
 	steps := []func(context.Context) error{
-		b.findKernel, b.checkKernel, b.readInit, b.findTor, b.makeDir, b.loadKeys, b.loadOnionKeys,
+		b.findKernel, b.checkKernel, b.readInit, b.findKexec, b.findTor, b.makeDir, b.loadKeys, b.loadOnionKeys,
 		b.writeInitrd, b.writeKernel, b.writeCmdline, b.writeInstall, b.writeDataDisk, b.writeBootDisk, b.saveAlias,
 	}
 	for _, step := range steps {

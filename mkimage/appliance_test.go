@@ -31,7 +31,7 @@ kernel/drivers/block/xen-blkfront.ko:
 `
 
 type fixture struct {
-	dir, kernel, modules, init, config, out string
+	dir, kernel, modules, init, kexec, config, out string
 }
 
 // newFixture lays out a fake kernel, module directory and init binary.
@@ -39,10 +39,11 @@ func newFixture(t *testing.T) fixture {
 	t.Helper()
 	d := t.TempDir()
 	fx := fixture{dir: d, kernel: filepath.Join(d, "vmlinuz-x"), modules: filepath.Join(d, "modules"),
-		init: filepath.Join(d, "init"), config: filepath.Join(d, "config"), out: filepath.Join(d, "out")}
+		init: filepath.Join(d, "init"), kexec: filepath.Join(d, "kexec"), config: filepath.Join(d, "config"), out: filepath.Join(d, "out")}
 	files := map[string]string{
 		fx.kernel:                                string(fakeBzImage(fakeRelease + " (test) #1")),
 		fx.init:                                  "#!fake init\n",
+		fx.kexec:                                 "#!fake kexec\n",
 		filepath.Join(fx.modules, "modules.dep"): fakeDep,
 		filepath.Join(fx.modules, "modules.builtin"): "kernel/drivers/input/evdev.ko\n",
 	}
@@ -64,7 +65,7 @@ func newFixture(t *testing.T) fixture {
 // args are the flags every appliance run of the fixture needs.
 func (fx fixture) args(extra ...string) []string {
 	return append([]string{"appliance", "--name", "t1", "-o", fx.out, "--kernel", fx.kernel,
-		"--modules", fx.modules, "--init", fx.init, "--config", fx.config}, extra...)
+		"--modules", fx.modules, "--init", fx.init, "--kexec", fx.kexec, "--config", fx.config}, extra...)
 }
 
 func runMkimage(t *testing.T, args ...string) (code int, stdout, stderr string) {

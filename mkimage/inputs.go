@@ -39,23 +39,45 @@ func (b *build) findKernel(context.Context) (err error) {
 	return nil
 }
 
-// defaultInit is the file "init" beside the running executable, where
-// `make build` puts both.
-func defaultInit() (string, error) {
+// besideMe is the file name beside the running executable, where
+// `make build` puts init, kexec and mkimage.
+func besideMe(name string) (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return "", fmt.Errorf("finding the init binary: %w: pass --init", err)
+		return "", fmt.Errorf("finding the %s binary: %w: pass --%s", name, err, name)
 	}
 	if real, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = real
 	}
-	return filepath.Join(filepath.Dir(exe), "init"), nil
+	return filepath.Join(filepath.Dir(exe), name), nil
+}
+
+// findKexec finds the static kexec helper install.sh carries. Without
+// one the bundle still installs in OS containers, and its preflight
+// refuses the kexec takeover by name.
+func (b *build) findKexec(context.Context) (err error) {
+	p := b.f.kexec
+	if p == "" {
+		if p, err = besideMe("kexec"); err != nil {
+			return err
+		}
+	}
+	fi, err := os.Stat(p)
+	switch {
+	case err == nil && fi.Mode().IsRegular():
+		b.kexecPath = p
+	case b.f.kexec != "":
+		return fmt.Errorf("kexec helper %s: not a file (%v)", p, err)
+	default:
+		b.warnf("no kexec helper at %s (make build writes it): install.sh will not be able to kexec", p)
+	}
+	return nil
 }
 
 func (b *build) readInit(context.Context) (err error) {
 	p := b.f.init
 	if p == "" {
-		if p, err = defaultInit(); err != nil {
+		if p, err = besideMe("init"); err != nil {
 			return err
 		}
 	}

@@ -67,12 +67,15 @@ func (b *build) writeInstall(context.Context) error {
 		{name: initrdFile, path: b.path(initrdFile)},
 		{name: "init", path: b.initPath},
 	}
+	if b.kexecPath != "" {
+		files = append(files, payloadFile{name: "kexec", path: b.kexecPath})
+	}
 	for i := range files {
 		if err := hashFile(&files[i]); err != nil {
 			return fmt.Errorf("install bundle: %w", err)
 		}
 	}
-	spec := installSpec{node: b.f.name, arch: unameArch(b.init), cmdline: kernelArgs("ttyS0", true, b.f.appendArgs),
+	spec := installSpec{node: b.f.name, arch: unameArch(b.init), cmdline: "console=tty0 " + kernelArgs("ttyS0", true, b.f.appendArgs),
 		built: b.built, files: files}
 	return writeBundle(b.path(installFile), installHeader(spec), files)
 }

@@ -205,6 +205,9 @@ check_virt() {
 }
 
 check_kexec() {
+	if [ -z "$(payload_size kexec)" ]; then
+		fail kexec "this bundle has no kexec helper (mkimage found none beside it: build with make build, or pass --kexec)"
+	fi
 	dis=$(rd /proc/sys/kernel/kexec_load_disabled)
 	case $dis in
 	0) ok kexec "kexec_load_disabled is 0" ;;
@@ -484,24 +487,29 @@ check_net() {
 	ok network "$DEV ${ADDR:-?} gateway ${GW:-none} dns ${DNS:-none} mac ${MAC:-?}; $how"
 }
 
-# ip_param: the kernel's ip= for the network this machine has.
+# ip_param: the kernel's ip= for the network this machine has, on the
+# link it has now, and dracut's ifname=, which gives the link with this
+# MAC that name in the node (whose kernel may name it otherwise).
 ip_param() {
 	if [ "$DHCP" = yes ]; then
-		echo ip=dhcp
-		return
+		printf 'ip=:::::%s:dhcp' "$DEV"
+	else
+		set -- $DNS
+		printf '%s' "ip=${ADDR%/*}::$GW:$(mask "${ADDR#*/}")::$DEV:off:${1:-}:${2:-}" | sed 's/:*$//'
 	fi
-	set -- $DNS
-	echo "ip=${ADDR%/*}::$GW:$(mask "${ADDR#*/}"):::off:${1:-}:${2:-}" | sed 's/:*$//'
+	[ -n "$MAC" ] && printf ' ifname=%s:%s' "$DEV" "$MAC"
+	echo
 }
 
 check_allium() {
 	found=
 	[ -e "$R/etc/allium/node.json" ] && found="$found /etc/allium/node.json,"
-	[ -e "$R$BOOT_DIR" ] && found="$found $BOOT_DIR,"
 	[ -e "$R/sbin/init.allium-orig" ] && found="$found /sbin/init.allium-orig,"
 	grep -q 'allium\.' "$R/proc/cmdline" 2>/dev/null && found="$found allium.* on /proc/cmdline,"
 	if [ -n "$found" ]; then
 		fail allium "already an Allium node (found${found%,}): uninstall it first (cloud uninstall NAME)"
+	elif [ -e "$R$BOOT_DIR" ]; then
+		ok allium "not an Allium node; an earlier install's $BOOT_DIR is replaced"
 	else
 		ok allium "not an Allium node"
 	fi
@@ -569,9 +577,105 @@ put() {
 	chmod "$3" "$tmp" && sync && mv -f "$tmp" "$2" || die "write $2 failed"
 }
 
+# run_kexec ARG...: the bundle's kexec helper, once written to $BOOT_DIR
+# (a test's ALLIUM_INSTALL_BIN/kexec stands in for it).
+run_kexec() {
+	if [ -n "$BIN" ]; then "$BIN/kexec" "$@"; else "$BOOT_DIR/kexec" "$@"; fi
+}
+
+GRUB_SNIPPET=/etc/grub.d/07_allium
+
+# grub_mkconfig: regenerates grub.cfg the way this system does.
+grub_mkconfig() {
+	if have update-grub; then
+		sys update-grub
+	elif have grub-mkconfig; then
+		sys grub-mkconfig -o /boot/grub/grub.cfg
+	else
+		sys grub2-mkconfig -o /boot/grub2/grub.cfg
+	fi
+}
+
+# check_grub: --permanent needs GRUB 2 and its configuration tools.
+check_grub() {
+	if [ ! -d "$R/etc/grub.d" ]; then
+		fail grub "no /etc/grub.d: --permanent needs GRUB 2 (the trial install works without it)"
+	elif ! have update-grub && ! have grub-mkconfig && ! have grub2-mkconfig; then
+		fail grub "no update-grub or grub-mkconfig: --permanent needs them (the trial install works without)"
+	else
+		ok grub "GRUB 2: $GRUB_SNIPPET makes the node the default entry"
+	fi
+}
+
+# grub_entry: the GRUB entry that boots the node, the default unless the
+# node has asked for the old system ($DATA_DIR/boot-old-system, which
+# `cloud uninstall` writes). grub-mkconfig runs the snippet, so the
+# paths are worked out as its own entries' are, /boot a partition or not.
+grub_entry() {
+	step grub "$GRUB_SNIPPET: the node becomes the default entry, this system the next"
+	tmp=$R$GRUB_SNIPPET.allium-tmp
+	{
+		echo '#!/bin/sh'
+		echo "# Allium node $NODE: written by install.sh --permanent; 'sh install.sh --remove' takes it out."
+		echo 'set -e'
+		echo '. "${pkgdatadir:-/usr/share/grub}/grub-mkconfig_lib"'
+		echo "kernel=$BOOT_DIR/vmlinuz data=$DATA_DIR"
+		echo "cmdline='$(cmdline) allium.install=grub'"
+		cat <<'SNIPPET'
+[ -f "$kernel" ] || exit 0
+echo "Found the Allium node: $kernel" >&2
+kdir=$(make_system_path_relative_to_its_root "${kernel%/*}")
+ddir=$(make_system_path_relative_to_its_root "$data")
+echo "# the node is the default unless it asked for this system ($data/boot-old-system)"
+echo 'set allium_saved_root="$root"'
+prepare_grub_to_access_device $(${grub_probe} --target=device "$data")
+echo "if [ ! -e \"$ddir/boot-old-system\" ]; then set default=allium; fi"
+echo 'set root="$allium_saved_root"'
+echo "menuentry 'Allium node' --id allium {"
+prepare_grub_to_access_device $(${grub_probe} --target=device "$kernel") | sed 's/^/	/'
+echo "	linux $kdir/vmlinuz $cmdline"
+echo "	initrd $kdir/initrd.img"
+echo "}"
+SNIPPET
+	} >"$tmp" && chmod 755 "$tmp" && mv -f "$tmp" "$R$GRUB_SNIPPET" || die "write $GRUB_SNIPPET failed"
+	if ! out=$(grub_mkconfig 2>&1); then
+		rm -f "$R$GRUB_SNIPPET"
+		grub_mkconfig >/dev/null 2>&1
+		die "update-grub failed, the entry is taken out again: $(printf '%s\n' "$out" | tail -n 3)"
+	fi
+}
+
 # do_kexec: the kexec takeover (KVM, Xen HVM); see plan.
 do_kexec() {
-	die "the kexec takeover is not in this build yet; nothing was changed"
+	step files "$BOOT_DIR: vmlinuz, initrd.img, kexec"
+	mkdir -p "$R$BOOT_DIR" && chmod 700 "$R$BOOT_DIR" || die "mkdir $BOOT_DIR failed"
+	put vmlinuz "$R$BOOT_DIR/vmlinuz" 644
+	put initrd.img "$R$BOOT_DIR/initrd.img" 600 # it holds the node's keys
+	put kexec "$R$BOOT_DIR/kexec" 755
+	line=$(cmdline)
+	printf '%s\n' "$line" >"$R$BOOT_DIR/cmdline" || die "write $BOOT_DIR/cmdline failed"
+	step data "$DATA_DIR on the root filesystem (UUID $ROOTUUID)"
+	mkdir -p "$R$DATA_DIR" && chmod 700 "$R$DATA_DIR" || die "mkdir $DATA_DIR failed"
+	rm -f "$R$DATA_DIR/boot-old-system"
+	[ "$PERMANENT" = yes ] && grub_entry
+	step load "kexec load: $line"
+	out=$(run_kexec load --kernel "$R$BOOT_DIR/vmlinuz" --initrd "$R$BOOT_DIR/initrd.img" --cmdline "$line allium.install=kexec" 2>&1) ||
+		die "$(printf '%s\n' "$out" | tail -n 1); this system is unchanged but for $BOOT_DIR${PERMANENT#no}"
+	step loaded "$out"
+	if [ "$SWITCH" = no ]; then
+		step ready "--no-switch: the node's kernel is loaded; 'systemctl kexec' (or $BOOT_DIR/kexec exec) switches"
+		exit 0
+	fi
+	step switch "kexec into the node in 2 s; this connection will drop"
+	# Detached, so that this script (and an ssh session running it) ends
+	# first; systemd stops the services and unmounts before it kexecs.
+	(
+		sleep 2
+		if [ -d /run/systemd/system ] && have systemctl && sys systemctl kexec; then exit 0; fi
+		sync
+		run_kexec exec
+	) </dev/null >/dev/null 2>&1 &
+	exit 0
 }
 
 # do_takeover: the OpenVZ/LXC takeover; see plan.
@@ -599,6 +703,7 @@ main() {
 	check_arch
 	check_virt
 	[ "$PATHWAY" = kexec ] && check_kexec
+	[ "$PATHWAY$PERMANENT" = kexecyes ] && check_grub
 	check_space
 	check_rootfs
 	check_net

@@ -33,6 +33,7 @@ type machine struct {
 	ipAddr   string            // ip -o -4 addr show scope global
 	ipRoute  string            // ip -4 route show default
 	noIP     bool              // no ip command
+	cmds     map[string]string // more commands: name: sh script
 }
 
 // kvmStatic is a KVM VPS with a static ifupdown address: the case that
@@ -142,6 +143,9 @@ func (m *machine) bin(t *testing.T) string {
 	if !m.noIP {
 		fakes["ip"] = "#!/bin/sh\ncase \"$*\" in\n*route*) cat <<'EOF'\n" + m.ipRoute + "\nEOF\n;;\n*addr*) cat <<'EOF'\n" + m.ipAddr + "\nEOF\n;;\nesac\n"
 	}
+	for name, script := range m.cmds {
+		fakes[name] = script
+	}
 	for name, script := range fakes {
 		writeTestFile(t, filepath.Join(dir, name), script, 0o755)
 	}
@@ -239,7 +243,7 @@ func runInstall(t *testing.T, sh []string, script, root string, m *machine, args
 
 func TestInstallDryRun(t *testing.T) {
 	script := bundle(t)
-	const static = "ip=203.0.113.10::203.0.113.1:255.255.255.0:::off:203.0.113.53:203.0.113.54"
+	const static = "ip=203.0.113.10::203.0.113.1:255.255.255.0::eth0:off:203.0.113.53:203.0.113.54 ifname=eth0:" + fakeMAC
 	cases := []struct {
 		name string
 		m    *machine
@@ -249,16 +253,16 @@ func TestInstallDryRun(t *testing.T) {
 		{"kvm static", kvmStatic(), 0, []string{
 			"ok    virt         KVM", "UUID " + fakeUUID, "mac " + fakeMAC, "static (no DHCP lease",
 			"plan: kexec trial (kvm)", "write /boot/allium/vmlinuz", "write /boot/allium/initrd.img",
-			"console=ttyS0 panic=-1 loglevel=4 allium.data=UUID=" + fakeUUID + ":/var/lib/allium " + static,
+			"console=tty0 console=ttyS0 panic=-1 loglevel=4 allium.data=UUID=" + fakeUUID + ":/var/lib/allium " + static,
 		}},
 		{"dhcp lease", kvmStatic().with(func(m *machine) {
 			m.files["var/lib/dhcp/dhclient.eth0.leases"] = "lease {\n  interface \"eth0\";\n  fixed-address 203.0.113.10;\n}\n"
-		}), 0, []string{"DHCP (lease /var/lib/dhcp/dhclient.eth0.leases)", "allium.data=UUID=" + fakeUUID + ":/var/lib/allium ip=dhcp"}},
+		}), 0, []string{"DHCP (lease /var/lib/dhcp/dhclient.eth0.leases)", "allium.data=UUID=" + fakeUUID + ":/var/lib/allium ip=:::::eth0:dhcp ifname=eth0:" + fakeMAC}},
 		{"dhcp route", kvmStatic().with(func(m *machine) {
 			m.ipRoute = "default via 203.0.113.1 dev eth0 proto dhcp src 203.0.113.10 metric 100"
 			m.ipAddr = strings.Replace(m.ipAddr, "scope global eth0", "scope global dynamic eth0", 1)
 			m.files["var/lib/dhcp/dhclient.eth0.leases"] = "fixed-address 203.0.113.100;\n" // another address: not evidence
-		}), 0, []string{"DHCP (route proto dhcp, address dynamic)", "ip=dhcp"}},
+		}), 0, []string{"DHCP (route proto dhcp, address dynamic)", "ip=:::::eth0:dhcp ifname=eth0:"}},
 		{"openvz", openvz(), 0, []string{"OpenVZ container", "plan: openvz takeover", "keep  /sbin/init as /sbin/init.allium-orig",
 			"write /sbin/init.allium", "venet0 198.51.100.7/32"}},
 		{"lxc", kvmStatic().with(func(m *machine) {
@@ -332,7 +336,10 @@ func TestInstallDryRun(t *testing.T) {
 		{"installed", kvmStatic().with(func(m *machine) {
 			m.files["etc/allium/node.json"] = "{}"
 			m.files["boot/allium/vmlinuz"] = "k"
-		}), 1, []string{"refusing: allium: already an Allium node (found /etc/allium/node.json, /boot/allium)"}},
+		}), 1, []string{"refusing: allium: already an Allium node (found /etc/allium/node.json)"}},
+		{"an earlier trial's files", kvmStatic().with(func(m *machine) {
+			m.files["boot/allium/vmlinuz"] = "k"
+		}), 0, []string{"ok    allium       not an Allium node; an earlier install's /boot/allium is replaced"}},
 		{"arm64", kvmStatic().with(func(m *machine) { m.arch = "aarch64" }), 1,
 			[]string{"refusing: arch: wrong architecture: this machine is aarch64, the bundle is x86_64"}},
 		{"not root", kvmStatic().with(func(m *machine) { m.uid = "1000" }), 1,
@@ -400,7 +407,7 @@ func TestInstallPayloadCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	flipped := slices.Clone(data)
-	flipped[len(flipped)-5] ^= 0xff // in init, the last file (12 bytes)
+	flipped[len(flipped)-5] ^= 0xff // in kexec, the last file (13 bytes)
 	cases := []struct {
 		name string
 		data []byte
@@ -410,7 +417,7 @@ func TestInstallPayloadCheck(t *testing.T) {
 		{"intact", data, 0, "sha256 verified"},
 		{"truncated", data[:len(data)-10], 1, "refusing: payload: the bundle is"},
 		{"header only", data[:bytes.Index(data, []byte("\n"+payloadMarker))+1+len(payloadMarker)], 1, "a truncated or altered copy"},
-		{"altered", flipped, 1, "refusing: payload: sha256 mismatch in: init;"},
+		{"altered", flipped, 1, "refusing: payload: sha256 mismatch in: kexec;"},
 	}
 	for _, sh := range shells(t) {
 		for _, c := range cases {

@@ -1,6 +1,7 @@
 package netup
 
 import (
+	"net"
 	"net/netip"
 	"strconv"
 	"time"
@@ -46,6 +47,11 @@ type Config struct {
 	// Device names the link to configure, e.g. "eth0". "" means the first
 	// ethernet link (lowest index, not lo).
 	Device string
+	// MAC, when set, picks the link by its hardware address instead, and
+	// gives it the name Device when Device is set (dracut's
+	// ifname=NAME:MAC): the installer names the link the old system
+	// configured, whose name this kernel need not give it.
+	MAC net.HardwareAddr
 	// Address is the client address with its prefix length. Used in
 	// ModeStatic only, where it is required.
 	Address netip.Prefix

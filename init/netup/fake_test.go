@@ -58,6 +58,20 @@ func (k *fakeKernel) links() ([]link, error) {
 	return slices.Clone(k.ls), nil
 }
 
+func (k *fakeKernel) rename(dev, name string) error {
+	if err := k.record("rename", dev+" "+name); err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i := range k.ls {
+		if k.ls[i].name == dev {
+			k.ls[i].name = name
+		}
+	}
+	return nil
+}
+
 func (k *fakeKernel) linkUp(dev string) error {
 	if err := k.record("link up", dev); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package netup
 
 import (
+	"net"
 	"net/netip"
 	"time"
 )
@@ -11,6 +12,8 @@ import (
 type kernel interface {
 	// links lists the links, in index order.
 	links() ([]link, error)
+	// rename gives a link that is down another name.
+	rename(dev, name string) error
 	// linkUp sets a link administratively up.
 	linkUp(dev string) error
 	// addrReplace adds addr to dev, or refreshes it. A lifetime of 0 means
@@ -29,6 +32,7 @@ type link struct {
 	name     string
 	index    int
 	ethernet bool // an ethernet device or veth, not lo, a bridge or a tunnel
+	mac      net.HardwareAddr
 	up       bool // administratively up (IFF_UP)
 	carrier  bool // IFF_RUNNING: carrier, and the kernel has activated the link (linkwatch)
 }

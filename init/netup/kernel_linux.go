@@ -29,11 +29,20 @@ func (netlinkKernel) links() ([]link, error) {
 			name:     a.Name,
 			index:    a.Index,
 			ethernet: a.EncapType == "ether" && (l.Type() == "device" || l.Type() == "veth"),
+			mac:      a.HardwareAddr,
 			up:       a.Flags&net.FlagUp != 0,
 			carrier:  a.RawFlags&unix.IFF_RUNNING != 0,
 		})
 	}
 	return out, nil
+}
+
+func (netlinkKernel) rename(dev, name string) error {
+	l, err := netlink.LinkByName(dev)
+	if err != nil {
+		return err
+	}
+	return netlink.LinkSetName(l, name)
 }
 
 func (netlinkKernel) linkUp(dev string) error {

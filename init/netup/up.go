@@ -1,10 +1,12 @@
 package netup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -83,7 +85,7 @@ func (u *upper) up(ctx context.Context, cfg Config) (State, error) {
 	if cfg.Mode == ModeOff {
 		return State{Source: sourceOff, Hostname: host}, nil
 	}
-	dev, err := u.waitLink(ctx, cfg.Device)
+	dev, err := u.waitLink(ctx, cfg.Device, cfg.MAC)
 	if err != nil {
 		return State{Source: cfg.Mode.String(), Hostname: host}, err
 	}
@@ -116,20 +118,31 @@ func (u *upper) setHostname(name string) string {
 }
 
 // waitLink polls until dev exists, or when dev is "", until an ethernet
-// link does, and returns its name.
-func (u *upper) waitLink(ctx context.Context, dev string) (string, error) {
+// link does, and returns its name. With mac it waits for the link with
+// that address instead, and renames it dev (when dev is set).
+func (u *upper) waitLink(ctx context.Context, dev string, mac net.HardwareAddr) (string, error) {
 	var name string
 	err := u.poll(ctx, u.t.linkWait, func() (bool, error) {
 		ls, err := u.k.links()
-		name = pickLink(ls, dev)
+		name = pickLink(ls, dev, mac)
 		return name != "", err
 	})
+	what := "an ethernet link"
+	switch {
+	case mac != nil:
+		what = "the link with address " + mac.String()
+	case dev != "":
+		what = "link " + dev
+	}
+	if err == nil && mac != nil && dev != "" && name != dev {
+		if err := u.k.rename(name, dev); err != nil {
+			return "", fmt.Errorf("netup: rename %s (%s) to %s: %w", name, mac, dev, err)
+		}
+		u.log.Info("netup: renamed", "link", name, "mac", mac.String(), "name", dev)
+		name = dev
+	}
 	if err == nil {
 		return name, nil
-	}
-	what := "an ethernet link"
-	if dev != "" {
-		what = "link " + dev
 	}
 	if errors.Is(err, errTimeout) {
 		err = fmt.Errorf("%w: %w", ErrNoLink, err)
@@ -137,11 +150,18 @@ func (u *upper) waitLink(ctx context.Context, dev string) (string, error) {
 	return "", fmt.Errorf("netup: wait for %s: %w", what, err)
 }
 
-// pickLink returns dev if it is in ls, or when dev is "", the ethernet link
-// with the lowest index. It returns "" when there is none.
-func pickLink(ls []link, dev string) string {
+// pickLink returns the link with address mac when mac is set, else dev
+// if it is in ls, or when dev is "", the ethernet link with the lowest
+// index. It returns "" when there is none.
+func pickLink(ls []link, dev string, mac net.HardwareAddr) string {
 	best := link{index: -1}
 	for _, l := range ls {
+		if mac != nil {
+			if bytes.Equal(l.mac, mac) {
+				return l.name
+			}
+			continue
+		}
 		if dev != "" && l.name == dev {
 			return dev
 		}

@@ -3,6 +3,7 @@ package netup
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -254,15 +255,50 @@ func TestPickLink(t *testing.T) {
 		{name: "eth1", index: 4, ethernet: true},
 		{name: "eth0", index: 3, ethernet: true},
 	}
-	tests := []struct{ dev, want string }{
-		{"", "eth0"},
-		{"eth1", "eth1"},
-		{"br0", "br0"},
-		{"eth7", ""},
+	ls[2].mac = net.HardwareAddr{0x52, 0x54, 0, 0, 0, 4}
+	ls[3].mac = net.HardwareAddr{0x52, 0x54, 0, 0, 0, 3}
+	tests := []struct {
+		dev  string
+		mac  net.HardwareAddr
+		want string
+	}{
+		{"", nil, "eth0"},
+		{"eth1", nil, "eth1"},
+		{"br0", nil, "br0"},
+		{"eth7", nil, ""},
+		{"", ls[2].mac, "eth1"},
+		{"eth0", ls[2].mac, "eth1"}, // the address decides; the name is given after
+		{"eth0", net.HardwareAddr{0x52, 0x54, 0, 0, 0, 9}, ""},
 	}
 	for _, tt := range tests {
-		if got := pickLink(ls, tt.dev); got != tt.want {
-			t.Errorf("pickLink(ls, %q) = %q, want %q", tt.dev, got, tt.want)
+		if got := pickLink(ls, tt.dev, tt.mac); got != tt.want {
+			t.Errorf("pickLink(ls, %q, %v) = %q, want %q", tt.dev, tt.mac, got, tt.want)
 		}
+	}
+}
+
+// ifname=ens3:MAC with ip=...:ens3:...: the link with that address,
+// named otherwise by this kernel, is renamed before it goes up.
+func TestUpByMAC(t *testing.T) {
+	u, k, _, _ := newTestUpper(t)
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0xa1, 0x1d, 2}
+	k.ls = append(k.ls, link{name: "eth1", index: 3, ethernet: true, mac: mac})
+	cfg := Config{Mode: ModeStatic, Device: "ens3", MAC: mac, Address: pfx("10.77.0.2/24"), Gateway: ip("10.77.0.1")}
+	st, err := u.up(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("up(%+v) error = %v, want nil", cfg, err)
+	}
+	wantCalls := []string{
+		"link up lo",
+		"rename eth1 ens3",
+		"link up ens3",
+		"addr replace 10.77.0.2/24 dev ens3 lifetime forever",
+		"route replace 0.0.0.0/0 via 10.77.0.1 dev ens3",
+	}
+	if got := k.Calls(); !slices.Equal(got, wantCalls) {
+		t.Errorf("up(%+v) kernel calls = %q, want %q", cfg, got, wantCalls)
+	}
+	if st.Interface != "ens3" {
+		t.Errorf("up(%+v) = %+v, want interface ens3", cfg, st)
 	}
 }
