@@ -24,6 +24,15 @@ func (c *Client) Poweroff(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/v1/node/poweroff", nil, nil)
 }
 
+// Uninstall asks the node to undo its install and reboot into the system
+// it was installed over; it answers, with what it did, before it goes
+// down.
+func (c *Client) Uninstall(ctx context.Context) (Accepted, error) {
+	var a Accepted
+	err := c.do(ctx, http.MethodPost, "/v1/node/uninstall", nil, &a)
+	return a, err
+}
+
 // SetTCP switches the node's TCP listener (PUT /v1/node/tcp).
 func (c *Client) SetTCP(ctx context.Context, req TCPRequest) (TCPState, error) {
 	b, err := json.Marshal(req)

@@ -56,6 +56,9 @@ type Alias struct {
 	Onion string `json:"onion,omitempty"`
 	// NodeKey is the node's TLS key as FormatKey renders it.
 	NodeKey string `json:"node_key"`
+	// Bundle is the install.sh mkimage wrote for the node, which
+	// `cloud install` copies to the machine it installs on.
+	Bundle string `json:"bundle,omitempty"`
 }
 
 // onionHost is a v3 onion address: 56 characters of base32 and

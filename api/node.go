@@ -7,6 +7,10 @@ import "time"
 //	GET  /v1/node                   Node
 //	POST /v1/node/reboot|poweroff   202 + Accepted, before the node goes down;
 //	                                409 "unavailable" when it cannot start to
+//	POST /v1/node/uninstall         202 + Accepted (what the node did, then it
+//	                                reboots into the system it was installed
+//	                                over); 409 "unavailable" when it was not
+//	                                installed over one, or cannot undo it
 //	PUT  /v1/node/tcp               TCPRequest: 200 + TCPState; 409
 //	                                "would_lock_out" when switching TCP off from
 //	                                a TCP connection would leave no way in
@@ -28,6 +32,12 @@ type Node struct {
 	// this one included.
 	BootCount   uint64 `json:"boot_count"`
 	Environment string `json:"environment"`
+	// Install says how install.sh put the node on this machine, and so
+	// what `cloud uninstall` does: "kexec" (a trial: the next reboot
+	// brings the old system back), "grub" (the default GRUB entry), or
+	// "takeover" (an OS container's /sbin/init); "" when it was not
+	// installed over another system.
+	Install string `json:"install,omitempty"`
 	// Persistent is false when the data root is a tmpfs and nothing
 	// survives a reboot.
 	Persistent bool `json:"persistent"`

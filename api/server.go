@@ -22,6 +22,10 @@ type Backend interface {
 	// the server answers before the shutdown takes the listeners away.
 	Reboot() error
 	Poweroff() error
+	// Uninstall undoes what install.sh did, so that the system the node
+	// was installed over comes back, starts a reboot into it, and says
+	// what it did; an error when the node was not installed over one.
+	Uninstall() (string, error)
 	// SetTCP switches the API's TCP listener on or off, and keeps the
 	// choice across reboots.
 	SetTCP(on bool) error
@@ -91,6 +95,7 @@ func (s *Server) routes() {
 		{"GET /v1/node", s.getNode},
 		{"POST /v1/node/reboot", s.action("rebooting", s.backend.Reboot)},
 		{"POST /v1/node/poweroff", s.action("powering off", s.backend.Poweroff)},
+		{"POST /v1/node/uninstall", s.uninstall},
 		{"PUT /v1/node/tcp", s.putTCP},
 
 		{"GET /v1/images", s.listImages},

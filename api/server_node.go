@@ -29,6 +29,16 @@ func (s *Server) action(status string, do func() error) http.HandlerFunc {
 	}
 }
 
+// uninstall serves POST /v1/node/uninstall.
+func (s *Server) uninstall(w http.ResponseWriter, r *http.Request) {
+	status, err := s.backend.Uninstall()
+	if err != nil {
+		writeError(w, http.StatusConflict, CodeUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, Accepted{Status: status})
+}
+
 // putTCP serves PUT /v1/node/tcp. It refuses to switch TCP off from a
 // TCP connection while the onion is not published, unless forced.
 func (s *Server) putTCP(w http.ResponseWriter, r *http.Request) {

@@ -57,6 +57,26 @@ func TestRebootAndPoweroff(t *testing.T) {
 	}
 }
 
+// POST /v1/node/uninstall: 409 with the node's reason when it was not
+// installed over another system, else 202 with what it did.
+func TestUninstall(t *testing.T) {
+	n := startNode(t)
+	c := n.dial(t, n.client)
+	_, err := c.Uninstall(t.Context())
+	var e *Error
+	if !errors.As(err, &e) || e.Status != 409 || e.Code != CodeUnavailable || !strings.Contains(e.Message, "not installed over another system") {
+		t.Errorf("Uninstall() of a node not installed = %v, want unavailable and the reason", err)
+	}
+	n.backend.installed = "kexec"
+	a, err := c.Uninstall(t.Context())
+	if err != nil || a.Status != "rebooting into the old system (kexec)" {
+		t.Errorf("Uninstall() = %+v, %v, want the backend's status", a, err)
+	}
+	if r := n.backend.reboots.Load(); r != 1 {
+		t.Errorf("backend saw %d reboots, want 1", r)
+	}
+}
+
 // GET /v1/node carries the node's own cgroup where it has one, under
 // "cgroup", and leaves the key out where it has none.
 func TestNodeCgroup(t *testing.T) {

@@ -24,6 +24,7 @@ type fakeBackend struct {
 	node       Node
 	authorized ed25519.PublicKey
 	panicOnce  atomic.Bool // Node panics once when set
+	installed  string      // Uninstall succeeds when set
 
 	nodes, reboots, poweroffs, auths, tcpSwitches atomic.Int32
 }
@@ -38,6 +39,13 @@ func (b *fakeBackend) Node(context.Context) (Node, error) {
 
 func (b *fakeBackend) Reboot() error   { b.reboots.Add(1); return nil }
 func (b *fakeBackend) Poweroff() error { b.poweroffs.Add(1); return nil }
+func (b *fakeBackend) Uninstall() (string, error) {
+	if b.installed == "" {
+		return "", errors.New("this node was not installed over another system")
+	}
+	b.reboots.Add(1)
+	return "rebooting into the old system (" + b.installed + ")", nil
+}
 
 func (b *fakeBackend) SetTCP(on bool) error {
 	b.tcpSwitches.Add(1)

@@ -28,6 +28,7 @@ func (n *node) Node(ctx context.Context) (api.Node, error) {
 		UptimeSeconds: n.uptime().Seconds(),
 		BootCount:     n.bootCount,
 		Environment:   n.environment(),
+		Install:       n.installedAs(),
 		Persistent:    n.data.Persistent,
 		Data:          n.data.Desc,
 		Memory:        n.memory(),

@@ -315,8 +315,12 @@ func (b *build) saveAlias(context.Context) error {
 	if !b.f.addrSet && b.f.port >= 0 {
 		addr = "127.0.0.1:" + strconv.Itoa(rootfs.NodeConfig{Port: b.f.port}.ListenPort())
 	}
+	bundle, err := filepath.Abs(b.path(installFile))
+	if err != nil {
+		return err
+	}
 	b.alias = api.Alias{Name: b.f.name, Address: addr, Onion: b.onion.address(),
-		NodeKey: api.FormatKey(b.nodeKey.Public().(ed25519.PublicKey))}
+		NodeKey: api.FormatKey(b.nodeKey.Public().(ed25519.PublicKey)), Bundle: bundle}
 	if err := b.cfg.SaveAlias(b.alias); err != nil {
 		return fmt.Errorf("alias %s in %s: %w", b.f.name, b.cfg.Dir, err)
 	}

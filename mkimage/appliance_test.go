@@ -219,7 +219,8 @@ func checkAlias(t *testing.T, fx fixture, address string) {
 	if err != nil || kerr != nil {
 		t.Fatalf("Alias(t1) = %v; node key: %v", err, kerr)
 	}
-	want := api.Alias{Name: "t1", Address: address, NodeKey: api.FormatKey(node.Public().(ed25519.PublicKey))}
+	want := api.Alias{Name: "t1", Address: address, NodeKey: api.FormatKey(node.Public().(ed25519.PublicKey)),
+		Bundle: filepath.Join(fx.out, installFile)}
 	if pem, err := os.ReadFile(filepath.Join(fx.out, onionKeyFile)); err == nil {
 		onion, err := hiddenservice.ParseKey(pem)
 		if err != nil {
