@@ -57,6 +57,13 @@ func (g *globals) info(ctx context.Context, host, nodeKey string) error {
 	return writeRows(g.stdout, nodeRows(n))
 }
 
+// installViews say what each api.Node.Install means for the operator.
+var installViews = map[string]string{
+	"kexec":    "kexec trial over the old system (a reset or cloud uninstall brings it back)",
+	"grub":     "GRUB's default entry, the old system the next (cloud uninstall makes it the default again)",
+	"takeover": "the OS container's init (cloud uninstall puts the original back)",
+}
+
 // nodeRows is the human view of a node, as key and value.
 func nodeRows(n api.Node) [][2]string {
 	rows := [][2]string{
@@ -64,11 +71,18 @@ func nodeRows(n api.Node) [][2]string {
 		{"version", n.Version},
 		{"kernel", n.Kernel},
 		{"environment", n.Environment},
+	}
+	if how, ok := installViews[n.Install]; ok {
+		rows = append(rows, [2]string{"install", how})
+	} else if n.Install != "" {
+		rows = append(rows, [2]string{"install", n.Install})
+	}
+	rows = append(rows, [][2]string{
 		{"uptime", uptime(n.UptimeSeconds)},
 		{"boot count", strconv.FormatUint(n.BootCount, 10)},
 		{"persistence", persistence(n)},
 		{"memory", memory(n.Memory)},
-	}
+	}...)
 	if n.Disk != nil {
 		rows = append(rows, diskRows(*n.Disk)...)
 	}

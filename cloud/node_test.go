@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -30,6 +31,13 @@ type fakeBackend struct {
 func (b *fakeBackend) Node(context.Context) (api.Node, error) { return b.node, nil }
 func (b *fakeBackend) Reboot() error                          { b.reboots.Add(1); return nil }
 func (b *fakeBackend) Poweroff() error                        { b.poweroffs.Add(1); return nil }
+func (b *fakeBackend) Uninstall() (string, error) {
+	if b.node.Install == "" {
+		return "", errors.New("this node was not installed over another system")
+	}
+	b.reboots.Add(1)
+	return "a trial install: rebooting into the old system", nil
+}
 func (b *fakeBackend) SetTCP(on bool) error {
 	b.node.TCP = map[bool]string{true: ":7707", false: "off"}[on]
 	return nil

@@ -70,7 +70,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.Usage(err) })
 	root.AddCommand(newStart(g), newStop(g), newRestart(g), newKill(g), newRm(g), newPs(g), newStats(g), newLogs(g),
 		newImages(g), newRmi(g), newEvents(g),
-		newInfo(g), newReboot(g), newPoweroff(g), newNodes(g), newKeys(g), newTCP(g))
+		newInfo(g), newReboot(g), newPoweroff(g), newNodes(g), newKeys(g), newTCP(g),
+		newInstall(g), newUninstall(g))
 	return root
 }
 

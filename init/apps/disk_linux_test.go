@@ -41,6 +41,7 @@ func (b diskBackend) Node(context.Context) (api.Node, error) {
 }
 func (diskBackend) Reboot() error                              { return nil }
 func (diskBackend) Poweroff() error                            { return nil }
+func (diskBackend) Uninstall() (string, error)                 { return "", nil }
 func (diskBackend) SetTCP(bool) error                          { return nil }
 func (diskBackend) Authorize(ed25519.PublicKey) (string, bool) { return api.RoleAdmin, true }
 
