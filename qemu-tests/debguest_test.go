@@ -19,8 +19,9 @@ import (
 // keeps what it synced across a hard reset, and comes back after a
 // reboot. A takeover test relies on each of these.
 func TestDebianGuest(t *testing.T) {
-	g := bootDebGuest(t)
+	debGuestSetup(t)
 	t.Parallel()
+	g := bootDebGuest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*sshWithin)
 	defer cancel()
 

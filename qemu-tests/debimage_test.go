@@ -22,7 +22,7 @@ import (
 // with a fixed MAC, so its predictable name (found at the first boot) is
 // the same on every boot of every overlay.
 const (
-	debImageVersion = 1 // bump when the image is built differently
+	debImageVersion = 2 // bump when the image is built differently
 	debRootUUID     = "7a11c0de-d0e5-4b00-8000-000000000d06"
 	debMAC          = "52:54:00:a1:1d:02"
 	debNICSlot      = "0x3"
@@ -67,6 +67,9 @@ UseDNS no
 END
 # Nothing to fetch from: the guest reaches only the test's namespace.
 systemctl disable apt-daily.timer apt-daily-upgrade.timer
+# Now that fstab names the root, the initramfs gets its fsck, as on an
+# installed system.
+update-initramfs -u
 `,
 }
 
@@ -76,7 +79,9 @@ systemctl disable apt-daily.timer apt-daily-upgrade.timer
 // systemd.
 const debFirstboot = `#!/bin/sh
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
-off() { sync; mount -o remount,ro / ; echo o >/proc/sysrq-trigger; sleep 60; }
+# Powers off with / clean: from a new shell, since this script, open
+# until it ends, keeps a read-only remount busy once it is deleted.
+off() { exec /bin/sh -c 'kill -TERM -1; sleep 1; sync; mount -o remount,ro /; sync; echo o >/proc/sysrq-trigger; sleep 60'; }
 fail() { echo "` + firstbootFail + `: $*"; off; }
 mountpoint -q /proc || mount -t proc proc /proc
 mountpoint -q /sys || mount -t sysfs sysfs /sys
@@ -262,10 +267,29 @@ func firstboot(ctx context.Context, tb testing.TB, tree, tmp, disk string) (stri
 	if err != nil {
 		return "", fmt.Errorf("first boot: %s: %w: %s\nserial console, last lines:\n%s", qemu, err, out, tail(console, 40))
 	}
-	if m := regexp.MustCompile(firstbootOK + ` dev=(\S+)`).FindStringSubmatch(console); m != nil {
-		return m[1], nil
+	m := regexp.MustCompile(firstbootOK + ` dev=(\S+)`).FindStringSubmatch(console)
+	if m == nil {
+		return "", fmt.Errorf("first boot: QEMU exited without %s; serial console, last lines:\n%s", firstbootOK, tail(console, 40))
 	}
-	return "", fmt.Errorf("first boot: QEMU exited without %s; serial console, last lines:\n%s", firstbootOK, tail(console, 40))
+	if err := cleanExt4(ctx, fmt.Sprintf("%s?offset=%d", disk, debPartStart)); err != nil {
+		return "", fmt.Errorf("first boot: %w; serial console, last lines:\n%s", err, tail(console, 20))
+	}
+	return m[1], nil
+}
+
+// cleanExt4 fails unless dumpe2fs -h says img was unmounted cleanly: every
+// boot of the image would otherwise begin with a journal recovery.
+func cleanExt4(ctx context.Context, img string) error {
+	out, err := exec.CommandContext(ctx, "dumpe2fs", "-h", img).Output()
+	if err != nil {
+		return fmt.Errorf("dumpe2fs -h %s: %w", img, err)
+	}
+	f := dumpe2fsFields(string(out))
+	if f["Filesystem state"] != "clean" || strings.Contains(f["Filesystem features"], "needs_recovery") {
+		return fmt.Errorf("dumpe2fs -h %s: state %q, features %q: want clean, no needs_recovery",
+			img, f["Filesystem state"], f["Filesystem features"])
+	}
+	return nil
 }
 
 // treeKernel finds the one kernel and initramfs in tree/boot.
