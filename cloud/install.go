@@ -28,6 +28,7 @@ const defaultNodePort = "7707"
 type installOpts struct {
 	ssh       string   // --ssh [USER@]HOST[:PORT], or an ssh config Host
 	sshOpts   []string // --ssh-option, passed to ssh as -o
+	sshConfig string   // --ssh-config, passed to ssh as -F
 	bundle    string   // --bundle, else the alias's
 	permanent bool
 	dryRun    bool
@@ -65,6 +66,7 @@ plan only. cloud uninstall NAME undoes the install from the running node.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.ssh, "ssh", "", "where to install: `[USER@]HOST[:PORT]`, or a Host of your ssh config (required)")
+	f.StringVar(&o.sshConfig, "ssh-config", "", "an ssh config `FILE` to use instead of ~/.ssh/config (ssh -F)")
 	f.StringArrayVar(&o.sshOpts, "ssh-option", nil, "an ssh `OPTION=VALUE` (ssh -o), for example ProxyJump=bastion; repeatable")
 	f.StringVar(&o.bundle, "bundle", "", "the install.sh to copy (default: the one mkimage wrote for the alias)")
 	f.BoolVar(&o.permanent, "permanent", false, "on KVM/Xen HVM: also make the node GRUB's default entry, so it comes up on every boot")
@@ -111,7 +113,7 @@ func (g *globals) install(ctx context.Context, name string, o installOpts) error
 			return err
 		}
 	}
-	sess, err := newSSHSession(t, o.sshOpts)
+	sess, err := newSSHSession(t, o.sshConfig, o.sshOpts)
 	if err != nil {
 		return err
 	}

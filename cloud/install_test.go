@@ -48,7 +48,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	-G) echo "hostname 127.0.0.1"; echo "port 22"; exit 0 ;;
 	-O) echo "-O $2" >>"$log"; exit 0 ;;
-	-o | -p) shift ;;
+	-o | -p | -F) shift ;;
 	--) shift; cmd=$1 ;;
 	esac
 	shift

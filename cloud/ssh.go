@@ -18,6 +18,7 @@ import (
 // directory), so a password or a host key is asked for once.
 type sshSession struct {
 	t       sshTarget
+	config  string // -F, or ""
 	opts    []string
 	ctlDir  string
 	started bool
@@ -31,7 +32,7 @@ func sshProgram() string {
 	return "ssh"
 }
 
-func newSSHSession(t sshTarget, opts []string) (*sshSession, error) {
+func newSSHSession(t sshTarget, config string, opts []string) (*sshSession, error) {
 	if _, err := exec.LookPath(sshProgram()); err != nil {
 		return nil, fmt.Errorf("cloud install needs an ssh client: %w", err)
 	}
@@ -44,7 +45,7 @@ func newSSHSession(t sshTarget, opts []string) (*sshSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sshSession{t: t, opts: opts, ctlDir: dir}, nil
+	return &sshSession{t: t, config: config, opts: opts, ctlDir: dir}, nil
 }
 
 // args are ssh's arguments for a remote command.
@@ -57,6 +58,9 @@ func (s *sshSession) args(extra ...string) []string {
 		// not at TCP's pace.
 		"-o", "ServerAliveInterval=10",
 		"-o", "ServerAliveCountMax=3",
+	}
+	if s.config != "" {
+		a = append([]string{"-F", s.config}, a...)
 	}
 	for _, o := range s.opts {
 		a = append(a, "-o", o)

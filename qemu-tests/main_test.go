@@ -109,7 +109,7 @@ func binaries(tb testing.TB) string {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		for _, name := range []string{"init", "cloud", "mkimage"} {
+		for _, name := range []string{"init", "kexec", "cloud", "mkimage"} {
 			if _, err := os.Stat(filepath.Join(abs, name)); err != nil {
 				tb.Fatalf("%s=%s: %v (run make build, or unset %s to build here)", binVar, d, err, binVar)
 			}
@@ -117,7 +117,7 @@ func binaries(tb testing.TB) string {
 		return abs
 	}
 	built.once.Do(func() {
-		built.dir, built.err = buildInto("bin", "allium/init", "allium/cloud", "allium/mkimage")
+		built.dir, built.err = buildInto("bin", "allium/init", "allium/kexec", "allium/cloud", "allium/mkimage")
 	})
 	if built.err != nil {
 		tb.Fatalf("building the binaries: %v", built.err)
