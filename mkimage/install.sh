@@ -39,7 +39,7 @@ BIN=${ALLIUM_INSTALL_BIN:-}
 
 usage() {
 	cat <<EOF
-usage: sh install.sh [--dry-run | --check | --yes [--permanent] [--no-switch]]
+usage: sh install.sh [--dry-run | --check | --yes [--permanent] [--no-switch] | --remove]
 
 Allium node $NODE ($BUNDLE_ARCH, built $BUILT).
 Without an option it checks this machine, prints what an install would do,
@@ -54,6 +54,8 @@ and changes nothing.
                so that the node comes up on every boot (this system stays
                the next entry; 'cloud uninstall NAME' makes it the default again)
   --no-switch  with --yes: do everything but the switch itself
+  --remove     on the old system, after a kexec install: take out the GRUB
+               entry and $BOOT_DIR; the node's data stays in $DATA_DIR
 EOF
 }
 
@@ -584,6 +586,9 @@ run_kexec() {
 }
 
 GRUB_SNIPPET=/etc/grub.d/07_allium
+# OLD_MARK in the node's data directory: GRUB's entry leaves the default
+# to the old system while it exists (cloud uninstall writes it).
+OLD_MARK=boot-old-system
 
 # grub_mkconfig: regenerates grub.cfg the way this system does.
 grub_mkconfig() {
@@ -656,7 +661,7 @@ do_kexec() {
 	printf '%s\n' "$line" >"$R$BOOT_DIR/cmdline" || die "write $BOOT_DIR/cmdline failed"
 	step data "$DATA_DIR on the root filesystem (UUID $ROOTUUID)"
 	mkdir -p "$R$DATA_DIR" && chmod 700 "$R$DATA_DIR" || die "mkdir $DATA_DIR failed"
-	rm -f "$R$DATA_DIR/boot-old-system"
+	rm -f "$R$DATA_DIR/$OLD_MARK"
 	[ "$PERMANENT" = yes ] && grub_entry
 	step load "kexec load: $line"
 	out=$(run_kexec load --kernel "$R$BOOT_DIR/vmlinuz" --initrd "$R$BOOT_DIR/initrd.img" --cmdline "$line allium.install=kexec" 2>&1) ||
@@ -678,6 +683,24 @@ do_kexec() {
 	exit 0
 }
 
+# do_remove: takes a kexec install's files out of the old system, run
+# there (after a reset, or cloud uninstall): the GRUB entry, then
+# $BOOT_DIR. The node's data in $DATA_DIR stays.
+do_remove() {
+	if [ -e "$R$GRUB_SNIPPET" ]; then
+		step grub "removing $GRUB_SNIPPET"
+		rm -f "$R$GRUB_SNIPPET" || die "rm $GRUB_SNIPPET failed"
+		out=$(grub_mkconfig 2>&1) || die "update-grub failed: $(printf '%s\n' "$out" | tail -n 3)"
+	fi
+	if [ -e "$R$BOOT_DIR" ]; then
+		step files "removing $BOOT_DIR"
+		rm -rf "$R$BOOT_DIR" || die "rm -r $BOOT_DIR failed"
+	fi
+	rm -f "$R$DATA_DIR/$OLD_MARK"
+	step done "the node's data stays in $DATA_DIR (rm -r it to forget the node; a new install finds it there)"
+	exit 0
+}
+
 # do_takeover: the OpenVZ/LXC takeover; see plan.
 do_takeover() {
 	die "the OpenVZ/LXC takeover is not in this build yet; nothing was changed"
@@ -692,10 +715,17 @@ main() {
 		--yes) MODE=install ;;
 		--permanent) PERMANENT=yes ;;
 		--no-switch) SWITCH=no ;;
+		--remove) MODE=remove ;;
 		-h | --help) usage && exit 0 ;;
 		*) echo "install.sh: unknown option $a" >&2 && usage >&2 && exit 2 ;;
 		esac
 	done
+	if [ "$MODE" = remove ]; then
+		echo "Allium node $NODE: removing a kexec install's files${R:+ from $R}"
+		check_root
+		[ -n "$FAILS" ] && die "refusing: $FAILS; nothing was changed"
+		do_remove
+	fi
 	echo "Allium node $NODE ($BUNDLE_ARCH, built $BUILT): preflight${R:+ of $R}"
 	PATHWAY=refuse
 	check_payload

@@ -130,3 +130,30 @@ func TestInstallKexec(t *testing.T) {
 		})
 	}
 }
+
+// install.sh --remove, run on the old system, takes the GRUB entry and
+// /boot/allium out and keeps the node's data.
+func TestInstallRemove(t *testing.T) {
+	script := bundle(t)
+	for _, sh := range shells(t) {
+		t.Run(filepath.Base(strings.Join(sh, "-")), func(t *testing.T) {
+			m := kvmStatic()
+			m.files["etc/grub.d/07_allium"] = "#!/bin/sh\n"
+			m.files["boot/allium/vmlinuz"] = "k"
+			m.files["var/lib/allium/state.db"] = "db"
+			m.files["var/lib/allium/boot-old-system"] = "mark"
+			root := m.tree(t)
+			m.cmds = map[string]string{"update-grub": "#!/bin/sh\necho update-grub >>'" + root + "/grub.log'\n"}
+			code, out := runInstall(t, sh, script, root, m, "--remove")
+			if code != 0 || !strings.Contains(out, "step  done") {
+				t.Fatalf("install.sh --remove = %d, want 0; output:\n%s", code, out)
+			}
+			for p, want := range map[string]bool{"etc/grub.d/07_allium": false, "boot/allium": false,
+				"var/lib/allium/boot-old-system": false, "var/lib/allium/state.db": true, "grub.log": true} {
+				if _, err := os.Stat(filepath.Join(root, p)); (err == nil) != want {
+					t.Errorf("after --remove, %s exists: %v, want %v", p, err == nil, want)
+				}
+			}
+		})
+	}
+}
