@@ -107,7 +107,7 @@ payload_cat() {
 	printf '%s\n' "$PAYLOAD" | {
 		while read -r name size sum; do
 			if [ "$name" = "$1" ]; then
-				tail -c +"$((off + 1))" "$SELF" | head -c "$size"
+				tail -c +"$((off + 1))" "$SELF" 2>/dev/null | head -c "$size"
 				return
 			fi
 			off=$((off + size))

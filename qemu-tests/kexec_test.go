@@ -92,7 +92,7 @@ func (k *takeover) install(t *testing.T, install string, args ...string) (api.No
 		t.Fatalf("%v\nserial:\n%s", err, k.g.serialTail())
 	}
 	t.Logf("cloud install %s:\n%s", strings.Join(args, " "), out)
-	for _, want := range []string{"step  load", "step  switch", "kx: installed in", "install  "} {
+	for _, want := range []string{"step  load", "step  switch", "kx: installed in", "install:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("cloud install printed no %q", want)
 		}
