@@ -57,6 +57,11 @@ func run(args []string, pid int, stderr io.Writer) int {
 	case pid == 1:
 		pid1(args[1:])
 	}
+	if name := filepath.Base(args[0]); name != "init" || len(args) > 1 {
+		// Between install.sh's takeover and the switch, PID 1 is still
+		// the old init: the old power commands stop it.
+		delegatePower(args[0], name, args[1:])
+	}
 	act, ok, err := parsePower(filepath.Base(args[0]), args[1:])
 	switch {
 	case err != nil:
