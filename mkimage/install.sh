@@ -569,7 +569,11 @@ die() {
 put() {
 	sum=$(printf '%s\n' "$PAYLOAD" | awk -v n="$1" '$1 == n { print $3 }')
 	tmp=$2.allium-tmp
-	payload_cat "$1" >"$tmp" || { rm -f "$tmp"; die "write $2: $(df -Pk "$(dirname "$2")" | awk 'NR == 2 { print $4 }') KiB free"; }
+	# busybox's head says nothing of a failed write: the size tells.
+	if ! payload_cat "$1" >"$tmp" || [ ! -f "$tmp" ] || [ "$(wc -c <"$tmp" | tr -d ' ')" != "$(payload_size "$1")" ]; then
+		rm -f "$tmp"
+		die "write $2: $(df -Pk "$(dirname "$2")" | awk 'NR == 2 { print $4 }') KiB free (a full disk?)"
+	fi
 	got=$(sha256sum <"$tmp" | cut -d ' ' -f 1)
 	if [ "$got" != "$sum" ]; then
 		rm -f "$tmp"
