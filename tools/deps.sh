@@ -4,7 +4,7 @@
 # only network it uses.
 set -eu
 
-packages="qemu-system-x86 linux-image-cloud-amd64 tor busybox-static e2fsprogs python3 cpio util-linux iproute2 libarchive-tools crun qemu-user-static"
+packages="qemu-system-x86 linux-image-cloud-amd64 tor busybox-static e2fsprogs python3 cpio util-linux iproute2 libarchive-tools crun qemu-user-static debootstrap qemu-utils fdisk openssh-client"
 
 missing=""
 for p in $packages; do
