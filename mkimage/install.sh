@@ -167,7 +167,7 @@ detect_virt() {
 	if { [ -e "$R/proc/vz" ] || [ -e "$R/proc/user_beancounters" ]; } && [ ! -e "$R/proc/vz/version" ]; then
 		VIRT=openvz
 	elif [ -n "$ctr" ]; then
-		case $ctr in lxc | lxc-libvirt) VIRT=lxc ;; *) VIRT=container:$ctr ;; esac
+		case $ctr in lxc | lxc-libvirt) VIRT=lxc ;; openvz) VIRT=openvz ;; *) VIRT=container:$ctr ;; esac
 	elif [ "$(rd /sys/hypervisor/type)" = xen ]; then
 		case $(rd /sys/hypervisor/guest_type) in
 		HVM) VIRT=xen-hvm ;;
