@@ -124,7 +124,7 @@ type ctOpts struct {
 
 // openvzDenied are the capabilities an OpenVZ container's root lacks
 // (setpriv's names).
-const openvzDenied = "-sys_module,-sys_rawio,-sys_time,-mknod,-sys_boot,-mac_admin,-mac_override,-audit_control"
+const openvzDenied = "-sys_module,-sys_rawio,-sys_time,-mac_admin,-mac_override,-audit_control"
 
 func startContainer(t testing.TB, dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey, o ctOpts) *containerNode {
 	t.Helper()

@@ -172,13 +172,44 @@ func delegatePower(argv0, powerName string, args []string) {
 		}
 		p = lp
 	}
-	orig := p + origSuffix
-	if _, err := os.Lstat(orig); err != nil || alliumIsPID1() {
+	orig, ok := keptOriginal(p)
+	if !ok || alliumIsPID1() {
 		return
 	}
 	// The original's own name: sysvinit's halt and systemctl tell
 	// halt from reboot by it.
 	unix.Exec(orig, append([]string{powerName}, args...), os.Environ())
+}
+
+// keptOriginal is what install.sh kept of the command at p: p's
+// NAME.allium-orig, unless that is a link to another command it
+// replaced too (sysvinit's reboot -> halt, now init.allium), which
+// stands for that one's kept original. ok is false when there is none,
+// or when it would be this binary again (a loop).
+func keptOriginal(p string) (orig string, ok bool) {
+	var self unix.Stat_t
+	if unix.Stat("/proc/self/exe", &self) != nil {
+		return "", false
+	}
+	orig = p + origSuffix
+	for range 4 {
+		var st unix.Stat_t
+		if unix.Stat(orig, &st) != nil {
+			return "", false
+		}
+		if st.Dev != self.Dev || st.Ino != self.Ino {
+			return orig, true
+		}
+		target, err := os.Readlink(orig)
+		if err != nil {
+			return "", false
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(orig), target)
+		}
+		orig = target + origSuffix
+	}
+	return "", false
 }
 
 // powerNames are the commands install.sh links to init.allium besides

@@ -113,3 +113,37 @@ func TestUninstallTakeoverRefusals(t *testing.T) {
 		}
 	})
 }
+
+// Regression: sysvinit's /sbin/reboot is a link to halt, so its kept
+// reboot.allium-orig pointed at halt, which install.sh had made a link
+// to init.allium: `reboot -d -f -i` (sysvinit's rc 6, at the switch)
+// exec'd itself for ever. The kept original of a link to a replaced
+// command is that command's kept original.
+func TestKeptOriginal(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.Symlink(self, filepath.Join(dir, "init.allium"))
+	for _, n := range []string{"halt", "reboot", "poweroff"} {
+		os.Symlink("init.allium", filepath.Join(dir, n))
+	}
+	os.WriteFile(filepath.Join(dir, "halt.allium-orig"), []byte("sysvinit halt"), 0o755)
+	os.Symlink("halt", filepath.Join(dir, "reboot.allium-orig"))
+	os.Symlink("poweroff", filepath.Join(dir, "poweroff.allium-orig")) // a loop
+	for _, tc := range []struct {
+		name, want string
+		ok         bool
+	}{
+		{"halt", "halt.allium-orig", true},
+		{"reboot", "halt.allium-orig", true},
+		{"poweroff", "", false},
+		{"telinit", "", false},
+	} {
+		got, ok := keptOriginal(filepath.Join(dir, tc.name))
+		if ok != tc.ok || (ok && filepath.Base(got) != tc.want) {
+			t.Errorf("keptOriginal(%s) = %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -569,8 +569,9 @@ die() {
 put() {
 	sum=$(printf '%s\n' "$PAYLOAD" | awk -v n="$1" '$1 == n { print $3 }')
 	tmp=$2.allium-tmp
-	# busybox's head says nothing of a failed write: the size tells.
-	if ! payload_cat "$1" >"$tmp" || [ ! -f "$tmp" ] || [ "$(wc -c <"$tmp" | tr -d ' ')" != "$(payload_size "$1")" ]; then
+	# busybox's head says nothing of a failed write: the size tells
+	# (tail's broken pipe, once head has its bytes, is no error).
+	if ! payload_cat "$1" 2>/dev/null >"$tmp" || [ ! -f "$tmp" ] || [ "$(wc -c <"$tmp" | tr -d ' ')" != "$(payload_size "$1")" ]; then
 		rm -f "$tmp"
 		die "write $2: $(df -Pk "$(dirname "$2")" | awk 'NR == 2 { print $4 }') KiB free (a full disk?)"
 	fi
