@@ -88,6 +88,9 @@ const usage = `usage: init is /sbin/init of an Allium node and runs as PID 1.
 // (guard_linux.go): only a caller with CAP_KILL, such as root of the
 // node or of the OS container it is PID 1 of, may.
 func signalInit(sig unix.Signal, stderr io.Writer) int {
+	// PID 1's shutdown sends SIGTERM to every process, this one too if
+	// it has not exited yet: vzctl's halt would die of it, not exit 0.
+	signal.Ignore(unix.SIGTERM)
 	if err := unix.Kill(1, sig); err != nil {
 		fmt.Fprintf(stderr, "init: signal PID 1: %v\n", err)
 		if errors.Is(err, unix.EPERM) {
