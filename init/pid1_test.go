@@ -45,6 +45,7 @@ type containerNode struct {
 	cmd    *exec.Cmd
 	pid    int // init's pid on the host
 	port   int
+	addr   string // the node's address from the host; "" is 127.0.0.1
 	client ed25519.PrivateKey
 	node   ed25519.PublicKey
 	logs   *testkit.LockedBuffer
@@ -102,6 +103,32 @@ func startContainerNodeWith(t testing.TB, dir string, port int, client ed25519.P
 // arguments), as an OS container's manager would.
 func startContainerNodeAs(t testing.TB, dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey, binds []string, containerEnv string, argv []string) *containerNode {
 	t.Helper()
+	return startContainer(t, dir, port, client, node, ctOpts{binds: binds, env: containerEnv, argv: argv})
+}
+
+// ctOpts is how startContainer starts an OS container's init.
+type ctOpts struct {
+	binds []string // host directories bound at the same paths
+	env   string   // container=
+	argv  []string // init's path in the root, then its arguments
+	// openvz adds what vzctl gives a container besides the pid and
+	// mount namespaces: uts, ipc and net namespaces (a veth pair,
+	// addressed from the host, as OpenVZ sets its venet up before init
+	// runs), and a capability bounding set without CAP_SYS_MODULE and
+	// the others a container is denied.
+	openvz bool
+	// subnet is the /30's third octet in 10.231.X.0 for openvz: the
+	// host is .1, the container .2.
+	subnet int
+}
+
+// openvzDenied are the capabilities an OpenVZ container's root lacks
+// (setpriv's names).
+const openvzDenied = "-sys_module,-sys_rawio,-sys_time,-mac_admin,-mac_override,-audit_control"
+
+func startContainer(t testing.TB, dir string, port int, client ed25519.PrivateKey, node ed25519.PublicKey, o ctOpts) *containerNode {
+	t.Helper()
+	binds, containerEnv, argv := o.binds, o.env, o.argv
 	c := &containerNode{t: t, dir: dir, port: port, client: client, node: node, logs: &testkit.LockedBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
 	// The root is a mount point, as an OS container's is (a chroot into
 	// a plain directory is not: a mount namespace there cannot be made
@@ -110,7 +137,13 @@ func startContainerNodeAs(t testing.TB, dir string, port int, client ed25519.Pri
 	const script = `root=$1; shift; mount --bind "$root" "$root" || exit 1; ` +
 		`while [ "$1" != -- ]; do d=$1; shift; mkdir -p "$root$d" && mount --bind "$d" "$root$d" || exit 1; done; shift; ` +
 		`exec chroot "$root" "$@"`
-	args := append([]string{"--pid", "--mount", "--fork", "--propagation", "private", "sh", "-c", script, "sh", dir}, binds...)
+	ns := []string{"--pid", "--mount", "--fork", "--propagation", "private"}
+	sc := script
+	if o.openvz {
+		ns = append(ns, "--uts", "--ipc", "--net")
+		sc = strings.Replace(script, `exec chroot`, `exec setpriv --bounding-set `+openvzDenied+` -- chroot`, 1)
+	}
+	args := append(append(ns, "sh", "-c", sc, "sh", dir), binds...)
 	args = append(append(args, "--"), argv...)
 	c.cmd = exec.Command("unshare", args...)
 	c.cmd.Env = []string{"container=" + containerEnv, "PATH=/sbin:/bin"}
@@ -138,7 +171,34 @@ func startContainerNodeAs(t testing.TB, dir string, port int, client ed25519.Pri
 		}
 	})
 	c.pid = c.waitChild()
+	if o.openvz {
+		c.addr = c.venet(o.subnet)
+	}
 	return c
+}
+
+// venet gives the container's net namespace a veth pair to the host,
+// the container's end addressed, as OpenVZ does before init runs, and
+// returns the container's address.
+func (c *containerNode) venet(subnet int) string {
+	c.t.Helper()
+	host, ct := fmt.Sprintf("10.231.%d.1", subnet), fmt.Sprintf("10.231.%d.2", subnet)
+	link := fmt.Sprintf("vzt%d", c.pid)
+	pid := strconv.Itoa(c.pid)
+	for _, cmd := range [][]string{
+		{"ip", "link", "add", link, "type", "veth", "peer", "name", "venet0", "netns", pid},
+		{"ip", "addr", "add", host + "/30", "dev", link},
+		{"ip", "link", "set", link, "up"},
+		{"nsenter", "-t", pid, "-n", "ip", "link", "set", "lo", "up"},
+		{"nsenter", "-t", pid, "-n", "ip", "addr", "add", ct + "/30", "dev", "venet0"},
+		{"nsenter", "-t", pid, "-n", "ip", "link", "set", "venet0", "up"},
+		{"nsenter", "-t", pid, "-n", "ip", "route", "add", "default", "via", host},
+	} {
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			c.t.Fatalf("%s: %v\n%s", strings.Join(cmd, " "), err, out)
+		}
+	}
+	return ct
 }
 
 // waitChild finds init: the child unshare forked into the new namespace.
@@ -177,7 +237,11 @@ func (c *containerNode) waitUp() api.Node {
 }
 
 func (c *containerNode) tcp(key ed25519.PrivateKey) *api.Client {
-	cl, err := api.NewClient(fmt.Sprintf("127.0.0.1:%d", c.port), key, c.node)
+	addr := c.addr
+	if addr == "" {
+		addr = "127.0.0.1"
+	}
+	cl, err := api.NewClient(net.JoinHostPort(addr, strconv.Itoa(c.port)), key, c.node)
 	if err != nil {
 		c.t.Fatal(err)
 	}

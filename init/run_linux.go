@@ -57,6 +57,11 @@ func run(args []string, pid int, stderr io.Writer) int {
 	case pid == 1:
 		pid1(args[1:])
 	}
+	if name := filepath.Base(args[0]); name != "init" || len(args) > 1 {
+		// Between install.sh's takeover and the switch, PID 1 is still
+		// the old init: the old power commands stop it.
+		delegatePower(args[0], name, args[1:])
+	}
 	act, ok, err := parsePower(filepath.Base(args[0]), args[1:])
 	switch {
 	case err != nil:
@@ -83,6 +88,9 @@ const usage = `usage: init is /sbin/init of an Allium node and runs as PID 1.
 // (guard_linux.go): only a caller with CAP_KILL, such as root of the
 // node or of the OS container it is PID 1 of, may.
 func signalInit(sig unix.Signal, stderr io.Writer) int {
+	// PID 1's shutdown sends SIGTERM to every process, this one too if
+	// it has not exited yet: vzctl's halt would die of it, not exit 0.
+	signal.Ignore(unix.SIGTERM)
 	if err := unix.Kill(1, sig); err != nil {
 		fmt.Fprintf(stderr, "init: signal PID 1: %v\n", err)
 		if errors.Is(err, unix.EPERM) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"allium/init/apps"
 	"allium/rootfs"
@@ -55,7 +56,15 @@ func (n *node) Uninstall() (string, error) {
 		}
 		did = "GRUB's default is the old system again (" + rootfs.DataDir + "/" + oldSystemMark + "): rebooting into it"
 	case installTakeover:
-		return "", errors.New("uninstall in an OS container is not in this build yet")
+		var steps []string
+		say := func(m string) {
+			n.log.Info("uninstall: " + m)
+			steps = append(steps, m)
+		}
+		if err := undoTakeover(n.root, say); err != nil {
+			return "", fmt.Errorf("%w (done: %s); the node keeps running: try again, or see README: Troubleshooting", err, strings.Join(steps, "; "))
+		}
+		did = "the container's original /sbin/init is back (" + strings.Join(steps, "; ") + "): restarting the container into it"
 	default:
 		return "", errors.New("this node was not installed over another system by install.sh (no allium.install= on its command line): nothing to uninstall; reboot or power it off instead")
 	}

@@ -31,7 +31,8 @@ const payloadMarker = "__PAYLOAD__\n"
 // payloadFile is one file of the bundle's payload.
 type payloadFile struct {
 	name string // as the script names it
-	path string // where mkimage reads it
+	path string // where mkimage reads it, unless data is set
+	data []byte // contents made up by mkimage (nodeTarFile); nil: read path
 	size int64
 	sum  string // sha256, hex
 }
@@ -60,11 +61,21 @@ func installHeader(s installSpec) string {
 }
 
 // writeInstall writes DIR/install.sh: the script, then the kernel, the
-// initramfs and init, each recorded with its size and sha256.
+// initramfs, the takeover's node.tar.gz and init, each recorded with
+// its size and sha256.
 func (b *build) writeInstall(context.Context) error {
+	spec, err := b.initrdSpec()
+	if err != nil {
+		return fmt.Errorf("install bundle: %w", err)
+	}
+	tarball, err := nodeTar(spec)
+	if err != nil {
+		return fmt.Errorf("install bundle: %w", err)
+	}
 	files := []payloadFile{
 		{name: kernelFile, path: b.path(kernelFile)},
 		{name: initrdFile, path: b.path(initrdFile)},
+		{name: nodeTarFile, data: tarball},
 		{name: "init", path: b.initPath},
 	}
 	if b.kexecPath != "" {
@@ -75,12 +86,17 @@ func (b *build) writeInstall(context.Context) error {
 			return fmt.Errorf("install bundle: %w", err)
 		}
 	}
-	spec := installSpec{node: b.f.name, arch: unameArch(b.init), cmdline: "console=tty0 " + kernelArgs("ttyS0", true, b.f.appendArgs),
+	ispec := installSpec{node: b.f.name, arch: unameArch(b.init), cmdline: "console=tty0 " + kernelArgs("ttyS0", true, b.f.appendArgs),
 		built: b.built, files: files}
-	return writeBundle(b.path(installFile), installHeader(spec), files)
+	return writeBundle(b.path(installFile), installHeader(ispec), files)
 }
 
 func hashFile(f *payloadFile) error {
+	if f.data != nil {
+		sum := sha256.Sum256(f.data)
+		f.size, f.sum = int64(len(f.data)), hex.EncodeToString(sum[:])
+		return nil
+	}
 	r, err := os.Open(f.path)
 	if err != nil {
 		return err
@@ -134,6 +150,10 @@ func writeBundle(path, header string, files []payloadFile) (err error) {
 // appendFile copies f to w, and refuses a file that changed since it
 // was hashed.
 func appendFile(w io.Writer, f payloadFile) error {
+	if f.data != nil {
+		_, err := w.Write(f.data)
+		return err
+	}
 	r, err := os.Open(f.path)
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ BUILT=@BUILT@
 BASE_CMDLINE=@CMDLINE@
 # One line a file: name, size in bytes, sha256; in payload order.
 PAYLOAD=@PAYLOAD@
+NODE_TAR=node.tar.gz # the takeover's /etc/allium (mkimage: nodeTarFile)
 
 BOOT_DIR=/boot/allium
 DATA_DIR=/var/lib/allium
@@ -168,7 +169,7 @@ detect_virt() {
 	if { [ -e "$R/proc/vz" ] || [ -e "$R/proc/user_beancounters" ]; } && [ ! -e "$R/proc/vz/version" ]; then
 		VIRT=openvz
 	elif [ -n "$ctr" ]; then
-		case $ctr in lxc | lxc-libvirt) VIRT=lxc ;; *) VIRT=container:$ctr ;; esac
+		case $ctr in lxc | lxc-libvirt) VIRT=lxc ;; openvz) VIRT=openvz ;; *) VIRT=container:$ctr ;; esac
 	elif [ "$(rd /sys/hypervisor/type)" = xen ]; then
 		case $(rd /sys/hypervisor/guest_type) in
 		HVM) VIRT=xen-hvm ;;
@@ -538,7 +539,10 @@ plan() {
 		echo "plan: $VIRT takeover; /sbin/init.allium-orig is the way back"
 		echo "  write /sbin/init.allium ($(payload_size init) bytes)"
 		echo "  keep  /sbin/init as /sbin/init.allium-orig"
-		echo "  link  /sbin/init -> init.allium"
+		echo "  write /etc/allium (node.json, keys); allium-tor in /etc/passwd and /etc/group where tor needs it"
+		echo "  keep  /sbin/{halt,reboot,poweroff,shutdown,telinit} as NAME.allium-orig; link them to init.allium"
+		echo "  link  /sbin/init -> init.allium (last)"
+		echo "  then  ask the old init to restart the container (not with --no-switch)"
 		echo "  data  $DATA_DIR on the container's root filesystem"
 		echo "  the network stays as the host set it up (${DEV:-?} ${ADDR:-?})"
 		if [ -n "$CT_GAPS" ]; then
@@ -562,6 +566,11 @@ step() { printf 'step  %-12s %s\n' "$1" "$2"; }
 # steps before, and the old system still boots as it did.
 die() {
 	printf 'install.sh: %s\n' "$1" >&2
+	if [ -n "${ROLLBACK:-}" ]; then
+		r=$ROLLBACK
+		ROLLBACK=
+		$r
+	fi
 	exit 1
 }
 
@@ -570,7 +579,12 @@ die() {
 put() {
 	sum=$(printf '%s\n' "$PAYLOAD" | awk -v n="$1" '$1 == n { print $3 }')
 	tmp=$2.allium-tmp
-	payload_cat "$1" >"$tmp" || { rm -f "$tmp"; die "write $2: $(df -Pk "$(dirname "$2")" | awk 'NR == 2 { print $4 }') KiB free"; }
+	# busybox's head says nothing of a failed write: the size tells
+	# (tail's broken pipe, once head has its bytes, is no error).
+	if ! payload_cat "$1" 2>/dev/null >"$tmp" || [ ! -f "$tmp" ] || [ "$(wc -c <"$tmp" | tr -d ' ')" != "$(payload_size "$1")" ]; then
+		rm -f "$tmp"
+		die "write $2: $(df -Pk "$(dirname "$2")" | awk 'NR == 2 { print $4 }') KiB free (a full disk?)"
+	fi
 	got=$(sha256sum <"$tmp" | cut -d ' ' -f 1)
 	if [ "$got" != "$sum" ]; then
 		rm -f "$tmp"
@@ -664,7 +678,11 @@ do_kexec() {
 	rm -f "$R$DATA_DIR/$OLD_MARK"
 	[ "$PERMANENT" = yes ] && grub_entry
 	step load "kexec load: $line"
-	out=$(run_kexec load --kernel "$R$BOOT_DIR/vmlinuz" --initrd "$R$BOOT_DIR/initrd.img" --cmdline "$line allium.install=kexec" 2>&1) ||
+	# The node says how it was installed, so that cloud uninstall knows
+	# what to undo: with --permanent, this first boot is GRUB's too.
+	how=kexec
+	[ "$PERMANENT" = yes ] && how=grub
+	out=$(run_kexec load --kernel "$R$BOOT_DIR/vmlinuz" --initrd "$R$BOOT_DIR/initrd.img" --cmdline "$line allium.install=$how" 2>&1) ||
 		die "$(printf '%s\n' "$out" | tail -n 1); this system is unchanged but for $BOOT_DIR${PERMANENT#no}"
 	step loaded "$out"
 	if [ "$SWITCH" = no ]; then
@@ -701,9 +719,187 @@ do_remove() {
 	exit 0
 }
 
+# --- the OpenVZ/LXC takeover ------------------------------------------
+#
+# Everything the takeover changes is kept or recorded, so that a failure
+# part way (ROLLBACK: takeover_undo) and `cloud uninstall` (the node's
+# uninstallTakeover, init/takeover_linux.go) put the container back:
+#
+#   /sbin/init.allium               added: init
+#   /etc/allium/                    added: node.json, keys (node.tar.gz)
+#   /etc/allium/takeover            added: the record, "kept PATH" and
+#                                   "added PATH" lines, for the uninstall
+#   /etc/passwd, /etc/group         allium-tor added where tor needs it;
+#                                   the old files kept as NAME.allium-orig
+#   /sbin/halt reboot poweroff      each kept as NAME.allium-orig (where
+#   shutdown telinit                it was there) and made a link to
+#                                   init.allium: vzctl stop and restart run
+#                                   them inside the container; until the
+#                                   switch init runs the kept ones
+#   /sbin/init                      last: kept as init.allium-orig, then a
+#                                   link to init.allium by one rename, so
+#                                   it is never missing
+
+# The power commands init answers to (init/power.go), /sbin/init last.
+TAKEOVER_LINKS='halt reboot poweroff shutdown telinit init'
+
+# init_kind: the container's init system, from /sbin/init: systemd,
+# sysvinit or busybox, or unknown:WHY. The switch asks it to restart
+# the container, so one the installer cannot ask is refused.
+init_kind() {
+	i=$R/sbin/init
+	if [ ! -e "$i" ] && [ ! -L "$i" ]; then
+		echo "unknown:this container has no /sbin/init"
+		return
+	fi
+	if [ -L "$i" ]; then
+		t=$(readlink "$i")
+		case $(basename "$t") in
+		systemd) echo systemd && return ;;
+		busybox) echo busybox && return ;;
+		esac
+		case $t in /*) i=$R$t ;; *) i=$(dirname "$i")/$t ;; esac
+	fi
+	if grep -q 'INIT_VERSION=sysvinit' "$i" 2>/dev/null; then
+		echo sysvinit
+	elif grep -q 'systemd' "$i" 2>/dev/null && grep -q 'org.freedesktop.systemd1' "$i" 2>/dev/null; then
+		echo systemd
+	else
+		echo "unknown:/sbin/init is not systemd, sysvinit or busybox init, which the installer knows how to ask to restart the container"
+	fi
+}
+
+# takeover_check: refuses, before any change, a container that holds
+# what the takeover would write (a node installed before, or the
+# leftovers of one).
+takeover_check() {
+	found=
+	for n in $TAKEOVER_LINKS; do
+		for p in "/sbin/$n.allium-orig" "/sbin/$n.allium-tmp"; do
+			if [ -e "$R$p" ] || [ -L "$R$p" ]; then found="$found $p"; fi
+		done
+	done
+	for p in /sbin/init.allium /etc/allium /etc/allium.allium-tmp /etc/passwd.allium-orig /etc/group.allium-orig; do
+		if [ -e "$R$p" ] || [ -L "$R$p" ]; then found="$found $p"; fi
+	done
+	[ -z "$found" ] || die "already taken over, or an earlier install's leftovers: found$found; uninstall it first (cloud uninstall NAME), or move these away; nothing was changed"
+}
+
+# takeover_undo puts back what the takeover changed so far, newest
+# first: ROLLBACK of die.
+takeover_undo() {
+	step undo "putting the container back as it was"
+	for p in $KEPT; do
+		mv -f "$R$p.allium-orig" "$R$p" || printf 'install.sh: could not put %s back: it is %s.allium-orig\n' "$p" "$p" >&2
+	done
+	for p in $ADDED; do
+		rm -rf "$R$p"
+	done
+	for n in $TAKEOVER_LINKS; do rm -f "$R/sbin/$n.allium-tmp"; done
+	rm -rf "$R/etc/allium.allium-tmp" "$R/etc/passwd.allium-tmp" "$R/etc/group.allium-tmp"
+	sync
+}
+
+# keep PATH: PATH copied to PATH.allium-orig (a symlink as a symlink),
+# and recorded in KEPT once the copy is whole.
+keep() {
+	if ! cp -pP "$R$1" "$R$1.allium-orig" 2>/dev/null; then
+		rm -f "$R$1.allium-orig"
+		die "keep $1 as $1.allium-orig: the copy failed (a full disk?)"
+	fi
+	KEPT="$1 $KEPT"
+}
+
+# add_user FILE NAME: NAME's line from the node's own FILE added to the
+# container's, the old one kept.
+add_user() {
+	grep -q "^$2:" "$R/etc/$1" 2>/dev/null && return
+	line=$(grep "^$2:" "$R/etc/allium.allium-tmp/etc/allium/$1")
+	keep "/etc/$1"
+	{ cat "$R/etc/$1" && printf '%s\n' "$line"; } >"$R/etc/$1.allium-tmp" &&
+		chmod 644 "$R/etc/$1.allium-tmp" && mv -f "$R/etc/$1.allium-tmp" "$R/etc/$1" ||
+		die "add $2 to /etc/$1 failed (a full disk?)"
+}
+
+# link NAME: /sbin/NAME, kept where it was there, becomes a link to
+# init.allium by one rename.
+link() {
+	p=/sbin/$1
+	if [ -e "$R$p" ] || [ -L "$R$p" ]; then
+		keep "$p"
+	else
+		ADDED="$p $ADDED"
+	fi
+	ln -s init.allium "$R$p.allium-tmp" && mv -f "$R$p.allium-tmp" "$R$p" || die "link $p -> init.allium failed"
+}
+
 # do_takeover: the OpenVZ/LXC takeover; see plan.
 do_takeover() {
-	die "the OpenVZ/LXC takeover is not in this build yet; nothing was changed"
+	KIND=$(init_kind)
+	case $KIND in unknown:*) die "${KIND#unknown:}; nothing was changed" ;; esac
+	takeover_check
+	KEPT= ADDED=
+	ROLLBACK=takeover_undo
+	step files "/etc/allium: node.json and keys"
+	stage=$R/etc/allium.allium-tmp
+	mkdir -m 700 "$stage" || die "mkdir $stage failed"
+	put "$NODE_TAR" "$stage/node.tar.gz" 600
+	tar -xzf "$stage/node.tar.gz" -C "$stage" || die "unpack $NODE_TAR into $stage failed (a full disk?)"
+	tor=yes
+	grep -q '"off": *true' "$stage/etc/allium/node.json" && tor=no
+	if [ "$tor" = yes ] && [ ! -x "$R/usr/sbin/tor" ]; then
+		die "this container has no tor (/usr/sbin/tor), which the node's onion service runs: install it (apt-get install tor, yum install tor) and run install.sh again, or build the node with --no-tor"
+	fi
+	step init "/sbin/init.allium ($(payload_size init) bytes)"
+	ADDED="/sbin/init.allium $ADDED"
+	put init "$R/sbin/init.allium" 755
+	if [ "$tor" = yes ] && ! grep -q '^debian-tor:' "$R/etc/passwd" 2>/dev/null; then
+		step accounts "allium-tor in /etc/passwd and /etc/group (the old ones kept as .allium-orig)"
+		add_user passwd allium-tor
+		add_user group allium-tor
+	fi
+	ADDED="/etc/allium $ADDED"
+	mv "$stage/etc/allium" "$R/etc/allium" || die "mv $stage/etc/allium $R/etc/allium failed"
+	rm -rf "$stage"
+	step links "/sbin/{$(echo "$TAKEOVER_LINKS" | tr ' ' ',')} -> init.allium (the old ones kept as .allium-orig)"
+	for n in $TAKEOVER_LINKS; do
+		[ "$n" = init ] && continue
+		link "$n"
+	done
+	# The record, then /sbin/init: from its rename on, the container
+	# starts Allium.
+	{
+		echo 'kept /sbin/init'
+		for p in $KEPT; do printf 'kept %s\n' "$p"; done
+		for p in $ADDED; do printf 'added %s\n' "$p"; done
+	} >"$R/etc/allium/takeover" || die "write /etc/allium/takeover failed"
+	link init
+	sync
+	ROLLBACK=
+	step done "/sbin/init -> init.allium; /sbin/init.allium-orig ($KIND) is the way back (cloud uninstall $NODE)"
+	takeover_switch
+}
+
+# takeover_switch asks the old init to restart the container; its
+# manager (vzctl, lxc) then starts /sbin/init: Allium.
+takeover_switch() {
+	if [ "$SWITCH" = no ]; then
+		step switch "skipped (--no-switch): $KIND runs until the container restarts (reboot, vzctl restart), then Allium"
+		return
+	fi
+	if [ -n "$R" ] && [ -z "$BIN" ]; then
+		step switch "skipped: ALLIUM_INSTALL_ROOT is set, and this machine's init is not the tree's"
+		return
+	fi
+	step switch "asking $KIND to restart the container; Allium comes up in its place"
+	case $KIND in
+	systemd) sys systemctl reboot ;;
+	sysvinit) "$R/sbin/init.allium-orig" 6 ;;
+	busybox) sys kill -TERM 1 ;;
+	esac || {
+		printf 'install.sh: %s did not take the restart: restart the container yourself (vzctl restart CTID, lxc-stop -r, the panel); it comes back with Allium\n' "$KIND" >&2
+		exit 1
+	}
 }
 
 main() {

@@ -139,6 +139,10 @@ func (m *machine) bin(t *testing.T) string {
 		"id":    "#!/bin/sh\necho " + m.uid + "\n",
 		"uname": "#!/bin/sh\necho " + m.arch + "\n",
 		"df":    df,
+		// The switch's commands (install.sh, takeover_switch): they
+		// note what they were asked in the tree's /switched.
+		"systemctl": "#!/bin/sh\necho \"systemctl $*\" >>\"$ALLIUM_INSTALL_ROOT/switched\"\n",
+		"kill":      "#!/bin/sh\necho \"kill $*\" >>\"$ALLIUM_INSTALL_ROOT/switched\"\n",
 	}
 	if !m.noIP {
 		fakes["ip"] = "#!/bin/sh\ncase \"$*\" in\n*route*) cat <<'EOF'\n" + m.ipRoute + "\nEOF\n;;\n*addr*) cat <<'EOF'\n" + m.ipAddr + "\nEOF\n;;\nesac\n"
