@@ -60,7 +60,7 @@ func (g *globals) info(ctx context.Context, host, nodeKey string) error {
 // installViews say what each api.Node.Install means for the operator.
 var installViews = map[string]string{
 	"kexec":    "kexec trial over the old system (a reset or cloud uninstall brings it back)",
-	"grub":     "GRUB's default entry, the old system the next (cloud uninstall makes it the default again)",
+	"grub":     "GRUB's default entry, beside the old system's (cloud uninstall makes those the default again)",
 	"takeover": "the OS container's init (cloud uninstall puts the original back)",
 }
 

@@ -52,8 +52,8 @@ and changes nothing.
                back); in an OpenVZ or LXC container, /sbin/init becomes
                Allium's (the old one is kept as /sbin/init.allium-orig)
   --permanent  with --yes on KVM/Xen HVM: also a GRUB entry, the default,
-               so that the node comes up on every boot (this system stays
-               the next entry; 'cloud uninstall NAME' makes it the default again)
+               so that the node comes up on every boot (this system's entries
+               stay; 'cloud uninstall NAME' makes them the default again)
   --no-switch  with --yes: do everything but the switch itself
   --remove     on the old system, after a kexec install: take out the GRUB
                entry and $BOOT_DIR; the node's data stays in $DATA_DIR
@@ -599,7 +599,10 @@ run_kexec() {
 	if [ -n "$BIN" ]; then "$BIN/kexec" "$@"; else "$BOOT_DIR/kexec" "$@"; fi
 }
 
-GRUB_SNIPPET=/etc/grub.d/07_allium
+# The node's entry comes after the old system's (10_linux, 30_os-prober,
+# 40_custom, 41_custom), so that their places, and a numeric
+# GRUB_DEFAULT, keep their meaning; it is made the default by its id.
+GRUB_SNIPPET=/etc/grub.d/42_allium
 # OLD_MARK in the node's data directory: GRUB's entry leaves the default
 # to the old system while it exists (cloud uninstall writes it).
 OLD_MARK=boot-old-system
@@ -631,7 +634,7 @@ check_grub() {
 # `cloud uninstall` writes). grub-mkconfig runs the snippet, so the
 # paths are worked out as its own entries' are, /boot a partition or not.
 grub_entry() {
-	step grub "$GRUB_SNIPPET: the node becomes the default entry, this system the next"
+	step grub "$GRUB_SNIPPET: the node's entry, the default; this system's entries stay as they are"
 	tmp=$R$GRUB_SNIPPET.allium-tmp
 	{
 		echo '#!/bin/sh'

@@ -59,7 +59,7 @@ func TestInstallKexec(t *testing.T) {
 			if string(log) != want {
 				t.Errorf("the kexec helper ran with\n%s\nwant\n%s", log, want)
 			}
-			if _, err := os.Stat(filepath.Join(root, "etc/grub.d/07_allium")); err == nil {
+			if _, err := os.Stat(filepath.Join(root, "etc/grub.d/42_allium")); err == nil {
 				t.Error("a trial install wrote a GRUB entry")
 			}
 		})
@@ -86,13 +86,13 @@ func TestInstallKexec(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "step  grub") {
 				t.Fatalf("install.sh --yes --permanent = %d, want 0 and a grub step; output:\n%s", code, out)
 			}
-			b, err := os.ReadFile(filepath.Join(root, "etc/grub.d/07_allium"))
+			b, err := os.ReadFile(filepath.Join(root, "etc/grub.d/42_allium"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, want := range []string{"kernel=/boot/allium/vmlinuz data=/var/lib/allium", "allium.install=grub'", "set default=allium", "boot-old-system", "menuentry 'Allium node' --id allium"} {
 				if !strings.Contains(string(b), want) {
-					t.Errorf("07_allium lacks %q:\n%s", want, b)
+					t.Errorf("42_allium lacks %q:\n%s", want, b)
 				}
 			}
 			if log, _ := os.ReadFile(filepath.Join(root, "kexec.log")); !strings.HasPrefix(string(log), "update-grub\nload ") {
@@ -104,13 +104,13 @@ func TestInstallKexec(t *testing.T) {
 			m.files["etc/grub.d/10_linux"] = "#!/bin/sh\n"
 			root := m.tree(t)
 			m.cmds = map[string]string{"kexec": fakeKexec(root, ""),
-				"update-grub": "#!/bin/sh\n[ -e '" + root + "/etc/grub.d/07_allium' ] && { echo 'grub-probe: error: cannot find a device for /boot/allium' >&2; exit 1; }\nexit 0\n"}
+				"update-grub": "#!/bin/sh\n[ -e '" + root + "/etc/grub.d/42_allium' ] && { echo 'grub-probe: error: cannot find a device for /boot/allium' >&2; exit 1; }\nexit 0\n"}
 			code, out := runInstall(t, sh, script, root, m, "--yes", "--permanent")
 			if code != 1 || !strings.Contains(out, "update-grub failed, the entry is taken out again: grub-probe: error: cannot find a device for /boot/allium") {
 				t.Errorf("install.sh --permanent with update-grub failing = %d, want 1 and its error; output:\n%s", code, out)
 			}
-			if _, err := os.Stat(filepath.Join(root, "etc/grub.d/07_allium")); err == nil {
-				t.Error("07_allium left behind after update-grub failed")
+			if _, err := os.Stat(filepath.Join(root, "etc/grub.d/42_allium")); err == nil {
+				t.Error("42_allium left behind after update-grub failed")
 			}
 			if _, err := os.Stat(filepath.Join(root, "kexec.log")); err == nil {
 				t.Error("the kernel was loaded after update-grub failed")
@@ -138,7 +138,7 @@ func TestInstallRemove(t *testing.T) {
 	for _, sh := range shells(t) {
 		t.Run(filepath.Base(strings.Join(sh, "-")), func(t *testing.T) {
 			m := kvmStatic()
-			m.files["etc/grub.d/07_allium"] = "#!/bin/sh\n"
+			m.files["etc/grub.d/42_allium"] = "#!/bin/sh\n"
 			m.files["boot/allium/vmlinuz"] = "k"
 			m.files["var/lib/allium/state.db"] = "db"
 			m.files["var/lib/allium/boot-old-system"] = "mark"
@@ -148,7 +148,7 @@ func TestInstallRemove(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "step  done") {
 				t.Fatalf("install.sh --remove = %d, want 0; output:\n%s", code, out)
 			}
-			for p, want := range map[string]bool{"etc/grub.d/07_allium": false, "boot/allium": false,
+			for p, want := range map[string]bool{"etc/grub.d/42_allium": false, "boot/allium": false,
 				"var/lib/allium/boot-old-system": false, "var/lib/allium/state.db": true, "grub.log": true} {
 				if _, err := os.Stat(filepath.Join(root, p)); (err == nil) != want {
 					t.Errorf("after --remove, %s exists: %v, want %v", p, err == nil, want)
