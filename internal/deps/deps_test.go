@@ -92,6 +92,11 @@ func TestPartsDoNotLink(t *testing.T) {
 			"allium/api", "allium/state", "go.etcd.io/bbolt/...", "allium/hiddenservice"}},
 		{"allium/supervisor/restart", "the restart policy is pure", []string{"allium/internal/safe", "os/exec", "net"}},
 		{"allium/init", "PID 1 links no test code", []string{"testing", "allium/internal/testkit", "allium/internal/tornet"}},
+		// The install bundle's kexec helper lays out kexec_load's
+		// segments with u-root; nothing else needs u-root, and the
+		// helper needs nothing of Allium's.
+		{"allium/init", "PID 1 does not kexec", []string{"github.com/u-root/u-root/..."}},
+		{"allium/kexec", "the kexec helper stands alone", []string{"allium/..."}},
 	}
 	for _, r := range rules {
 		p, ok := pkgs[r.pkg]
