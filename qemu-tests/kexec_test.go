@@ -171,4 +171,19 @@ func TestKexecTakeover(t *testing.T) {
 	if out, err := k.g.ssh(ctx, "cat /root/marker; test -e /var/lib/allium/boot-old-system && echo marked"); err != nil || out != "before\nmarked\n" {
 		t.Errorf("Debian after cloud uninstall: %v\n%s", err, out)
 	}
+
+	// A kernel that refuses kexec: refused by the preflight, Debian
+	// untouched and still answering.
+	before, err := k.g.ssh(ctx, "sysctl -qw kernel.kexec_load_disabled=1 && ls -l --time-style=+%s /boot/allium /etc/grub.d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = k.cloud(ctx, "install", k.a.name, "--ssh", k.alias, "--ssh-config", k.sshConfig())
+	if err == nil || !strings.Contains(out, "refusing: kexec: kexec is disabled (kernel.kexec_load_disabled=1") ||
+		!strings.Contains(out, "refused (exit 1): see its findings above; nothing was changed") {
+		t.Errorf("cloud install where kexec is disabled: %v, want a refusal naming it:\n%s", err, out)
+	}
+	if after, err := k.g.ssh(ctx, "ls -l --time-style=+%s /boot/allium /etc/grub.d"); err != nil || after != before {
+		t.Errorf("a refused install changed /boot/allium or /etc/grub.d (%v):\n%s\nwas\n%s", err, after, before)
+	}
 }
