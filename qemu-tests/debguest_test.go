@@ -100,7 +100,8 @@ func (g *debGuest) waitNewBoot(t testing.TB, ctx context.Context, old, after str
 	if err != nil {
 		t.Fatalf("after %s: %v", after, err)
 	}
-	t.Logf("debian guest: ssh answers from a new boot %.1f s after %s", time.Since(start).Seconds(), after)
+	t.Logf("debian guest: ssh answers from a new boot %.1f s after %s; systemd-analyze: %s", time.Since(start).Seconds(),
+		after, g.must(t, ctx, "systemd-analyze | head -1"))
 	return id
 }
 
