@@ -1,8 +1,10 @@
 package qemutests
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"slices"
@@ -36,6 +38,23 @@ func TestDebianGuest(t *testing.T) {
 		t.Errorf("/proc/cmdline = %q, want GRUB's (BOOT_IMAGE=...) with console=ttyS0", c)
 	}
 	g.checkNetwork(t, ctx)
+	// Go code reaches the guest from inside the namespace too.
+	err := g.inNetns(func() error {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(g.Addr, "22"), 10*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		banner, err := bufio.NewReader(c).ReadString('\n')
+		if !strings.HasPrefix(banner, "SSH-2.0-") {
+			return fmt.Errorf("banner %q, %v: want SSH-2.0-", banner, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("inNetns: dial %s:22: %v", g.Addr, err)
+	}
 
 	// A hard reset keeps what was synced.
 	old := g.must(t, ctx, "cat /proc/sys/kernel/random/boot_id")
@@ -100,7 +119,8 @@ func (g *debGuest) waitNewBoot(t testing.TB, ctx context.Context, old, after str
 	if err != nil {
 		t.Fatalf("after %s: %v", after, err)
 	}
-	t.Logf("debian guest: ssh answers from a new boot %.1f s after %s", time.Since(start).Seconds(), after)
+	t.Logf("debian guest: ssh answers from a new boot %.1f s after %s; systemd-analyze: %s", time.Since(start).Seconds(),
+		after, g.must(t, ctx, "systemd-analyze | head -1"))
 	return id
 }
 

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netns"
+
 	"allium/internal/testkit"
 )
 
@@ -27,8 +29,27 @@ const sshWithin = 5 * time.Minute
 // Allium over a real Debian (cloud install --ssh, install.sh). It runs
 // on a qcow2 overlay of the cached image, so nothing it writes reaches
 // the cache, with its NIC on a tap in a network namespace of the test's
-// own: the guest reaches that namespace and nothing else, and only
-// commands run in it (g.cmd, g.ssh) reach the guest.
+// own: the guest reaches that namespace and nothing else, and only what
+// runs in it reaches the guest.
+//
+// For a takeover test:
+//
+//	g := bootDebGuest(t)                     // ssh as root works when it returns
+//	out, err := g.ssh(ctx, "uname -r")       // a command as root
+//	g.sshConfig(t, home, "vps")              // `ssh vps` under HOME=home
+//	cmd := g.cmd(ctx, cloudBin, "install", "--ssh", "vps", ...) // any host command, in the namespace
+//	cmd.Env = append(os.Environ(), "HOME="+home)
+//	g.inNetns(func() error { ... })          // Go code (an api.Client) dialing g.Addr
+//	g.reset()                                // the reset button: the old OS comes back
+//	g.waitBoot(ctx, oldBootID)               // ssh from a boot other than oldBootID
+//	g.serialTail(), g.exited()
+//
+// The guest: Debian 12 (bookworm minbase, linux-image-cloud-amd64, GRUB
+// on the MBR of /dev/vda, systemd, udev, ifupdown, sshd), hostname
+// debguest, root by key only, console on ttyS0, 1024 MiB. Its NIC Dev
+// (enp0s3) is configured static in /etc/network/interfaces: Addr/24 via
+// Gateway, dns-nameservers Gateway (also in /etc/resolv.conf). Nothing
+// answers at Gateway but the host side of the tap.
 type debGuest struct {
 	Netns   string // the network namespace QEMU and the tap are in
 	Tap     string // the tap device in Netns, holding Gateway/24
@@ -157,10 +178,8 @@ func (g *debGuest) startQEMU(tb testing.TB) {
 }
 
 func (g *debGuest) kill() {
-	select {
-	case <-g.done:
+	if g.exited() {
 		return
-	default:
 	}
 	g.qmp("quit") // lets QEMU close its files; a kill follows if it does not
 	select {
@@ -170,6 +189,27 @@ func (g *debGuest) kill() {
 	}
 	g.proc.Kill()
 	<-g.done
+}
+
+// exited reports whether QEMU has exited.
+func (g *debGuest) exited() bool {
+	select {
+	case <-g.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// inNetns runs f on a thread in the guest's namespace: the sockets f
+// opens (an api.Client's, say) reach the guest.
+func (g *debGuest) inNetns(f func() error) error {
+	ns, err := netns.GetFromName(g.Netns)
+	if err != nil {
+		return fmt.Errorf("network namespace %s: %w", g.Netns, err)
+	}
+	defer ns.Close()
+	return testkit.InNetNS(ns, f)
 }
 
 // cmd is a host command run inside the guest's namespace: the only place

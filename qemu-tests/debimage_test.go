@@ -68,8 +68,8 @@ END
 # Nothing to fetch from: the guest reaches only the test's namespace.
 systemctl disable apt-daily.timer apt-daily-upgrade.timer
 # Now that fstab names the root, the initramfs gets its fsck, as on an
-# installed system.
-update-initramfs -u
+# installed system (FSTYPE: the hook cannot probe a root not mounted yet).
+FSTYPE=ext4 update-initramfs -u
 `,
 }
 

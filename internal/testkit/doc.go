@@ -13,5 +13,6 @@
 //
 // It does not own the tiers' own fixtures: the private Tor network is
 // internal/tornet, the QEMU tier's boot harness is qemu-tests, and how
-// tests find Allium's binaries is internal/testbin.
+// tests find Allium's binaries is internal/testbin. Cached Debian trees
+// built by debootstrap are its subpackage internal/testkit/debian.
 package testkit
