@@ -65,7 +65,7 @@ plan only. cloud uninstall NAME undoes the install from the running node.`,
 		}),
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.ssh, "ssh", "", "where to install: `[USER@]HOST[:PORT]`, or a Host of your ssh config (required)")
+	f.StringVar(&o.ssh, "ssh", "", "where to install: `[USER@]HOST[:PORT]`; HOST may be a Host of your ssh config (required)")
 	f.StringVar(&o.sshConfig, "ssh-config", "", "an ssh config `FILE` to use instead of ~/.ssh/config (ssh -F)")
 	f.StringArrayVar(&o.sshOpts, "ssh-option", nil, "an ssh `OPTION=VALUE` (ssh -o), for example ProxyJump=bastion; repeatable")
 	f.StringVar(&o.bundle, "bundle", "", "the install.sh to copy (default: the one mkimage wrote for the alias)")
