@@ -112,6 +112,10 @@ func checkELF(path string, want elfIdent) error {
 	}
 	e, err := elf.NewFile(f)
 	if err != nil {
+		magic := make([]byte, len(elf.ELFMAG))
+		if _, rerr := f.ReadAt(magic, 0); rerr == nil && string(magic) == elf.ELFMAG {
+			return fmt.Errorf("a truncated or damaged ELF (%v)", err)
+		}
 		return fmt.Errorf("not an ELF executable (%v)", err)
 	}
 	got := elfIdent{e.Machine, e.Class}
