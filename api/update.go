@@ -62,6 +62,9 @@ type Update struct {
 	// Staged is the init the node received and checked last, which an
 	// update would switch to; nil when there is none.
 	Staged *InitInfo `json:"staged,omitempty"`
+	// Refused says why the last init the node refused (since it booted)
+	// was refused; "" when it refused none.
+	Refused string `json:"refused,omitempty"`
 }
 
 // Updater is the node's updates in place: what the handlers of

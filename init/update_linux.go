@@ -44,8 +44,9 @@ type initStore struct {
 	record func(api.Event)
 	log    *slog.Logger
 
-	mu   sync.Mutex
-	busy map[string]bool // digests with an upload in flight
+	mu      sync.Mutex
+	busy    map[string]bool // digests with an upload in flight
+	refused string          // why the last refused init was refused
 }
 
 // openInits makes dir (0700) and drops what a crash left half-written.
@@ -124,7 +125,10 @@ func (s *initStore) Put(ctx context.Context, digest string, offset, total int64,
 	}
 	in, err := s.stage(context.WithoutCancel(ctx), digest, total)
 	if err != nil {
-		s.record(api.Event{Type: api.EventUpdate, Message: fmt.Sprintf("init %s refused: %v", digest, err)})
+		s.mu.Lock()
+		s.refused = err.Error()
+		s.mu.Unlock()
+		s.record(api.Event{Type: api.EventUpdate, Message: err.Error()})
 		return api.InitInfo{}, err
 	}
 	s.record(api.Event{Type: api.EventUpdate, Message: fmt.Sprintf("init %s (%s, state schema %d) accepted and staged",
@@ -406,5 +410,8 @@ func (n *node) updateView() *api.Update {
 		s = &initStore{dir: filepath.Join(n.root, rootfs.DataDir, "inits")}
 	}
 	u.Staged = s.Staged()
+	s.mu.Lock()
+	u.Refused = s.refused
+	s.mu.Unlock()
 	return u
 }

@@ -254,6 +254,7 @@ func TestPutInit(t *testing.T) {
 		s.initStore.check = initChecker{Starter: c.Starter, Want: c.Want, Self: c.Self, Timeout: h.timeout}.check
 		hd, hb := fileDigestT(t, h.path)
 		_, err := s.Put(ctx, hd, 0, int64(len(hb)), bytes.NewReader(hb))
+		t.Logf("Put(%s) = %v", h.name, err)
 		if err == nil || !strings.Contains(err.Error(), h.want) {
 			t.Errorf("Put(%s) = %v, want an error saying %q", h.name, err, h.want)
 		}
