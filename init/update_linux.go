@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -116,7 +117,7 @@ func (s *initStore) Put(ctx context.Context, digest string, offset, total int64,
 	if in, err := s.Init(digest); err == nil {
 		return in, nil
 	}
-	kept, err := s.append(ctx, digest, offset, total, body)
+	kept, err := s.append(digest, offset, total, body)
 	if err != nil {
 		return api.InitInfo{}, err
 	}
@@ -155,7 +156,7 @@ func (s *initStore) acquire(digest string) (release func(), err error) {
 
 // append writes body to the part, from offset, and returns how many
 // bytes it holds. A full disk drops the part.
-func (s *initStore) append(ctx context.Context, digest string, offset, total int64, body io.Reader) (int64, error) {
+func (s *initStore) append(digest string, offset, total int64, body io.Reader) (int64, error) {
 	part := s.path(strings.TrimPrefix(digest, "sha256:"), ".part")
 	kept := s.Offset(digest)
 	if kept > total { // the client changed its mind about the size
@@ -175,35 +176,12 @@ func (s *initStore) append(ctx context.Context, digest string, offset, total int
 	if total-kept > room {
 		return kept, api.TooLarge("init %s: %d more bytes do not fit: the data disk can take %d; free space (cloud images, cloud rmi)", digest, total-kept, max(room, 0))
 	}
-	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return kept, err
-	}
-	n, err := io.Copy(f, io.LimitReader(ctxReader{ctx, body}, total-kept))
-	if serr := f.Sync(); err == nil {
-		err = serr
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	n, err := writeSynced(part, os.O_APPEND, 0o600, io.LimitReader(body, total-kept))
 	if errors.Is(err, syscall.ENOSPC) {
 		os.Remove(part) // it cannot finish; its bytes are better free
 		return 0, api.NoSpace("init %s: the data disk is full (%v); the upload was dropped: free space (cloud images, cloud rmi) and send it again", digest, err)
 	}
 	return kept + n, err
-}
-
-// ctxReader stops reading once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(b []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(b)
 }
 
 // stage checks the complete part and makes it the staged init; any
@@ -264,7 +242,7 @@ func (s *initStore) commit(h, part string, in api.InitInfo) error {
 	if err != nil {
 		return err
 	}
-	if err := writeSynced(s.path(h, ".json.tmp"), b); err != nil {
+	if _, err := writeSynced(s.path(h, ".json.tmp"), os.O_TRUNC, 0o600, bytes.NewReader(b)); err != nil {
 		return err
 	}
 	if err := os.Rename(s.path(h, ".json.tmp"), s.path(h, ".json")); err != nil {
@@ -273,7 +251,7 @@ func (s *initStore) commit(h, part string, in api.InitInfo) error {
 	if err := os.Rename(part, s.path(h, "")); err != nil {
 		return err
 	}
-	return syncPath(s.dir)
+	return syncDir(s.dir)
 }
 
 // dropOthers removes every init and partial upload but h's: one init
@@ -304,28 +282,22 @@ func (s *initStore) uploading(name string) bool {
 	return false
 }
 
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+// writeSynced writes r to the file at path, opened (or created with
+// perm) for writing with flag (os.O_APPEND, os.O_TRUNC), and syncs and
+// closes it; it returns how much it wrote.
+func writeSynced(path string, flag int, perm os.FileMode, r io.Reader) (int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|flag, perm)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	_, err = f.Write(b)
+	n, err := io.Copy(f, r)
 	if serr := f.Sync(); err == nil {
 		err = serr
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	return err
-}
-
-func syncPath(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+	return n, err
 }
 
 // The node's side: api.Updater.
