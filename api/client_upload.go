@@ -19,7 +19,14 @@ import (
 // ImageState asks (HEAD) whether the node has the image; when it has
 // not, offset is how many bytes of an earlier upload it kept.
 func (c *Client) ImageState(ctx context.Context, digest string) (have bool, offset int64, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, c.base+imagePath(digest), nil)
+	return c.uploadHead(ctx, imagePath(digest), "images")
+}
+
+// uploadHead asks (HEAD) whether the node has the finished upload at
+// path, of one of what ("images", "inits"); when it has not, offset is
+// how many bytes of an earlier upload it kept.
+func (c *Client) uploadHead(ctx context.Context, path, what string) (have bool, offset int64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, c.base+path, nil)
 	if err != nil {
 		return false, 0, err
 	}
@@ -35,21 +42,26 @@ func (c *Client) ImageState(ctx context.Context, digest string) (have bool, offs
 	case resp.StatusCode == http.StatusNotFound && herr == nil:
 		return false, off, nil
 	}
-	return false, 0, headError(resp)
+	return false, 0, headError(resp, what)
 }
 
-// headError makes an *Error of a HEAD answer, which has no body to
-// say more.
-func headError(resp *http.Response) error {
+// headError makes an *Error of a HEAD answer about one of what
+// ("images"), which has no body to say more.
+func headError(resp *http.Response, what string) error {
 	msg := fmt.Sprintf("HEAD %s: %s", resp.Request.URL.Path, resp.Status)
 	code := CodeInternal
 	switch resp.StatusCode {
 	case http.StatusNotFound:
-		msg, code = msg+" without "+HeaderUploadOffset+": this node does not take images (is it older?)", CodeNotFound
+		msg, code = msg+" without "+HeaderUploadOffset+": this node does not take "+what+" (is it older?)", CodeNotFound
 	case http.StatusNotImplemented:
-		msg, code = noApps, CodeNotImplemented
+		msg, code = "this node does not take "+what, CodeNotImplemented
+		if what == "images" {
+			msg = noApps
+		}
 	case http.StatusUnauthorized:
 		code = CodeUnauthorized
+	case http.StatusForbidden:
+		code = CodeForbidden
 	case http.StatusBadRequest:
 		code = CodeBadRequest
 	case http.StatusServiceUnavailable:
@@ -127,13 +139,26 @@ var errPartial = errors.New("the node kept only part of what was sent")
 // row without progress. An answer that says the archive itself is
 // wrong (400, 413...) ends it.
 func (c *Client) Upload(ctx context.Context, digest string, r io.ReaderAt, size int64, opts UploadOptions) (Image, error) {
-	u := &upload{c: c, digest: digest, r: r, opts: opts.withDefaults()}
+	return sendUpload(ctx, c, uploadTo[Image]{path: imagePath(digest), what: "images", get: c.Image}, digest, r, size, opts)
+}
+
+// uploadTo is where the client's upload goes: an image or an init.
+type uploadTo[T any] struct {
+	path string // of HEAD and PUT
+	what string // "images", "inits": for messages
+	// get asks for the finished one the node has.
+	get func(ctx context.Context, digest string) (T, error)
+}
+
+func sendUpload[T any](ctx context.Context, c *Client, to uploadTo[T], digest string, r io.ReaderAt, size int64, opts UploadOptions) (T, error) {
+	u := &upload[T]{c: c, to: to, digest: digest, r: r, opts: opts.withDefaults()}
 	u.p.Total = size
 	return u.run(ctx)
 }
 
-type upload struct {
+type upload[T any] struct {
 	c      *Client
+	to     uploadTo[T]
 	digest string
 	r      io.ReaderAt
 	opts   UploadOptions
@@ -142,18 +167,19 @@ type upload struct {
 	p  UploadProgress
 }
 
-func (u *upload) run(ctx context.Context) (Image, error) {
+func (u *upload[T]) run(ctx context.Context) (T, error) {
+	var zero T
 	delay, stuck, last := u.opts.Backoff, 0, int64(-1)
 	for {
-		img, err := u.attempt(ctx)
+		v, err := u.attempt(ctx)
 		if err == nil || !resumable(ctx, err) {
-			return img, err
+			return v, err
 		}
 		if confirmed := u.progress().Confirmed; confirmed > last {
 			delay, stuck, last = u.opts.Backoff, 0, confirmed
 		}
 		if stuck++; stuck > u.opts.Retries {
-			return Image{}, fmt.Errorf("upload of %s: gave up after %d attempts without progress: %w", u.digest, stuck, err)
+			return zero, fmt.Errorf("upload of %s: gave up after %d attempts without progress: %w", u.digest, stuck, err)
 		}
 		wait := delay
 		if isOffsetError(err) {
@@ -161,40 +187,42 @@ func (u *upload) run(ctx context.Context) (Image, error) {
 		}
 		u.update(func(p *UploadProgress) { p.Resumes++; p.Err, p.Wait = err, wait })
 		if err := sleep(ctx, wait); err != nil {
-			return Image{}, err
+			return zero, err
 		}
 		delay = min(2*delay, maxBackoff)
 	}
 }
 
 // attempt asks where the node stands and sends the rest.
-func (u *upload) attempt(ctx context.Context) (Image, error) {
-	have, off, err := u.c.ImageState(ctx, u.digest)
+func (u *upload[T]) attempt(ctx context.Context) (T, error) {
+	var zero T
+	have, off, err := u.c.uploadHead(ctx, u.to.path, u.to.what)
 	if err != nil {
-		return Image{}, err
+		return zero, err
 	}
 	if have {
 		u.update(func(p *UploadProgress) { p.Confirmed, p.Sent, p.Err = p.Total, p.Total, nil })
-		return u.c.Image(ctx, u.digest)
+		return u.to.get(ctx, u.digest)
 	}
 	total := u.progress().Total
 	if off > total {
-		return Image{}, permanent{fmt.Errorf("the node has %d bytes of %s, more than the archive's %d", off, u.digest, total)}
+		return zero, permanent{fmt.Errorf("the node has %d bytes of %s, more than the file's %d", off, u.digest, total)}
 	}
 	u.update(func(p *UploadProgress) { p.Confirmed, p.Sent, p.Err, p.Wait = off, off, nil, 0 })
 	return u.put(ctx, off, total)
 }
 
 // put sends the archive from off on.
-func (u *upload) put(ctx context.Context, off, total int64) (Image, error) {
+func (u *upload[T]) put(ctx context.Context, off, total int64) (T, error) {
+	var zero T
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	body := &sendBody{r: io.NewSectionReader(u.r, off, total-off), u: u, stall: u.opts.Stall}
 	body.timer = time.AfterFunc(u.opts.Stall, func() { cancel(errStalled) })
 	defer body.stop()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.c.base+imagePath(u.digest), body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.c.base+u.to.path, body)
 	if err != nil {
-		return Image{}, err
+		return zero, err
 	}
 	if req.ContentLength = total - off; req.ContentLength == 0 {
 		req.Body = http.NoBody
@@ -208,37 +236,37 @@ func (u *upload) put(ctx context.Context, off, total int64) (Image, error) {
 	resp, err := u.c.hc.Do(req)
 	if err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
-			return Image{}, fmt.Errorf("%w for %v", cause, u.opts.Stall)
+			return zero, fmt.Errorf("%w for %v", cause, u.opts.Stall)
 		}
-		return Image{}, err
+		return zero, err
 	}
 	defer resp.Body.Close()
 	return u.answer(resp)
 }
 
-func (u *upload) answer(resp *http.Response) (Image, error) {
+func (u *upload[T]) answer(resp *http.Response) (T, error) {
+	var v T
 	switch resp.StatusCode {
 	case http.StatusCreated:
-		var img Image
-		if err := json.NewDecoder(resp.Body).Decode(&img); err != nil {
-			return Image{}, fmt.Errorf("PUT %s: decoding the answer: %w", imagePath(u.digest), err)
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+			return v, fmt.Errorf("PUT %s: decoding the answer: %w", u.to.path, err)
 		}
 		u.update(func(p *UploadProgress) { p.Confirmed, p.Sent = p.Total, p.Total })
-		return img, nil
+		return v, nil
 	case http.StatusAccepted:
-		return Image{}, errPartial
+		return v, errPartial
 	}
-	return Image{}, decodeError(resp)
+	return v, decodeError(resp)
 }
 
-func (u *upload) progress() UploadProgress {
+func (u *upload[T]) progress() UploadProgress {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.p
 }
 
 // update changes the progress and reports it.
-func (u *upload) update(change func(*UploadProgress)) {
+func (u *upload[T]) update(change func(*UploadProgress)) {
 	u.mu.Lock()
 	change(&u.p)
 	p := u.p
@@ -250,7 +278,7 @@ func (u *upload) update(change func(*UploadProgress)) {
 // took, and pushes back the stall timer on each read.
 type sendBody struct {
 	r       io.Reader
-	u       *upload
+	u       interface{ update(func(*UploadProgress)) }
 	stall   time.Duration
 	timer   *time.Timer
 	mu      sync.Mutex

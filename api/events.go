@@ -19,9 +19,11 @@ const (
 	EventRemove    = "remove"
 	EventImage     = "image"
 	EventError     = "error"
+	EventUpdate    = "update" // a new init received: accepted or refused
 )
 
-// Event is something that happened to a container or an image.
+// Event is something that happened to a container, an image or the
+// node's init.
 type Event struct {
 	Time      time.Time `json:"time"`
 	Type      string    `json:"type"`

@@ -57,6 +57,9 @@ type Node struct {
 	// Isolation is what the node's isolation probe found at boot; nil
 	// before it has run.
 	Isolation *Isolation `json:"isolation,omitempty"`
+	// Update is what the node knows of updating its init in place
+	// (update.go); nil from a node that takes no new inits.
+	Update *Update `json:"update,omitempty"`
 	// Warnings are the things an operator should know about, in words.
 	Warnings []string `json:"warnings,omitempty"`
 }

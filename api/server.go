@@ -38,6 +38,8 @@ type Backend interface {
 	Apps
 	// KeyStore is the node's authorized client keys.
 	KeyStore
+	// Updater takes new inits (update.go).
+	Updater
 }
 
 // Apps is the node's images and containers: what the handlers of
@@ -97,13 +99,16 @@ func (s *Server) routes() {
 		{"POST /v1/node/poweroff", s.action("powering off", s.backend.Poweroff)},
 		{"POST /v1/node/uninstall", s.uninstall},
 		{"PUT /v1/node/tcp", s.putTCP},
+		{"HEAD /v1/node/init/{digest}", headUpload(s, s.initUpload())},
+		{"GET /v1/node/init/{digest}", getByDigest(s, s.backend.Init)},
+		{"PUT /v1/node/init/{digest}", putUpload(s, s.initUpload())},
 
 		{"GET /v1/images", s.listImages},
 		{"GET /v1/uploads", s.listUploads},
-		{"GET /v1/images/{digest}", s.getImage},
+		{"GET /v1/images/{digest}", getByDigest(s, s.backend.Image)},
 		{"DELETE /v1/images/{digest}", s.deleteImage},
-		{"HEAD /v1/images/{digest}", s.headImage},
-		{"PUT /v1/images/{digest}", s.putImage},
+		{"HEAD /v1/images/{digest}", headUpload(s, s.imageUpload())},
+		{"PUT /v1/images/{digest}", putUpload(s, s.imageUpload())},
 
 		{"GET /v1/containers", s.listContainers},
 		{"GET /v1/containers/{name}", s.container(ContainerStore.Container)},

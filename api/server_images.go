@@ -53,17 +53,21 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, nonNil(imgs))
 }
 
-func (s *Server) getImage(w http.ResponseWriter, r *http.Request) {
-	d, ok := s.digestParam(w, r)
-	if !ok {
-		return
+// getByDigest makes a handler that answers what get returns for the
+// path's {digest}.
+func getByDigest[T any](s *Server, get func(ctx context.Context, digest string) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d, ok := s.digestParam(w, r)
+		if !ok {
+			return
+		}
+		v, err := get(r.Context(), d)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
 	}
-	img, err := s.backend.Image(r.Context(), d)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, img)
 }
 
 func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request) {

@@ -21,10 +21,12 @@ import (
 type fakeBackend struct {
 	UnimplementedApps
 	UnimplementedKeys
+	fakeInits
 	node       Node
 	authorized ed25519.PublicKey
-	panicOnce  atomic.Bool // Node panics once when set
-	installed  string      // Uninstall succeeds when set
+	viewer     ed25519.PublicKey // Authorize says RoleViewer for it
+	panicOnce  atomic.Bool       // Node panics once when set
+	installed  string            // Uninstall succeeds when set
 
 	nodes, reboots, poweroffs, auths, tcpSwitches atomic.Int32
 }
@@ -55,6 +57,9 @@ func (b *fakeBackend) SetTCP(on bool) error {
 
 func (b *fakeBackend) Authorize(key ed25519.PublicKey) (string, bool) {
 	b.auths.Add(1)
+	if b.viewer != nil && key.Equal(b.viewer) {
+		return RoleViewer, true
+	}
 	return RoleAdmin, key.Equal(b.authorized)
 }
 

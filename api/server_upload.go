@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,77 +10,109 @@ import (
 )
 
 // The node's half of the resumable upload (upload.go): HEAD says where
-// an upload stands, PUT adds to it. What arrives is handed on to
-// ImageStore.PutImage as it comes, so a dropped connection keeps what
-// came before it.
+// an upload stands, PUT adds to it. What arrives is handed on to the
+// backend (ImageStore.PutImage, Updater.PutInit) as it comes, so a
+// dropped connection keeps what came before it.
 
-// headImage answers 200 when the image is on the node, else 404 with
-// the offset an upload resumes from.
-func (s *Server) headImage(w http.ResponseWriter, r *http.Request) {
-	d, ok := s.digestParam(w, r)
-	if !ok {
-		return
+// uploadTarget is what an upload fills: an image or an init.
+type uploadTarget[T any] struct {
+	// what names it in messages: "image", "init".
+	what string
+	// size is the size of the finished one, or a NotFound error when
+	// the node has none.
+	size func(ctx context.Context, digest string) (int64, error)
+	// offset is how many bytes of an unfinished upload the node kept.
+	offset func(ctx context.Context, digest string) (int64, error)
+	// put takes part of an upload (ImageStore.PutImage).
+	put func(ctx context.Context, digest string, offset, total int64, body io.Reader) (T, error)
+	// max, when not 0, refuses a longer upload (413) before its body.
+	max int64
+}
+
+func (s *Server) imageUpload() uploadTarget[Image] {
+	return uploadTarget[Image]{
+		what: "image",
+		size: func(ctx context.Context, d string) (int64, error) {
+			img, err := s.backend.Image(ctx, d)
+			return img.Size, err
+		},
+		offset: s.backend.UploadOffset,
+		put:    s.backend.PutImage,
 	}
-	img, err := s.backend.Image(r.Context(), d)
-	if err == nil {
-		w.Header().Set(HeaderUploadOffset, strconv.FormatInt(img.Size, 10))
-		w.Header().Set(HeaderUploadLength, strconv.FormatInt(img.Size, 10))
-		w.WriteHeader(http.StatusOK)
-		return
+}
+
+// headUpload answers 200 when the node has the digest's finished
+// upload, else 404 with the offset an upload resumes from.
+func headUpload[T any](s *Server, t uploadTarget[T]) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d, ok := s.digestParam(w, r)
+		if !ok {
+			return
+		}
+		size, err := t.size(r.Context(), d)
+		if err == nil {
+			w.Header().Set(HeaderUploadOffset, strconv.FormatInt(size, 10))
+			w.Header().Set(HeaderUploadLength, strconv.FormatInt(size, 10))
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		if !isNotFound(err) {
+			s.fail(w, r, err)
+			return
+		}
+		uploadState(s, w, r, t, d, http.StatusNotFound)
 	}
-	if !isNotFound(err) {
-		s.fail(w, r, err)
-		return
-	}
-	s.uploadState(w, r, d, http.StatusNotFound)
 }
 
 // uploadState answers status with the offset the node has of d.
-func (s *Server) uploadState(w http.ResponseWriter, r *http.Request, d string, status int) {
-	off, err := s.backend.UploadOffset(r.Context(), d)
+func uploadState[T any](s *Server, w http.ResponseWriter, r *http.Request, t uploadTarget[T], d string, status int) {
+	off, err := t.offset(r.Context(), d)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	w.Header().Set(HeaderUploadOffset, strconv.FormatInt(off, 10))
 	if status == http.StatusNotFound {
-		writeError(w, status, CodeNotFound, fmt.Sprintf("image %s is not on the node; it has %d bytes of an upload", d, off))
+		writeError(w, status, CodeNotFound, fmt.Sprintf("%s %s is not on the node; it has %d bytes of an upload", t.what, d, off))
 		return
 	}
 	writeJSON(w, status, UploadState{Digest: d, Offset: off})
 }
 
-// putImage takes part of an upload. A body that ends early is the
+// putUpload takes part of an upload. A body that ends early is the
 // client's dropped connection: what arrived is kept, and the answer
 // (if anyone still listens) is 202 with the offset to resume from.
-func (s *Server) putImage(w http.ResponseWriter, r *http.Request) {
-	d, ok := s.digestParam(w, r)
-	if !ok {
-		return
-	}
-	offset, total, err := uploadRange(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	// A connection that dies without a FIN would hold the upload (and
-	// its digest, busy) until TCP gave up: a read deadline, pushed on
-	// by every read, ends it after uploadIdle of silence instead.
-	rc := http.NewResponseController(w)
-	body := &bodyReader{r: r.Body, left: total - offset, alive: func() { rc.SetReadDeadline(time.Now().Add(uploadIdle)) }}
-	img, err := s.backend.PutImage(r.Context(), d, offset, total, body)
-	switch {
-	case err != nil && body.short && !isStatus(err):
-		s.uploadState(w, r, d, http.StatusAccepted)
-	case err != nil:
-		s.fail(w, r, err)
-	default:
-		writeJSON(w, http.StatusCreated, img)
+func putUpload[T any](s *Server, t uploadTarget[T]) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d, ok := s.digestParam(w, r)
+		if !ok {
+			return
+		}
+		offset, total, err := uploadRange(r, t.what, t.max)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		// A connection that dies without a FIN would hold the upload (and
+		// its digest, busy) until TCP gave up: a read deadline, pushed on
+		// by every read, ends it after uploadIdle of silence instead.
+		rc := http.NewResponseController(w)
+		body := &bodyReader{r: r.Body, left: total - offset, alive: func() { rc.SetReadDeadline(time.Now().Add(uploadIdle)) }}
+		v, err := t.put(r.Context(), d, offset, total, body)
+		switch {
+		case err != nil && body.short && !isStatus(err):
+			uploadState(s, w, r, t, d, http.StatusAccepted)
+		case err != nil:
+			s.fail(w, r, err)
+		default:
+			writeJSON(w, http.StatusCreated, v)
+		}
 	}
 }
 
-// uploadRange reads and checks Upload-Offset and Upload-Length.
-func uploadRange(r *http.Request) (offset, total int64, err error) {
+// uploadRange reads and checks Upload-Offset and Upload-Length of an
+// upload of what (an image, an init) capped at max bytes (0: no cap).
+func uploadRange(r *http.Request, what string, max int64) (offset, total int64, err error) {
 	if offset, err = int64Header(r, HeaderUploadOffset); err != nil {
 		return 0, 0, err
 	}
@@ -88,7 +121,9 @@ func uploadRange(r *http.Request) (offset, total int64, err error) {
 	}
 	switch {
 	case total == 0:
-		return 0, 0, BadRequest("%s: 0; an image archive is never empty", HeaderUploadLength)
+		return 0, 0, BadRequest("%s: 0; an %s is never empty", HeaderUploadLength, what)
+	case max > 0 && total > max:
+		return 0, 0, TooLarge("%s %d: an %s is at most %d bytes", HeaderUploadLength, total, what, max)
 	case offset > total:
 		return 0, 0, BadRequest("%s %d is past %s %d", HeaderUploadOffset, offset, HeaderUploadLength, total)
 	case r.ContentLength > total-offset:

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -105,8 +103,7 @@ func (f *fakeApps) PutImage(ctx context.Context, d string, offset, total int64, 
 func (f *fakeApps) unpack(ctx context.Context, d string) (api.Image, error) {
 	b := f.uploads[d]
 	delete(f.uploads, d)
-	sum := sha256.Sum256(b)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); got != d {
+	if got := digestOf(b); got != d {
 		return api.Image{}, api.BadRequest("digest mismatch: the archive's is %s", got)
 	}
 	m, err := readManifest(ctx, bytes.NewReader(b))

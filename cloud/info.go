@@ -98,8 +98,25 @@ func nodeRows(n api.Node) [][2]string {
 	if n.Isolation != nil {
 		rows = append(rows, isolationRows(*n.Isolation)...)
 	}
+	if n.Update != nil {
+		rows = append(rows, updateRows(*n.Update)...)
+	}
 	for _, w := range n.Warnings {
 		rows = append(rows, [2]string{"warning", w})
+	}
+	return rows
+}
+
+// updateRows are the init staged for an update, and why the last one
+// was refused.
+func updateRows(u api.Update) [][2]string {
+	var rows [][2]string
+	if in := u.Staged; in != nil {
+		rows = append(rows, [2]string{"staged init", fmt.Sprintf("%s (%s…, state schema %d); switching to it is not in this build yet",
+			in.Version, shortDigest(in.Digest), in.StateSchema)})
+	}
+	if u.Refused != "" {
+		rows = append(rows, [2]string{"init refused", u.Refused})
 	}
 	return rows
 }

@@ -21,6 +21,7 @@ import (
 type fakeBackend struct {
 	*fakeApps
 	api.UnimplementedKeys
+	fakeInits
 	node       api.Node
 	authorized ed25519.PublicKey
 

@@ -71,7 +71,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newStart(g), newStop(g), newRestart(g), newKill(g), newRm(g), newPs(g), newStats(g), newLogs(g),
 		newImages(g), newRmi(g), newEvents(g),
 		newInfo(g), newReboot(g), newPoweroff(g), newNodes(g), newKeys(g), newTCP(g),
-		newInstall(g), newUninstall(g))
+		newInstall(g), newUninstall(g), newUpdate(g))
 	return root
 }
 

@@ -37,6 +37,7 @@ func (n *node) Node(ctx context.Context) (api.Node, error) {
 		TCP:           n.tcpAddr(),
 		Tor:           n.torStatus(),
 		Isolation:     n.isolationView(),
+		Update:        n.updateView(),
 		Warnings:      append(n.currentWarnings(), n.heldWarnings()...),
 	}, nil
 }

@@ -52,13 +52,14 @@ type node struct {
 	// power receives the reboot(2) command of a requested shutdown.
 	power chan int
 
-	mu       sync.Mutex
-	powerBy  string // who asked for the shutdown; "" before any request
-	warnings []string
-	iso      *isolation.Report // the isolation probe's, once it has run
-	cg       *nodeCgroup       // the node's own cgroup, once useCgroups made it
-	early    *cgroup.Hierarchy // init's cgroups, if earlyCgroups set them up at boot
-	isoDone  chan struct{}     // closed when the probe has run
+	mu        sync.Mutex
+	powerBy   string // who asked for the shutdown; "" before any request
+	warnings  []string
+	iso       *isolation.Report // the isolation probe's, once it has run
+	cg        *nodeCgroup       // the node's own cgroup, once useCgroups made it
+	initStore *initStore        // inits/, once inits made it
+	early     *cgroup.Hierarchy // init's cgroups, if earlyCgroups set them up at boot
+	isoDone   chan struct{}     // closed when the probe has run
 	// probeCtx ends when the shutdown begins (probeCancel).
 	probeCtx    context.Context
 	probeCancel context.CancelFunc

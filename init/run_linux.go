@@ -28,7 +28,7 @@ const bootMarker = "ALLIUM_BOOT_OK"
 
 // helpers are the roles PID 1 starts the binary in, named by its first
 // argument.
-var helpers = []string{"unpack", "shim", "probe", "userns"}
+var helpers = []string{"unpack", "shim", "probe", "userns", "version"}
 
 // run dispatches on how the binary was invoked. As PID 1 it never
 // returns, whatever its arguments: an OS container's manager passes its
@@ -54,6 +54,10 @@ func run(args []string, pid int, stderr io.Writer) int {
 	case role == "userns" && (pid != 1 || os.Getenv(idmap.HoldEnv) == "1"):
 		// Holds a user namespace open while PID 1 makes an idmapped mount.
 		return idmap.HoldMain(os.Stdin)
+	case role == "version" && pid != 1:
+		// What this build is: asked of a new init before the node
+		// trusts it (update_linux.go), and by operators.
+		return versionMain(args[2:], os.Stdout, stderr)
 	case pid == 1:
 		pid1(args[1:])
 	}
@@ -81,6 +85,7 @@ func run(args []string, pid int, stderr io.Writer) int {
 const usage = `usage: init is /sbin/init of an Allium node and runs as PID 1.
   init poweroff, init 0   ask PID 1 to power off (as do halt, poweroff, shutdown -h now, telinit 0)
   init reboot, init 6     ask PID 1 to reboot (as do reboot, shutdown -r now, telinit 6)
+  init version [--json]   what this build is: version, state schema, architecture, handover
 `
 
 // signalInit asks PID 1 to shut down, as the kernel's orderly_poweroff

@@ -81,16 +81,7 @@ func (n *node) markOldSystem() error {
 		return fmt.Errorf("the data root is not on the disk (%s): GRUB could not see the mark; nothing changed", n.data.Desc)
 	}
 	p := filepath.Join(dir, oldSystemMark)
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err == nil {
-		_, err = f.WriteString("written by cloud uninstall: GRUB boots the old system while this file exists\n")
-		if serr := f.Sync(); err == nil {
-			err = serr
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
+	_, err := writeSynced(p, os.O_TRUNC, 0o644, strings.NewReader("written by cloud uninstall: GRUB boots the old system while this file exists\n"))
 	if err == nil {
 		err = syncDir(dir)
 	}

@@ -26,8 +26,14 @@ var (
 	keyBootCount = []byte("boot_count")
 )
 
-// schemaVersion is the version Open migrates to. 2: every value sealed.
-const schemaVersion = 2
+// SchemaVersion is the version of state.db's schema this build reads
+// and writes: Open migrates an older one to it and refuses a newer one
+// (ErrNewerSchema). An init that is to take over a node's state.db must
+// understand at least the schema on disk (`init version --json` says
+// which it does). 2: every value sealed.
+const SchemaVersion = 2
+
+const schemaVersion = SchemaVersion
 
 // DB is the node's state database, its copies and its key journal.
 type DB struct {

@@ -34,6 +34,7 @@ import (
 type diskBackend struct {
 	*Service
 	api.UnimplementedKeys
+	api.UnimplementedUpdater
 }
 
 func (b diskBackend) Node(context.Context) (api.Node, error) {

@@ -182,3 +182,8 @@ func (h *eventHub) stream(ctx context.Context, follow bool, emit func(api.Event)
 		}
 	}
 }
+
+// Record records an event of the node's own, such as an init received
+// for an update, in state.db and hands it to the followers of
+// GET /v1/events.
+func (a *Service) Record(ev api.Event) { a.events.publish(ev) }
