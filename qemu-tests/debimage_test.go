@@ -55,9 +55,12 @@ echo 'nameserver ` + debGateway + `' >/etc/resolv.conf
 sed -i -e 's/^GRUB_TIMEOUT=.*/GRUB_TIMEOUT=1/' \
 	-e 's/^GRUB_CMDLINE_LINUX_DEFAULT=.*/GRUB_CMDLINE_LINUX_DEFAULT=""/' \
 	-e 's/^GRUB_CMDLINE_LINUX=.*/GRUB_CMDLINE_LINUX="console=ttyS0"/' /etc/default/grub
+# GRUB_RECORDFAIL_TIMEOUT: after a boot that did not finish (a reset
+# does that), Debian's GRUB would wait 30 s at its menu.
 cat >>/etc/default/grub <<'END'
 GRUB_TERMINAL="serial console"
 GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
+GRUB_RECORDFAIL_TIMEOUT=1
 END
 cat >/etc/ssh/sshd_config.d/allium-test.conf <<'END'
 PermitRootLogin prohibit-password
