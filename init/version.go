@@ -7,14 +7,15 @@ import (
 	"runtime"
 
 	"allium/api"
+	hv "allium/init/handover"
 	"allium/state"
 )
 
 // handover is the version of the protocol by which a running PID 1
 // hands the node over to a new init (re-executing in place): a new init
-// is accepted only if it speaks the running one's. This is its one
-// definition.
-const handover = 1
+// is accepted only if it speaks the running one's. Package handover
+// defines it, with the document that crosses the execve.
+const handover = hv.Version
 
 // selfVersion is what this build says of itself in `init version`.
 func selfVersion() api.InitVersion {
