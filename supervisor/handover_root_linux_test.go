@@ -218,3 +218,28 @@ func TestRootHandoverBackoff(t *testing.T) {
 		t.Errorf("adopted history: %d restarts, want the old one's 1 at least", st.Restarts)
 	}
 }
+
+// A readiness wait in progress at the freeze goes on in the new
+// Supervisor, on the handed-over readiness pipe.
+func TestRootHandoverReadiness(t *testing.T) {
+	testkit.NeedRoot(t)
+	root := busyboxRoot(t)
+	a := newRootHarness(t)
+	pid := a.add(Spec{Name: "r", Root: root, ReadyFD: 3, ReadyTimeout: time.Hour,
+		Command: []string{"sh", "-c", "while [ ! -e /go ]; do sleep 0.01; done; echo >&3; exec sleep 1000"}})
+	f, files := freeze(t, a.sup)
+	if len(f.Containers) != 1 || f.Containers[0].State != Starting || f.Containers[0].Run.ReadyFile < 0 {
+		t.Fatalf("Frozen = %+v; want one container starting, with its readiness pipe", f)
+	}
+	bh := newRootHarness(t)
+	if err := bh.sup.Adopt(f, files); err != nil {
+		t.Fatalf("Adopt: %v", err)
+	}
+	writeFile(t, root+"/go", "")
+	if ev := bh.waitFor(EventReady, 1)[0]; ev.PID != pid {
+		t.Errorf("ready: pid %d, want %d", ev.PID, pid)
+	}
+	if st, _ := bh.sup.Status("r"); st.State != Running || st.PID != pid {
+		t.Errorf("adopted, ready: Status = %+v; want running, pid %d", st, pid)
+	}
+}
