@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"sync"
 	"time"
@@ -10,6 +12,8 @@ import (
 	"allium/supervisor/restart"
 
 	"golang.org/x/sys/unix"
+
+	"allium/internal/child"
 )
 
 // reaper is the one caller of wait4 in PID 1. Children are started
@@ -24,17 +28,34 @@ import (
 // Holding the lock across fork and registration means a child that exits
 // at once is still delivered to its owner: reap blocks on the lock until
 // the pid is registered.
+//
+// After a handover in place (an execve of a new init), the old init's
+// children are this one's and were started by no one here. Their pids,
+// from the handover, are expected before the first reap, so that an
+// exit reaped before its adoption is held, not logged as an orphan's
+// and lost; Adopt then registers the pid (or hands over what was held)
+// and reaps, since the SIGCHLD of a child that exited during the gap
+// may be gone while the child waits as a zombie:
+//
+//	expect(pids) ── before the first reap
+//	SIGCHLD ──> reap ──> deliver: registered ─> its channel
+//	                              expected   ─> held
+//	                              else       ─> "reaped an orphan"
+//	Adopt(pid) ──lock──> held? deliver it : waitid(WNOWAIT): a child? register ──unlock──> reap
 type reaper struct {
 	log      *slog.Logger
 	mu       sync.Mutex
 	children map[int]chan unix.WaitStatus
+	expected map[int]bool            // pids of a handover, not yet adopted
+	held     map[int]unix.WaitStatus // exits of expected pids, reaped before Adopt
 	// rootAgain gives each child real uid 0 (asRoot): set once PID 1
 	// has its own real uid (guardSignals).
 	rootAgain bool
 }
 
 func newReaper(log *slog.Logger) *reaper {
-	return &reaper{log: log, children: map[int]chan unix.WaitStatus{}}
+	return &reaper{log: log, children: map[int]chan unix.WaitStatus{},
+		expected: map[int]bool{}, held: map[int]unix.WaitStatus{}}
 }
 
 // Start starts cmd and returns a channel that receives its exit status
@@ -60,6 +81,16 @@ func (r *reaper) Start(cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
 // reap collects every child that has exited. Signals coalesce, so one
 // SIGCHLD may stand for many exits: loop until there is none left.
 func (r *reaper) reap() {
+	for r.reapOne() {
+	}
+}
+
+// reapOne reaps one exited child and delivers its status, under the
+// lock (wait4 with WNOHANG does not block), so that Adopt never sees a
+// child reaped but not yet delivered. It reports whether it reaped one.
+func (r *reaper) reapOne() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
@@ -67,22 +98,77 @@ func (r *reaper) reap() {
 			continue
 		}
 		if pid <= 0 || err != nil {
-			return // ECHILD: no children; 0: none has exited
+			return false // ECHILD: no children; 0: none has exited
 		}
 		r.deliver(pid, ws)
+		return true
 	}
 }
 
+// deliver hands ws to pid's owner; r.mu is held. The channels have
+// room for the one status.
 func (r *reaper) deliver(pid int, ws unix.WaitStatus) {
-	r.mu.Lock()
-	ch, ok := r.children[pid]
-	delete(r.children, pid)
-	r.mu.Unlock()
-	if ok {
+	if ch, ok := r.children[pid]; ok {
+		delete(r.children, pid)
 		ch <- ws
 		return
 	}
+	if r.expected[pid] {
+		delete(r.expected, pid)
+		r.held[pid] = ws
+		return
+	}
 	r.log.Info("reaped an orphan", "pid", pid, "status", restart.ExitFrom(ws, time.Now()).String())
+}
+
+// expect marks the pids a handover names as children to be adopted:
+// call it before the first reap. Until Adopt, their exits are held.
+func (r *reaper) expect(pids ...int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, pid := range pids {
+		r.expected[pid] = true
+	}
+}
+
+// Adopt takes over the waiting on pid, a child this process did not
+// start through the reaper (child.Adopter): the wait status comes on the
+// channel once, even when the child exited before (held, or a zombie).
+func (r *reaper) Adopt(pid int) (<-chan unix.WaitStatus, error) {
+	ch := make(chan unix.WaitStatus, 1)
+	r.mu.Lock()
+	if ws, ok := r.held[pid]; ok {
+		delete(r.held, pid)
+		r.mu.Unlock()
+		ch <- ws
+		return ch, nil
+	}
+	if _, ok := r.children[pid]; ok || pid <= 1 {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("reaper: adopt pid %d: already waited for, or not a child's pid", pid)
+	}
+	// Is it a child, running or a zombie? WNOWAIT leaves it unreaped:
+	// the reap below reaps it, through deliver, as every child.
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	for errors.Is(err, unix.EINTR) {
+		err = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	}
+	if err != nil {
+		r.mu.Unlock()
+		if errors.Is(err, unix.ECHILD) {
+			return nil, fmt.Errorf("reaper: adopt pid %d: %w", pid, child.ErrNotChild)
+		}
+		return nil, fmt.Errorf("reaper: adopt pid %d: %w", pid, os.NewSyscallError("waitid", err))
+	}
+	r.children[pid] = ch
+	delete(r.expected, pid)
+	zombie := info.Signo != 0 // Linux zeroes info when no child has exited
+	r.mu.Unlock()
+	if zombie {
+		r.reap()
+	}
+	return ch, nil
 }
 
 // running is the number of registered children still running.

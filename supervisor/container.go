@@ -31,35 +31,37 @@ const (
 	kRestart              // operator restart
 	kRemove               // operator remove (reply when gone)
 	kReplace              // new spec: stop, swap, start (reply when started)
-	kExec                 // the shim exec'd the workload
+	kStatus               // the run's status pipe ended: the exec, or the shim's failure
 	kExited               // the run's process exited
 	kTimer                // the backoff, crashloop or stop timer fired
 	kReady                // the readiness probe passed
 	kNotReady             // the readiness probe gave up
 	kSignal               // operator signal to the workload's group (reply when sent)
+	kFreeze               // Supervisor.Freeze (handover.go); outside the table
 	nKinds
 )
 
 // event is one message to the loop.
 type event struct {
 	kind   kind
-	gen    uint64          // kExec, kExited, kReady, kNotReady: the run; kTimer: the timer
+	gen    uint64          // kStatus, kExited, kReady, kNotReady: the run; kTimer: the timer
 	status unix.WaitStatus // kExited
-	setup  string          // kExited: the shim's message if it failed before exec
-	attach string          // kExited: why the run's network could not be attached
+	setup  string          // kStatus: the shim's message if it failed before exec
+	attach string          // kStatus: why the run's network could not be attached
 	err    error           // kNotReady
 	spec   *Spec           // kReplace
 	sig    unix.Signal     // kSignal
 	reply  chan error      // kStop, kRemove, kReplace, kSignal
+	freeze *freezeRequest  // kFreeze
 }
 
 type action func(c *container, ev event)
 
 // transitions is the state machine. Rows are states, columns events.
 //
-//	a run starts in starting; exec (the shim became the workload) makes
-//	  it running, or starts its readiness wait, and ready makes it
-//	  running;
+//	a run starts in starting; status (the shim became the workload)
+//	  makes it running, or starts its readiness wait, and ready makes
+//	  it running; a status with the shim's failure waits for the exit;
 //	stop, restart, remove, replace of a live run: signal the group and
 //	  go to stopping with what to do once it is down (c.after);
 //	the same in stopping: change c.after (a remove stays a remove);
@@ -68,10 +70,10 @@ type action func(c *container, ev event)
 //	exited in stopping: do c.after (stopped, start, remove, policy);
 //	timer in backoff/crashloop: start; in stopping: SIGKILL the group.
 var transitions = [nStates][nKinds]action{
-	// columns: start, stop, restart, remove, replace, exec, exited, timer, ready, notReady
-	Starting:  {startLive, stopRun, restartRun, removeRun, replaceRun, execRun, exitedRun, ignore, readyRun, notReadyRun, signalRun},
+	// columns: start, stop, restart, remove, replace, status, exited, timer, ready, notReady, signal
+	Starting:  {startLive, stopRun, restartRun, removeRun, replaceRun, statusRun, exitedRun, ignore, readyRun, notReadyRun, signalRun},
 	Running:   {startLive, stopRun, restartRun, removeRun, replaceRun, ignore, exitedRun, ignore, ignore, ignore, signalRun},
-	Stopping:  {queueStart, queueStop, queueStart, queueRemove, queueReplace, ignore, stoppedRun, escalate, ignore, ignore},
+	Stopping:  {queueStart, queueStop, queueStart, queueRemove, queueReplace, noteStatus, stoppedRun, escalate, ignore, ignore},
 	Backoff:   {startNow, halt, startNow, removeNow, replaceNow, ignore, ignore, retry, ignore, ignore},
 	Crashloop: {startNow, halt, startNow, removeNow, replaceNow, ignore, ignore, retry, ignore, ignore},
 	Stopped:   {startNow, halt, startNow, removeNow, replaceNow, ignore, ignore, ignore, ignore, ignore},
@@ -110,7 +112,11 @@ type container struct {
 	gen      uint64 // of the latest run
 	timer    *time.Timer
 	timerGen uint64
+	timerAt  time.Time // when the timer fires
 	next     time.Time // of a scheduled restart
+
+	copiers  []*copier      // the log copiers, of this run and of ended ones still draining
+	freezing *freezeRequest // a Freeze waiting for a safe point (handover.go)
 
 	nodeDelay time.Duration // the last retry's delay after the node's failure (nodeFailure); 0 after a start
 
@@ -146,9 +152,44 @@ func (c *container) loop(start bool) {
 		c.handle(func() { c.spawn() }, nil)
 	}
 	for !c.removed {
-		ev := <-c.events
-		c.handle(func() { c.dispatch(ev) }, ev.reply)
+		select {
+		case ev := <-c.events:
+			c.handle(func() { c.dispatch(ev) }, ev.reply)
+		case ws := <-c.exitCh():
+			ev := event{kind: kExited, gen: c.run.gen, status: ws}
+			c.handle(func() { c.dispatch(ev) }, nil)
+		case err := <-c.readyCh():
+			ev := readyEvent(c.run.gen, err)
+			c.handle(func() { c.dispatch(ev) }, nil)
+		}
+		if c.freezing != nil {
+			c.tryFreeze()
+		}
 	}
+}
+
+// exitCh is the live run's wait status, once its status pipe has
+// ended (the exit of a shim that failed is its failure's), else nil.
+func (c *container) exitCh() <-chan unix.WaitStatus {
+	if c.run == nil || !c.run.statusDone {
+		return nil
+	}
+	return c.run.exit
+}
+
+// readyCh is the live run's readiness verdict, while one is awaited.
+func (c *container) readyCh() <-chan error {
+	if c.run == nil || c.run.watch == nil {
+		return nil
+	}
+	return c.run.watch.result
+}
+
+func readyEvent(gen uint64, err error) event {
+	if err == nil {
+		return event{kind: kReady, gen: gen}
+	}
+	return event{kind: kNotReady, gen: gen, err: err}
 }
 
 // handle runs one step of the loop. A panic costs the event, not the
@@ -171,6 +212,10 @@ func (c *container) handle(step func(), reply chan error) {
 }
 
 func (c *container) dispatch(ev event) {
+	if ev.kind == kFreeze {
+		c.freezing = ev.freeze
+		return
+	}
 	if c.stale(ev) {
 		return
 	}
@@ -187,7 +232,7 @@ func (c *container) dispatch(ev event) {
 // stale reports an event about an earlier run or a cancelled timer.
 func (c *container) stale(ev event) bool {
 	switch ev.kind {
-	case kExec, kExited, kReady, kNotReady:
+	case kStatus, kExited, kReady, kNotReady:
 		return c.run == nil || ev.gen != c.gen
 	case kTimer:
 		return c.timer == nil || ev.gen != c.timerGen
@@ -223,38 +268,54 @@ func signalRun(c *container, ev event) {
 func startLive(c *container, _ event) { c.hist = c.hist.OperatorStart() }
 
 func exitedRun(c *container, ev event) {
+	setup, attach := c.run.setup, c.run.attach
 	ex, ran := c.endRun(ev.status)
-	if ev.setup != "" {
-		c.errMsg = ev.setup
+	if setup != "" {
+		c.errMsg = setup
 		c.setState(Failed)
 		c.emitExit(ex, ran, "failed before the workload ran; not restarting until started again")
-		c.emit(Event{Type: EventError, Message: ev.setup})
+		c.emit(Event{Type: EventError, Message: setup})
 		return
 	}
-	if ev.attach != "" { // a failure of the node's, maybe passing: the policy retries
-		c.errMsg = ev.attach
-		c.emit(Event{Type: EventError, Message: ev.attach})
+	if attach != "" { // a failure of the node's, maybe passing: the policy retries
+		c.errMsg = attach
+		c.emit(Event{Type: EventError, Message: attach})
 	}
 	c.applyPolicy(ex, ran)
 }
 
-// execRun: the workload runs. Without a readiness check it is ready
-// now ("ready once started"); with one, the wait begins.
-func execRun(c *container, _ event) {
+// statusRun: the status pipe ended. Without a message the workload
+// runs: without a readiness check it is ready now ("ready once
+// started"); with one, the wait begins. With one, the shim failed, and
+// its exit follows.
+func statusRun(c *container, ev event) {
+	noteStatus(c, ev)
+	if ev.setup != "" || ev.attach != "" {
+		return
+	}
 	if c.spec.Ready == nil && c.spec.ReadyFD == 0 {
 		c.setState(Running)
 		c.emit(Event{Type: EventReady, Message: "running (no readiness check)", PID: c.run.pid})
 		return
 	}
-	c.watchReady()
+	c.watchReady(time.Now().Add(c.spec.readyTimeout()), c.run.readyR)
+	c.run.readyR = nil // the watch's now
+}
+
+// noteStatus records how the status pipe ended; from now on the run's
+// exit is awaited.
+func noteStatus(c *container, ev event) {
+	c.run.statusDone, c.run.setup, c.run.attach = true, ev.setup, ev.attach
 }
 
 func readyRun(c *container, _ event) {
+	c.run.endWatch()
 	c.setState(Running)
 	c.emit(Event{Type: EventReady, Message: "ready", PID: c.run.pid})
 }
 
 func notReadyRun(c *container, ev event) {
+	c.run.endWatch()
 	c.errMsg = ev.err.Error()
 	c.emit(Event{Type: EventError, Message: c.errMsg})
 	c.beginStop(thenPolicy, ev)
@@ -428,6 +489,7 @@ func (c *container) setState(s State) {
 func (c *container) arm(d time.Duration) {
 	c.disarm()
 	gen := c.timerGen
+	c.timerAt = time.Now().Add(d)
 	c.timer = time.AfterFunc(d, func() { c.send(event{kind: kTimer, gen: gen}) })
 }
 

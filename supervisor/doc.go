@@ -26,7 +26,28 @@
 //     state × event (container.go), stop with SIGTERM, grace and SIGKILL
 //     of the whole process group, readiness probes;
 //   - logs: stdout and stderr into bounded, rotated, timestamped files
-//     (ReadLogs, Follow).
+//     (ReadLogs, Follow);
+//   - a handover in place (handover.go): Freeze stops every container's
+//     supervision at a safe point without touching a process and
+//     describes it (Frozen, JSON, plus the log and readiness pipes' read
+//     ends as files); a new Supervisor, in the init that PID 1 execs,
+//     Adopts it: the same pids (waited for through a child.Adopter),
+//     state, restart history, backoff and stop timers, readiness waits,
+//     cgroups, and logs with no line lost or written twice (the copiers
+//     stop at a line boundary and hand over the partial line). Thaw
+//     undoes a Freeze. A frozen Supervisor answers ErrFrozen.
+//
+// The handover's contract, for the init that drives it:
+//   - stop reaping before Freeze (an exit reaped after it dies with
+//     the old process) and start again before Thaw;
+//   - hand over every file Freeze returns, without close-on-exec, and
+//     the Frozen JSON; the new init's reaper expects each Run.PID before
+//     its first reap, and Adopt comes after UseCgroups;
+//   - Freeze waits for runs whose shim has not exec'd yet (their status
+//     pipe), never for an exit; a stop in progress is handed over;
+//   - Adopt refuses a description that does not fit (ErrHandover)
+//     before it adopts anything; a pid it cannot adopt is a run lost,
+//     an exit 255 under the restart policy.
 //
 // It does not own HTTP, tor or bbolt: it is handed Specs and Histories
 // and reports Events through a callback; init persists them and maps

@@ -24,4 +24,10 @@ var (
 	// ErrIsolation: the manifest needs a rung of the isolation ladder
 	// this supervisor does not provide.
 	ErrIsolation = errors.New("supervisor: isolation level not available")
+	// ErrFrozen: an operation on a Supervisor frozen for a handover
+	// (Freeze), until Thaw.
+	ErrFrozen = errors.New("supervisor: frozen for a handover")
+	// ErrHandover: a Frozen description Adopt cannot take, or a
+	// container Freeze cannot describe.
+	ErrHandover = errors.New("supervisor: handover")
 )

@@ -210,19 +210,51 @@ func (w *logWriter) close() {
 // is there (up to 64 KiB), and its lines share one timestamp, one
 // buffer and one write.
 func copyLines(r io.ReadCloser, stream string, w *logWriter) {
-	defer r.Close()
 	c := lineCopier{stream: stream, w: w}
+	c.copy(r)
+}
+
+// copy is copyLines with c's state. It returns true at the stream's
+// end, having closed r; false when a read deadline passed (a freeze,
+// handover.go), with r open, every whole line read written, and the
+// rest in c.part: the next copier of r carries on from c.
+func (c *lineCopier) copy(r io.ReadCloser) bool {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
 			c.chunk(time.Now(), buf[:n])
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return false
+		}
 		if err != nil {
 			c.flush(time.Now())
-			return // io.EOF, or the pipe broke
+			r.Close()
+			return true // io.EOF, or the pipe broke
 		}
 	}
+}
+
+// copier is a goroutine running lineCopier.copy on one log stream.
+type copier struct {
+	r    *os.File
+	lc   lineCopier
+	done chan struct{} // closed when copy has returned
+	eof  bool          // copy's result; read after done
+}
+
+// pause stops the copier at a line boundary (a read deadline now) and
+// reports whether it is paused with r open, rather than ended at EOF.
+// Its state (cp.lc) is then the loop's until it is resumed.
+func (cp *copier) pause() bool {
+	cp.r.SetReadDeadline(time.Now()) // an error: closed at EOF already
+	<-cp.done
+	if cp.eof {
+		return false
+	}
+	cp.r.SetReadDeadline(time.Time{})
+	return true
 }
 
 // lineCopier cuts what a stream yields into log lines.

@@ -66,9 +66,14 @@ func (p HTTPProbe) Check(ctx context.Context) error {
 // waitReady runs p until it succeeds, ctx ends, or timeout passes; it
 // returns nil when ready and the last error otherwise.
 func waitReady(ctx context.Context, p Probe, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
+	return waitReadyUntil(ctx, p, timeout, time.Now().Add(timeout))
+}
+
+// waitReadyUntil is waitReady with the deadline given (an adopted
+// run's, set by the previous supervisor); timeout is for the message.
+func waitReadyUntil(ctx context.Context, p Probe, timeout time.Duration, deadline time.Time) error {
 	for {
-		actx, cancel := context.WithTimeout(ctx, min(probeAttempt, time.Until(deadline)))
+		actx, cancel := context.WithTimeout(ctx, max(0, min(probeAttempt, time.Until(deadline))))
 		err := p.Check(actx)
 		cancel()
 		if err == nil {

@@ -25,12 +25,41 @@ type run struct {
 	started   time.Time
 	ctx       context.Context    // the run's life: cancelled when it ends or is stopped
 	cancel    context.CancelFunc // cancels ctx
-	readyR    *os.File           // the readiness pipe's read end, if the spec has one
+	readyR    *os.File           // the readiness pipe's read end, if the spec has one, until the watch takes it
 	cg        *cgroup.Group      // the run's cgroup, or nil
+	cgName    string             // cg's name in the hierarchy ("containers/NAME")
 	oomBefore uint64             // the group's OOM kills before the run
+
+	exit       <-chan unix.WaitStatus // the Starter's (or Adopter's): the run's wait status, once
+	statusDone bool                   // the status pipe ended (kStatus): exit is awaited from now on
+	setup      string                 // the shim's failure, from the status pipe
+	attach     string                 // why the network could not be attached
+	watch      *readyWatch            // the readiness wait, from the exec until its verdict
 }
 
 func (r *run) stopProbe() { r.cancel() }
+
+// readyWatch is a run's readiness wait: a goroutine that sends its
+// verdict on result (nil: ready), which the loop selects.
+type readyWatch struct {
+	cancel   context.CancelFunc // ends the wait (stop, end of the run, freeze)
+	done     chan struct{}      // closed when the goroutine has returned
+	result   chan error         // the verdict; buffered
+	deadline time.Time          // not ready by then: a failure
+	file     *os.File           // the readiness pipe (Spec.ReadyFD), or nil; the watch's owner closes it
+}
+
+// endWatch forgets the readiness wait once it has given its verdict,
+// or when the run ends, closing the readiness pipe.
+func (r *run) endWatch() {
+	if w := r.watch; w != nil {
+		w.cancel()
+		if w.file != nil {
+			w.file.Close()
+		}
+		r.watch = nil
+	}
+}
 
 // spawn starts a run in state starting; the exec event moves it on. A
 // start that fails for want of the node's own resources (open files,
@@ -157,18 +186,42 @@ func (c *container) start(gen uint64) (*run, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{pid: cmd.Process.Pid, gen: gen, started: time.Now(), ctx: ctx, cancel: cancel, readyR: readyR,
-		cg: cg, oomBefore: oomBefore}
-	log, name := c.sup.opts.Log, "supervisor: "+c.spec.Name
-	if lw := c.logs; outR != nil {
-		lw.acquire(2)
-		safe.Go(log, name+" stdout", func() { defer lw.release(); copyLines(outR, "stdout", lw) })
-		safe.Go(log, name+" stderr", func() { defer lw.release(); copyLines(errR, "stderr", lw) })
+		cg: cg, oomBefore: oomBefore, exit: ch}
+	if cg != nil {
+		r.cgName = "containers/" + c.spec.Name
 	}
-	safe.Go(log, name+" wait", func() {
+	if outR != nil {
+		c.copyLog(outR, lineCopier{stream: "stdout", w: c.logs})
+		c.copyLog(errR, lineCopier{stream: "stderr", w: c.logs})
+	}
+	safe.Go(c.sup.opts.Log, "supervisor: "+c.spec.Name+" status", func() {
 		attach := c.attach(r.pid, gateW)
-		c.wait(gen, statusR, ch, attach)
+		c.readStatus(gen, statusR, attach)
 	})
 	return r, nil
+}
+
+// copyLog starts a copier of the log stream r, which carries on what
+// lc had cut (a new run: nothing; a thaw or an adoption: a partial
+// line).
+func (c *container) copyLog(r *os.File, lc lineCopier) {
+	live := c.copiers[:0]
+	for _, cp := range c.copiers {
+		select {
+		case <-cp.done: // ended at EOF
+		default:
+			live = append(live, cp)
+		}
+	}
+	cp := &copier{r: r, lc: lc, done: make(chan struct{})}
+	c.copiers = append(live, cp)
+	lw := lc.w
+	lw.acquire(1)
+	safe.Go(c.sup.opts.Log, "supervisor: "+c.spec.Name+" "+lc.stream, func() {
+		defer close(cp.done)
+		defer lw.release()
+		cp.eof = cp.lc.copy(r)
+	})
 }
 
 // netGate makes the network gate of a run with a private network: the
@@ -213,17 +266,14 @@ func (c *container) attach(pid int, gate *os.File) string {
 // attachTimeout bounds one Attach.
 const attachTimeout = 30 * time.Second
 
-// wait reads the status pipe to its end: EOF alone is the exec, a
-// message the shim's failure. Then it waits for the exit. attach is
-// the network's failure, if any: the shim was killed before the exec.
-func (c *container) wait(gen uint64, status *os.File, ch <-chan unix.WaitStatus, attach string) {
+// readStatus reads the status pipe to its end: EOF alone is the exec,
+// a message the shim's failure. attach is the network's failure, if
+// any: the shim was killed before the exec. The loop then awaits the
+// exit (exitCh).
+func (c *container) readStatus(gen uint64, status *os.File, attach string) {
 	msg, _ := io.ReadAll(io.LimitReader(status, 4<<10))
 	status.Close()
-	if len(msg) == 0 && attach == "" {
-		c.send(event{kind: kExec, gen: gen})
-	}
-	ws := <-ch
-	c.send(event{kind: kExited, gen: gen, status: ws, setup: string(msg), attach: attach})
+	c.send(event{kind: kStatus, gen: gen, setup: string(msg), attach: attach})
 }
 
 // logPipes returns the stdout and stderr pipes, or nils (the workload
@@ -257,31 +307,31 @@ func (c *container) logPipes(ps *pipeSet) (outR, outW, errR, errW *os.File) {
 	return outR, outW, errR, errW
 }
 
-// watchReady starts the live run's readiness wait.
-func (c *container) watchReady() {
-	ctx, gen, readyR := c.run.ctx, c.run.gen, c.run.readyR
-	c.run.readyR = nil // the wait closes it
+// watchReady starts the live run's readiness wait, until deadline, on
+// the readiness pipe f (Spec.ReadyFD) or with the probe.
+func (c *container) watchReady(deadline time.Time, f *os.File) {
+	ctx, cancel := context.WithCancel(c.run.ctx)
+	w := &readyWatch{cancel: cancel, done: make(chan struct{}), result: make(chan error, 1), deadline: deadline, file: f}
+	c.run.watch = w
 	probe, fd, timeout := c.spec.Ready, c.spec.ReadyFD, c.spec.readyTimeout()
-	wait := func() error { return waitReady(ctx, probe, timeout) }
+	wait := func() error { return waitReadyUntil(ctx, probe, timeout, deadline) }
 	if fd != 0 {
-		wait = func() error { return waitReadyFD(ctx, readyR, fd, timeout) }
+		wait = func() error { return waitReadyFD(ctx, f, fd, timeout, deadline) }
 	}
 	safe.Go(c.sup.opts.Log, "supervisor: "+c.spec.Name+" ready", func() {
-		err := wait()
-		switch {
-		case ctx.Err() != nil: // the run ended or is being stopped
-		case err == nil:
-			c.send(event{kind: kReady, gen: gen})
-		default:
-			c.send(event{kind: kNotReady, gen: gen, err: err})
+		defer close(w.done)
+		// Cancelled (the run ended, is being stopped, or a freeze): no
+		// verdict, unless it was ready.
+		if err := wait(); err == nil || ctx.Err() == nil {
+			w.result <- err
 		}
 	})
 }
 
-// waitReadyFD waits for a newline on the readiness pipe.
-func waitReadyFD(ctx context.Context, f *os.File, fd int, timeout time.Duration) error {
-	defer f.Close()
-	f.SetReadDeadline(time.Now().Add(timeout))
+// waitReadyFD waits for a newline on the readiness pipe, until
+// deadline (timeout after the exec, for the message).
+func waitReadyFD(ctx context.Context, f *os.File, fd int, timeout time.Duration, deadline time.Time) error {
+	f.SetReadDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
 	defer stop()
 	buf := make([]byte, 512)
@@ -309,6 +359,7 @@ func (c *container) endRun(ws unix.WaitStatus) (restart.Exit, time.Duration) {
 	r := c.run
 	c.run = nil
 	r.cancel()
+	r.endWatch()
 	if r.readyR != nil {
 		r.readyR.Close() // no wait began
 	}

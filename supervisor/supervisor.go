@@ -78,6 +78,7 @@ type Supervisor struct {
 
 	mu         sync.Mutex
 	containers map[string]*container
+	frozen     chan struct{} // while frozen (Freeze): closed by Thaw
 
 	cgroups atomic.Pointer[cgroup.Hierarchy] // set by UseCgroups
 }
@@ -120,6 +121,9 @@ func (s *Supervisor) Add(spec Spec, hist restart.History, desiredRunning bool) e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.frozen != nil {
+		return ErrFrozen
+	}
 	if _, ok := s.containers[spec.Name]; ok {
 		return fmt.Errorf("%w: %s", ErrExists, spec.Name)
 	}
@@ -228,6 +232,9 @@ func (s *Supervisor) forget(c *container) {
 
 // post sends ev without waiting for it to be handled.
 func (s *Supervisor) post(name string, ev event) error {
+	if s.isFrozen() {
+		return ErrFrozen
+	}
 	if c := s.get(name); c != nil && c.send(ev) {
 		return nil
 	}
@@ -236,6 +243,9 @@ func (s *Supervisor) post(name string, ev event) error {
 
 // call sends ev and waits for its reply.
 func (s *Supervisor) call(ctx context.Context, name string, ev event) error {
+	if s.isFrozen() {
+		return ErrFrozen
+	}
 	c := s.get(name)
 	if c == nil {
 		return fmt.Errorf("%w: %s", ErrNotFound, name)

@@ -49,6 +49,17 @@ func (s State) String() string {
 // MarshalText makes a State marshal as its name.
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads a State's name.
+func (s *State) UnmarshalText(b []byte) error {
+	for i, n := range stateNames {
+		if n == string(b) {
+			*s = State(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("supervisor: unknown state %q", b)
+}
+
 // EventType is what an Event reports. The values are the wire's
 // (api.Event*).
 type EventType string

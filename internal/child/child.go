@@ -49,3 +49,17 @@ func Start(s Starter, cmd *exec.Cmd) (<-chan unix.WaitStatus, error) {
 	}
 	return ch, nil
 }
+
+// Adopter takes over the waiting on a child this process did not start
+// through it: a container's shim handed over by the previous init
+// across an execve, which keeps pid 1 and its children. Adopt delivers
+// the child's wait status once, on the returned channel, as Start does;
+// a child that exited before Adopt (a zombie until reaped) is delivered
+// too. It fails when pid is not a child of this process (reaped
+// already, or never one), or is one the Adopter already waits for.
+type Adopter interface {
+	Adopt(pid int) (<-chan unix.WaitStatus, error)
+}
+
+// ErrNotChild: Adopt of a pid that is not a child of this process.
+var ErrNotChild = errors.New("not a child of this process (reaped already, or never one)")
