@@ -43,3 +43,16 @@ func (c *Client) SetTCP(ctx context.Context, req TCPRequest) (TCPState, error) {
 	err = c.do(ctx, http.MethodPut, "/v1/node/tcp", bytes.NewReader(b), &st)
 	return st, err
 }
+
+// SwitchInit asks the node to switch to its staged init of digest
+// (POST /v1/node/update). It answers before it switches: poll Node for
+// the new version.
+func (c *Client) SwitchInit(ctx context.Context, digest string) (Accepted, error) {
+	b, err := json.Marshal(UpdateRequest{Digest: digest})
+	if err != nil {
+		return Accepted{}, err
+	}
+	var a Accepted
+	err = c.do(ctx, http.MethodPost, "/v1/node/update", bytes.NewReader(b), &a)
+	return a, err
+}

@@ -102,6 +102,7 @@ func (s *Server) routes() {
 		{"HEAD /v1/node/init/{digest}", headUpload(s, s.initUpload())},
 		{"GET /v1/node/init/{digest}", getByDigest(s, s.backend.Init)},
 		{"PUT /v1/node/init/{digest}", putUpload(s, s.initUpload())},
+		{"POST /v1/node/update", s.switchInit},
 
 		{"GET /v1/images", s.listImages},
 		{"GET /v1/uploads", s.listUploads},

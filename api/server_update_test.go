@@ -16,11 +16,12 @@ import (
 // fakeInits is an in-memory Updater: the partial uploads of inits, and
 // the one it staged.
 type fakeInits struct {
-	initMu  sync.Mutex
-	parts   map[string][]byte
-	staged  *InitInfo
-	putInit []int64 // the offset of each PutInit call
-	refuse  string  // when set, a complete init is refused with it
+	initMu   sync.Mutex
+	parts    map[string][]byte
+	staged   *InitInfo
+	putInit  []int64 // the offset of each PutInit call
+	refuse   string  // when set, a complete init is refused with it
+	switched string  // the digest SwitchInit was asked for
 }
 
 func (f *fakeInits) Init(_ context.Context, d string) (InitInfo, error) {
@@ -165,4 +166,32 @@ func TestNodeUpdateOnTheWire(t *testing.T) {
 	if err := json.Unmarshal(body, &got); err != nil || got.Update.StateSchema != 2 || got.Update.Staged.Version != "v2" {
 		t.Errorf("GET /v1/node = %s, want update with state_schema 2 and the staged init", body)
 	}
+}
+
+func (f *fakeInits) SwitchInit(_ context.Context, d string) (string, error) {
+	f.initMu.Lock()
+	defer f.initMu.Unlock()
+	if f.staged == nil || f.staged.Digest != d {
+		return "", Conflict("no init %s staged", d)
+	}
+	f.switched = d
+	return "switching", nil
+}
+
+func TestSwitchInit(t *testing.T) {
+	n := startNode(t)
+	c := n.dial(t, n.client)
+	_, err := c.SwitchInit(t.Context(), zeroDigest)
+	wantStatus(t, "SwitchInit(nothing staged)", err, http.StatusConflict, CodeConflict)
+	n.backend.staged = &InitInfo{Digest: zeroDigest, Size: 5}
+	a, err := c.SwitchInit(t.Context(), zeroDigest)
+	if err != nil || a.Status != "switching" || n.backend.switched != zeroDigest {
+		t.Errorf("SwitchInit(staged) = %+v, %v (switched %q); want 202 switching", a, err, n.backend.switched)
+	}
+	viewer := newKey(t)
+	n.backend.viewer = pub(viewer)
+	_, err = n.dial(t, viewer).SwitchInit(t.Context(), zeroDigest)
+	wantStatus(t, "SwitchInit() as a viewer", err, http.StatusForbidden, CodeForbidden)
+	_, _, body := n.raw(t, http.MethodPost, "/v1/node/update")
+	wantJSONError(t, "POST /v1/node/update without a body", body, CodeBadRequest)
 }

@@ -21,8 +21,13 @@ import (
 //	                                otherwise, and nothing is kept; 413 over
 //	                                MaxInitSize, before the body is sent
 //
-// Switching to a staged init (re-executing PID 1 in place) is not in
-// this build.
+//	POST /v1/node/update            switch to the staged init (UpdateRequest):
+//	                                202 + Accepted, then PID 1 re-executes
+//	                                itself as it in place (containers keep
+//	                                running); 409 with the reason when that
+//	                                init is not staged or the node cannot
+//	                                switch now. The node answers again, with
+//	                                the new Version, once it took over.
 
 // MaxInitSize caps an uploaded init's size, in bytes: the node refuses
 // a longer one (413) before its body is sent.
@@ -65,6 +70,21 @@ type Update struct {
 	// Refused says why the last init the node refused (since it booted)
 	// was refused; "" when it refused none.
 	Refused string `json:"refused,omitempty"`
+	// Running is the running init's version.
+	Running string `json:"running,omitempty"`
+	// Previous is the version of the init this one took over from in
+	// place; "" when it booted.
+	Previous string `json:"previous,omitempty"`
+	// Last says how the last switch since the boot ended, in words
+	// ("took over from v1 at ..." or why a switch failed); "" when there
+	// was none.
+	Last string `json:"last,omitempty"`
+}
+
+// UpdateRequest is the body of POST /v1/node/update.
+type UpdateRequest struct {
+	// Digest is the staged init to switch to.
+	Digest string `json:"digest"`
 }
 
 // Updater is the node's updates in place: what the handlers of
@@ -83,6 +103,10 @@ type Updater interface {
 	// are in, it checks the digest and the init, stages it and returns
 	// it; a refused init is removed, and the error says why.
 	PutInit(ctx context.Context, digest string, offset, total int64, body io.Reader) (InitInfo, error)
+	// SwitchInit starts the switch to the staged init of digest and
+	// returns at once, saying what it does: the switch happens after
+	// the answer. An error (409) says why the node cannot switch.
+	SwitchInit(ctx context.Context, digest string) (string, error)
 }
 
 // UnimplementedUpdater answers every request about updates with 501. A
@@ -99,6 +123,10 @@ func (UnimplementedUpdater) InitOffset(context.Context, string) (int64, error) {
 }
 func (UnimplementedUpdater) PutInit(context.Context, string, int64, int64, io.Reader) (InitInfo, error) {
 	return InitInfo{}, errNoUpdates
+}
+
+func (UnimplementedUpdater) SwitchInit(context.Context, string) (string, error) {
+	return "", errNoUpdates
 }
 
 func initPath(digest string) string { return "/v1/node/init/" + url.PathEscape(digest) }

@@ -23,6 +23,32 @@ type fakeInits struct {
 	// dropInitAt, when > 0, makes the next PutInit keep the body up to
 	// that offset and then fail as a dropped connection does.
 	dropInitAt int64
+	// switched is the digest SwitchInit switched to; noSwitch, when
+	// set, is why SwitchInit refuses.
+	switched, noSwitch string
+}
+
+func (f *fakeInits) SwitchInit(_ context.Context, d string) (string, error) {
+	f.initMu.Lock()
+	defer f.initMu.Unlock()
+	switch {
+	case f.noSwitch != "":
+		return "", api.Conflict("%s", f.noSwitch)
+	case f.staged == nil || f.staged.Digest != d:
+		return "", api.Conflict("init %s is not staged on this node", d)
+	}
+	f.switched = d
+	return "switching to init " + f.staged.Version, nil
+}
+
+// runningVersion is the staged init's version once switched to it.
+func (f *fakeInits) runningVersion() string {
+	f.initMu.Lock()
+	defer f.initMu.Unlock()
+	if f.switched == "" || f.staged == nil {
+		return ""
+	}
+	return f.staged.Version
 }
 
 func (f *fakeInits) Init(_ context.Context, d string) (api.InitInfo, error) {

@@ -112,8 +112,11 @@ func nodeRows(n api.Node) [][2]string {
 func updateRows(u api.Update) [][2]string {
 	var rows [][2]string
 	if in := u.Staged; in != nil {
-		rows = append(rows, [2]string{"staged init", fmt.Sprintf("%s (%s…, state schema %d); switching to it is not in this build yet",
+		rows = append(rows, [2]string{"staged init", fmt.Sprintf("%s (%s…, state schema %d); `cloud update` switches to it",
 			in.Version, shortDigest(in.Digest), in.StateSchema)})
+	}
+	if u.Last != "" {
+		rows = append(rows, [2]string{"last update", u.Last})
 	}
 	if u.Refused != "" {
 		rows = append(rows, [2]string{"init refused", u.Refused})

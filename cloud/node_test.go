@@ -29,9 +29,15 @@ type fakeBackend struct {
 	requests           atomic.Int32 // every request is authorized first
 }
 
-func (b *fakeBackend) Node(context.Context) (api.Node, error) { return b.node, nil }
-func (b *fakeBackend) Reboot() error                          { b.reboots.Add(1); return nil }
-func (b *fakeBackend) Poweroff() error                        { b.poweroffs.Add(1); return nil }
+func (b *fakeBackend) Node(context.Context) (api.Node, error) {
+	n := b.node
+	if v := b.runningVersion(); v != "" {
+		n.Version = v
+	}
+	return n, nil
+}
+func (b *fakeBackend) Reboot() error   { b.reboots.Add(1); return nil }
+func (b *fakeBackend) Poweroff() error { b.poweroffs.Add(1); return nil }
 func (b *fakeBackend) Uninstall() (string, error) {
 	if b.node.Install == "" {
 		return "", errors.New("this node was not installed over another system")

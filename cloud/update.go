@@ -25,7 +25,7 @@ func newUpdate(g *globals) *cobra.Command {
 	}
 	cmd := &cobra.Command{
 		Use:   "update NAME... [--init PATH] [--check]",
-		Short: "Send a node a new init, which it checks and stages",
+		Short: "Send a node a new init, which it checks, stages and switches to",
 		Long: `Send each node a new init (the binary that runs as its PID 1), one node
 at a time, stopping at the first failure. The upload resumes after an
 interruption, like an image's, and the node checks the digest. Before
@@ -37,10 +37,14 @@ changes, and the reason is in the answer and the node's events.
 
 The init is --init PATH, else the file "init" beside this cloud.
 
-Switching the node to the staged init (re-executing PID 1 in place,
-containers kept) is not in this build yet: with --check the command
-stops once the node has accepted the init and exits 0; without it, it
-says the switch is missing and exits 1.`,
+With --check the command stops once the node has accepted the init.
+Without it, the node then switches to it in place: PID 1 re-executes
+itself as the new init, which takes over the running containers (same
+pids, logs going on) and the API's listeners; tor is restarted, so the
+onion comes back once tor has published it again. The command waits
+for the node to answer with the new version. Only a node in an OS
+container switches in this build; a VM keeps the init staged and says
+why.`,
 		Example: `  cloud update web1 --check
   cloud update web1 web2 --init out/web1/init --check`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -80,9 +84,8 @@ func initPath(flag string) (string, error) {
 	return p, nil
 }
 
-// errNoSwitch ends an update without --check: the node staged the init,
-// and this build cannot switch to it.
-var errNoSwitch = errors.New("switching to it (re-executing PID 1 in place) is not in this build yet; the node runs its previous init, its apps untouched (use --check to stop once the init is accepted)")
+// switchWait bounds the wait for a node to answer with its new init.
+const switchWait = 2 * time.Minute
 
 func (g *globals) update(ctx context.Context, hosts []string, path, nodeKey string, check bool) error {
 	img, err := g.openInit(ctx, path)
@@ -101,12 +104,51 @@ func (g *globals) update(ctx context.Context, hosts []string, path, nodeKey stri
 		}
 		fmt.Fprintf(g.stdout, "%s: accepted init %s (%s…, %s, state schema %d, handover %d); it is staged\n",
 			s.name, in.Version, shortDigest(in.Digest), in.Arch, in.StateSchema, in.Handover)
-		if !check {
-			return fmt.Errorf("%s: %w", s.name, errNoSwitch)
+		if check {
+			continue
 		}
-		fmt.Fprintf(g.stdout, "%s: not switched: re-executing in place is not in this build yet\n", s.name)
+		if err := g.switchInit(ctx, s, in); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// switchInit asks the node to switch to in, and waits until it answers
+// with in's version.
+func (g *globals) switchInit(ctx context.Context, s *session, in api.InitInfo) error {
+	qctx, cancel := s.bounded(ctx)
+	a, err := s.client.SwitchInit(qctx, in.Digest)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%s: not switched: %w", s.name, s.explain(err))
+	}
+	fmt.Fprintf(g.stdout, "%s: %s\n", s.name, a.Status)
+	var last error
+	for deadline := time.Now().Add(switchWait); time.Now().Before(deadline); {
+		qctx, cancel := s.bounded(ctx)
+		n, err := s.client.Node(qctx)
+		cancel()
+		switch {
+		case err == nil && n.Version == in.Version:
+			how := ""
+			if n.Update != nil && n.Update.Last != "" {
+				how = " (" + n.Update.Last + ")"
+			}
+			fmt.Fprintf(g.stdout, "%s: running init %s%s\n", s.name, n.Version, how)
+			return nil
+		case err == nil && n.Update != nil && n.Update.Last != "" && n.Update.Staged != nil:
+			last = errors.New(n.Update.Last)
+		case err != nil:
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s: did not answer with init %s within %v (last: %v); see `cloud info %s` and its events", s.name, in.Version, switchWait, last, s.name)
 }
 
 // openInit opens and hashes the init at path, and says what it is when

@@ -23,8 +23,8 @@ func TestUpdateCheck(t *testing.T) {
 	f := newFleet(t)
 	p := initFile(t, 5000)
 	code, out, _ := f.cloud(t, "update", "web1", "--init", p, "--check")
-	if code != exitOK || !strings.Contains(out, "web1: accepted init v9.9.9") || !strings.Contains(out, "not in this build") {
-		t.Fatalf("cloud update --check: exit %d, stdout %q; want 0, the node's answer and that switching is not in this build", code, out)
+	if code != exitOK || !strings.Contains(out, "web1: accepted init v9.9.9") || f.backend.switched != "" {
+		t.Fatalf("cloud update --check: exit %d, stdout %q, switched %q; want 0, the node's answer, and no switch", code, out, f.backend.switched)
 	}
 	if f.backend.staged == nil || f.backend.staged.Size != 5000 {
 		t.Errorf("staged = %+v, want the 5000-byte init", f.backend.staged)
@@ -36,13 +36,24 @@ func TestUpdateCheck(t *testing.T) {
 	}
 }
 
-// TestUpdateSaysTheSwitchIsMissing: without --check the command must
-// not claim an update it did not make.
-func TestUpdateSaysTheSwitchIsMissing(t *testing.T) {
+// TestUpdateSwitches: without --check the node is asked to switch, and
+// the command waits for it to answer with the new version.
+func TestUpdateSwitches(t *testing.T) {
 	f := newFleet(t)
+	code, out, errOut := f.cloud(t, "update", "web1", "--init", initFile(t, 100))
+	if code != exitOK || !strings.Contains(out, "web1: running init v9.9.9") || f.backend.switched == "" {
+		t.Errorf("cloud update without --check: exit %d, stdout %q, stderr %q; want 0 and the node on v9.9.9", code, out, errOut)
+	}
+}
+
+// TestUpdateSwitchRefused: a node that cannot switch says why, and the
+// command fails with it.
+func TestUpdateSwitchRefused(t *testing.T) {
+	f := newFleet(t)
+	f.backend.noSwitch = "re-exec in place is only in OS-container mode in this build"
 	code, _, errOut := f.cloud(t, "update", "web1", "--init", initFile(t, 100))
-	if code != exitFailure || !strings.Contains(errOut, "not in this build yet") {
-		t.Errorf("cloud update without --check: exit %d, stderr %q; want 1 saying the switch is not in this build", code, errOut)
+	if code != exitFailure || !strings.Contains(errOut, f.backend.noSwitch) {
+		t.Errorf("cloud update on a node that cannot switch: exit %d, stderr %q; want 1 with the reason", code, errOut)
 	}
 }
 

@@ -327,3 +327,27 @@ func getUint(b *bolt.Bucket, k []byte) uint64 {
 func putUint(b *bolt.Bucket, k []byte, n uint64) error {
 	return b.Put(k, binary.BigEndian.AppendUint64(nil, n))
 }
+
+// Suspend closes the bbolt file for a handover in place (init's
+// re-exec), which releases its lock for the next process to open it:
+// every transaction from now on waits. resume reopens the file and lets
+// them go on, when the handover did not happen; after a handover the
+// waiting goroutines end with the process. The key journal stays open:
+// it is appended and synced one record at a time.
+func (db *DB) Suspend() (resume func() error, err error) {
+	g := db.bolt
+	g.mu.Lock()
+	if err := g.b.Close(); err != nil {
+		g.mu.Unlock()
+		return nil, fmt.Errorf("state: close for a handover: %w", err)
+	}
+	return func() error {
+		defer g.mu.Unlock()
+		b, err := bolt.Open(db.path, 0o600, &bolt.Options{Timeout: lockTimeout})
+		if err != nil {
+			return fmt.Errorf("state: reopen %s after a handover that did not happen: %w", db.path, err)
+		}
+		g.b = b
+		return nil
+	}, nil
+}

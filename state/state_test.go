@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -115,5 +117,36 @@ func TestAlive(t *testing.T) {
 	}
 	if a, err := db.Alive(); err != nil || !a.Time.Equal(want.Time) || a.Boot != 3 || a.Shutdown != "operator" {
 		t.Errorf("Alive() = %+v, %v; want %+v", a, err, want)
+	}
+}
+
+func TestSuspendResume(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.CountBoot(); err != nil {
+		t.Fatal(err)
+	}
+	resume, err := db.Suspend()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Suspended, the file's lock is free: another process (here a
+	// second bbolt handle) may open it, as the next init does.
+	other, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("bolt.Open of a suspended state.db: %v", err)
+	}
+	other.Close()
+	done := make(chan uint64)
+	go func() { n, _ := db.BootCount(); done <- n }()
+	if err := resume(); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-done; n != 1 {
+		t.Errorf("BootCount() after resume = %d, want 1", n)
 	}
 }
