@@ -206,6 +206,20 @@ func (n *node) startNetwork(netUp netUpFunc) {
 // cannot be made there (a read-only or full disk), state goes to /run so
 // the API still answers, and the node says persistence is off.
 func (n *node) openState() {
+	if !n.openDB() {
+		return
+	}
+	var err error
+	n.bootCount, err = n.db.CountBoot()
+	if err != nil {
+		n.log.Error("state: counting the boot", "err", err)
+	}
+	n.seedKeys()
+	n.log.Info("state: open", "path", n.db.Path(), "boot", n.bootCount)
+}
+
+// openDB opens state.db (openState), and reports whether it did.
+func (n *node) openDB() bool {
 	path := filepath.Join(n.root, rootfs.StateFile)
 	db, err := state.Open(path, n.log)
 	if err != nil {
@@ -215,17 +229,12 @@ func (n *node) openState() {
 		db, err = state.Open(filepath.Join(n.root, "run/allium-state.db"), n.log)
 		if err != nil {
 			n.log.Error("state: cannot open in /run either", "err", err)
-			return
+			return false
 		}
 	}
 	n.db = db
 	db.OnRecover(n.stateRecovered)
-	n.bootCount, err = db.CountBoot()
-	if err != nil {
-		n.log.Error("state: counting the boot", "err", err)
-	}
-	n.seedKeys()
-	n.log.Info("state: open", "path", db.Path(), "boot", n.bootCount)
+	return true
 }
 
 // stateRecovered tells the operator what state.db was recovered from

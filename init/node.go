@@ -66,6 +66,11 @@ type node struct {
 	probing     atomic.Bool   // the probe has begun
 	limited     atomic.Bool   // containers get cgroup limits
 	lateDone    chan struct{} // closed when the late modules are loaded
+
+	listening  map[string]servedListener // the API's listeners being served, by network
+	switching  bool                      // a switch to a new init is under way
+	previous   string                    // the init version this one took over from; "" after a boot
+	lastSwitch string                    // how the last switch ended, in words
 }
 
 func newNode(log *slog.Logger, k kernel, root string) *node {

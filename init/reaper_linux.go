@@ -51,6 +51,9 @@ type reaper struct {
 	// rootAgain gives each child real uid 0 (asRoot): set once PID 1
 	// has its own real uid (guardSignals).
 	rootAgain bool
+	// paused stops reaping before a handover (pause): exits wait as
+	// zombies for the next init.
+	paused bool
 }
 
 func newReaper(log *slog.Logger) *reaper {
@@ -91,7 +94,7 @@ func (r *reaper) reap() {
 func (r *reaper) reapOne() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for {
+	for !r.paused {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
 		if errors.Is(err, unix.EINTR) {
@@ -103,6 +106,24 @@ func (r *reaper) reapOne() bool {
 		r.deliver(pid, ws)
 		return true
 	}
+	return false
+}
+
+// pause stops reaping: once it returns no wait4 runs, and none will
+// until resume. A handover pauses before the supervisor's Freeze, so
+// that every exit from then on is the next init's to reap.
+func (r *reaper) pause() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.paused = true
+}
+
+// resume undoes pause, and reaps what exited meanwhile.
+func (r *reaper) resume() {
+	r.mu.Lock()
+	r.paused = false
+	r.mu.Unlock()
+	r.reap()
 }
 
 // deliver hands ws to pid's owner; r.mu is held. The channels have

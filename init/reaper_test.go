@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -155,5 +157,37 @@ func TestReaperAdopts(t *testing.T) {
 	}
 	if r.running() != 0 {
 		t.Errorf("reaper.running() = %d after every child exited", r.running())
+	}
+}
+
+// A paused reaper leaves an exited child a zombie (a handover's next
+// init reaps it); resume delivers it.
+func TestReaperPause(t *testing.T) {
+	var logs testkit.LockedBuffer
+	r := newReaper(testLogger(&logs))
+	r.pause()
+	cmd := exec.Command("/bin/sh", "-c", "exit 4")
+	status, err := r.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info unix.Siginfo
+	for {
+		if err := unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != unix.EINTR {
+			break
+		}
+	}
+	r.reap()
+	select {
+	case ws := <-status:
+		t.Fatalf("a paused reaper delivered %v", ws)
+	default:
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", cmd.Process.Pid)); err != nil {
+		t.Fatalf("the child was reaped while paused: %v", err)
+	}
+	r.resume()
+	if ws := <-status; !ws.Exited() || ws.ExitStatus() != 4 {
+		t.Errorf("after resume: %v, want exit 4", restart.ExitFrom(ws, time.Now()))
 	}
 }

@@ -115,8 +115,24 @@ func pid1(args []string) {
 	log, console := newConsoleLogger()
 	n := newNode(log, sysKernel{}, "/")
 	n.console = console
+	took := n.takeHandover()               // before the first reap: it expects the handed-over pids
 	safe.Run(log, "guard", n.guardSignals) // before any child: they get root back from the reaper
 	safe.Go(log, "signals", func() { n.handleSignals(sigs) })
+	if took != nil {
+		n.adopt(took) // an update in place (reexec_linux.go)
+	} else {
+		n.bootAll(args, log)
+	}
+	log.Info(bootMarker, "name", n.cfg.Name, "environment", n.environment(), "persistent", n.data.Persistent, "boot", n.bootCount)
+	for {
+		cmd := <-n.power
+		safe.Run(log, "shutdown", func() { n.shutdown(cmd) })
+	}
+}
+
+// bootAll is a boot's sequence, from the boot's first step to the
+// restore of the containers.
+func (n *node) bootAll(args []string, log *slog.Logger) {
 	safe.Run(log, "boot", func() { n.boot(args, upNetwork(log)) })
 	safe.Run(log, "cgroups", n.earlyCgroups) // before tor: it is born in init's cgroup
 	safe.Run(log, "apps", n.startApps)
@@ -124,11 +140,6 @@ func pid1(args []string) {
 	safe.Run(log, "tor", n.startTor)
 	safe.Go(log, "restore", n.restoreApps)
 	safe.Go(log, "late boot", n.lateBoot)
-	log.Info(bootMarker, "name", n.cfg.Name, "environment", n.environment(), "persistent", n.data.Persistent, "boot", n.bootCount)
-	for {
-		cmd := <-n.power
-		safe.Run(log, "shutdown", func() { n.shutdown(cmd) })
-	}
 }
 
 func upNetwork(log *slog.Logger) netUpFunc {

@@ -23,7 +23,7 @@ import (
 )
 
 // Updates in place, the first part: receiving a new init and checking
-// it (initcheck_linux.go). Switching to it is not in this build.
+// it (initcheck_linux.go). Switching to it: reexec_linux.go.
 //
 // The data root's inits/ (0700) holds:
 //
@@ -374,9 +374,10 @@ func (n *node) PutInit(ctx context.Context, digest string, offset, total int64, 
 
 // updateView is Node.Update.
 func (n *node) updateView() *api.Update {
-	u := &api.Update{StateSchema: selfVersion().StateSchema, Handover: handover}
+	u := &api.Update{StateSchema: selfVersion().StateSchema, Handover: handoverVersion, Running: version}
 	n.mu.Lock()
 	s := n.initStore
+	u.Previous, u.Last = n.previous, n.lastSwitch
 	n.mu.Unlock()
 	if s == nil { // nothing uploaded since boot: read, without making inits/
 		s = &initStore{dir: filepath.Join(n.root, rootfs.DataDir, "inits")}

@@ -30,7 +30,7 @@ func TestVersionJSON(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &v); err != nil {
 		t.Fatalf("init version --json printed %q: %v", out.String(), err)
 	}
-	want := api.InitVersion{Version: version, StateSchema: state.SchemaVersion, Arch: runtime.GOARCH, Handover: handover}
+	want := api.InitVersion{Version: version, StateSchema: state.SchemaVersion, Arch: runtime.GOARCH, Handover: handoverVersion}
 	if v != want {
 		t.Errorf("init version --json = %+v, want %+v", v, want)
 	}
@@ -147,7 +147,7 @@ func TestCheckInit(t *testing.T) {
 	real := testbin.Path(t, "init")
 	c := testChecker(t)
 	v, err := c.check(t.Context(), real)
-	if err != nil || v.StateSchema != state.SchemaVersion || v.Handover != handover || v.Arch != runtime.GOARCH || v.Version == "" {
+	if err != nil || v.StateSchema != state.SchemaVersion || v.Handover != handoverVersion || v.Arch != runtime.GOARCH || v.Version == "" {
 		t.Errorf("check(the real init) = %+v, %v; want its version", v, err)
 	}
 	if v, err := c.check(t.Context(), buildFake(t, "good", runtime.GOARCH)); err != nil || v.Version != "v-fake" {

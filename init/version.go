@@ -15,11 +15,11 @@ import (
 // hands the node over to a new init (re-executing in place): a new init
 // is accepted only if it speaks the running one's. Package handover
 // defines it, with the document that crosses the execve.
-const handover = hv.Version
+const handoverVersion = hv.Version
 
 // selfVersion is what this build says of itself in `init version`.
 func selfVersion() api.InitVersion {
-	return api.InitVersion{Version: version, StateSchema: state.SchemaVersion, Arch: runtime.GOARCH, Handover: handover}
+	return api.InitVersion{Version: version, StateSchema: state.SchemaVersion, Arch: runtime.GOARCH, Handover: handoverVersion}
 }
 
 // versionMain is `init version [--json]`: it prints what this build is

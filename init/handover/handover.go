@@ -57,6 +57,11 @@ type Doc struct {
 	Listeners []Listener `json:"listeners,omitempty"`
 	// Supervisor is supervisor.Frozen, its files among Files.
 	Supervisor json.RawMessage `json:"supervisor,omitempty"`
+	// Node is init's own description of what its boot found and set
+	// up (the mounts, the data root), which the new init, the same
+	// process, must not set up again; init defines it. Empty from an
+	// init that does not describe it.
+	Node json.RawMessage `json:"node,omitempty"`
 	// Files are the descriptors handed over, by number; the parts'
 	// descriptions refer to them by index into this list.
 	Files []File `json:"files"`
