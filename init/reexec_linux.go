@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"allium/api"
 	"allium/init/handover"
 	"allium/internal/safe"
@@ -148,7 +146,8 @@ func (n *node) handOver(in api.InitInfo, path string) (err error) {
 		if err != nil {
 			return fmt.Errorf("freeze the supervisor: %w", err)
 		}
-		undo = append(undo, n.apps.Thaw)
+		// The contract: reaping again before the Thaw.
+		undo = append(undo, func() { n.reaper.resume(); n.apps.Thaw() })
 	}
 	sup, err := json.Marshal(frozen)
 	if err != nil {
@@ -167,12 +166,14 @@ func (n *node) handOver(in api.InitInfo, path string) (err error) {
 		})
 	}
 
-	files := append(append([]*os.File(nil), lfiles...), sfiles...)
-	passed, err := handover.Pass(files)
-	undo = append(undo, func() { closeOnExec(files) })
+	// Every file crosses as a copy: the originals stay as they are
+	// (the supervisor's non-blocking, for its copiers after a Thaw; the
+	// listeners' for the API again), and close at the execve.
+	passed, drop, err := handover.PassCopies(append(append([]*os.File(nil), lfiles...), sfiles...))
 	if err != nil {
 		return err
 	}
+	undo = append(undo, drop)
 	desc, err := json.Marshal(nodeHandover{Container: n.container, Mounts: n.mounts, Data: n.data, SupervisorFiles: len(lfiles)})
 	if err != nil {
 		return err
@@ -261,12 +262,6 @@ func fileListeners(n *node, ls []handover.Listener, files []*os.File) map[string
 		out[l.Network] = ln
 	}
 	return out
-}
-
-func closeOnExec(files []*os.File) {
-	for _, f := range files {
-		unix.CloseOnExec(int(f.Fd()))
-	}
 }
 
 // adoption is what a new init took over: the Doc and its parts.

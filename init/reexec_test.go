@@ -57,6 +57,38 @@ func TestReexecInOSContainer(t *testing.T) {
 		t.Fatalf("UploadInit() = %+v, %v; want vTEST2 staged", in, err)
 	}
 
+	// An execve that fails (the staged init made not executable) after
+	// everything was frozen is undone: the node goes on as it was.
+	staged := fmt.Sprintf("/proc/%d/root/var/lib/allium/inits/%s", c.pid, strings.TrimPrefix(idigest, "sha256:"))
+	if err := os.Chmod(staged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.SwitchInit(ctx, idigest); err != nil {
+		t.Fatalf("SwitchInit(not executable) = %v; want 202, then a failed execve", err)
+	}
+	var failed api.Node
+	for deadline := time.Now().Add(60 * time.Second); failed.Update == nil || !strings.Contains(failed.Update.Last, "failed"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the failed switch was never reported; last %+v", failed)
+		}
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		failed, _ = u.Node(qctx)
+		cancel()
+	}
+	if failed.Version != before.Version || !strings.Contains(failed.Update.Last, "execve") {
+		t.Errorf("after a failed execve: version %s, last %q; want %s and the execve's error", failed.Version, failed.Update.Last, before.Version)
+	}
+	if ct, err := u.Container(ctx, "counter"); err != nil || ct.PID != first.PID || ct.State != api.StateRunning {
+		t.Errorf("counter after a failed switch = %+v, %v; want running, pid %d", ct, err, first.PID)
+	}
+	if _, err := c.tcp(client).Node(ctx); err != nil {
+		t.Errorf("GET /v1/node over TCP after a failed switch: %v", err)
+	}
+	waitLog(t, u, "counter", fmt.Sprintf("n %d", countUp(t, logsOf(t, u, "counter"))+100))
+	if err := os.Chmod(staged, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
 	// A client asks over TCP all along: it must get answers again.
 	stop := make(chan struct{})
 	var mu sync.Mutex
@@ -153,7 +185,7 @@ func TestReexecInOSContainer(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("init did not exit within 60 s of SIGTERM")
 	}
-	checkOrder(t, c.logs.String(), "update: switching", "update: exec", "update: took over from init",
+	checkOrder(t, c.logs.String(), "update: switching", "update: exec", "execve", "update: switching", "update: exec", "update: took over from init",
 		"shutdown: stopping containers", "shutdown: closing state", "shutdown: unmounting")
 }
 

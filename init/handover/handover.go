@@ -17,6 +17,7 @@
 package handover
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -93,6 +94,38 @@ func Pass(files []*os.File) ([]File, error) {
 		out = append(out, File{FD: fd, Name: f.Name()})
 	}
 	return out, nil
+}
+
+// PassCopies is Pass for files whose owner goes on using them when the
+// execve fails: each crosses as a duplicate (the same open file, its
+// non-blocking mode untouched, close-on-exec off, at a new number),
+// and the originals stay as they are. drop closes the duplicates,
+// after a failed execve.
+func PassCopies(files []*os.File) (out []File, drop func(), err error) {
+	var fds []int
+	drop = func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+	for _, f := range files {
+		rc, err := f.SyscallConn()
+		if err != nil {
+			drop()
+			return nil, nil, fmt.Errorf("handover: pass %s: %w", f.Name(), err)
+		}
+		nfd := -1
+		cerr := rc.Control(func(fd uintptr) {
+			nfd, err = unix.FcntlInt(fd, unix.F_DUPFD, 3) // no FD_CLOEXEC: it crosses
+		})
+		if err = cmp.Or(cerr, err); err != nil {
+			drop()
+			return nil, nil, fmt.Errorf("handover: pass %s: %w", f.Name(), err)
+		}
+		fds = append(fds, nfd)
+		out = append(out, File{FD: nfd, Name: f.Name()})
+	}
+	return out, drop, nil
 }
 
 // Write puts d in a new memfd, close-on-exec off, and returns it: its

@@ -3,6 +3,7 @@ package handover
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The two halves of TestAcrossExec run in a child of the test: the old
@@ -138,4 +141,31 @@ func FuzzRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// PassCopies leaves the originals as they were: non-blocking, with
+// read deadlines working, and close-on-exec on.
+func TestPassCopies(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	files, drop, err := PassCopies([]*os.File{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := files[0].FD
+	if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC != 0 {
+		t.Errorf("the copy's fd flags = %#x, %v; want close-on-exec off", flags, err)
+	}
+	r.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := r.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("a read of the original with a deadline = %v, want it to time out", err)
+	}
+	drop()
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+		t.Errorf("the copy (fd %d) is still open after drop", fd)
+	}
 }
