@@ -193,11 +193,12 @@ func TestReexecInOSContainer(t *testing.T) {
 func buildInit(t *testing.T, v string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "init")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version="+v, "-o", out, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if goBin, err := exec.LookPath("go"); err != nil || goBin == "" {
-		cmd.Path = "/usr/local/go/bin/go"
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
 	}
+	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags", "-X main.version="+v, "-o", out, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build init %s: %v\n%s", v, err, b)
 	}
