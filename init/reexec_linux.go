@@ -169,7 +169,7 @@ func (n *node) handOver(in api.InitInfo, path string) (err error) {
 	// Every file crosses as a copy: the originals stay as they are
 	// (the supervisor's non-blocking, for its copiers after a Thaw; the
 	// listeners' for the API again), and close at the execve.
-	passed, drop, err := handover.PassCopies(append(append([]*os.File(nil), lfiles...), sfiles...))
+	passed, drop, err := handover.Pass(append(append([]*os.File(nil), lfiles...), sfiles...))
 	if err != nil {
 		return err
 	}

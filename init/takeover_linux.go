@@ -32,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"allium/internal/durable"
 	"allium/rootfs"
 
 	"golang.org/x/sys/unix"
@@ -106,7 +107,7 @@ func undoTakeover(root string, say func(string)) error {
 		say("removed " + p)
 	}
 	for _, d := range []string{"/sbin", "/etc"} {
-		syncDir(filepath.Join(root, d))
+		durable.SyncDir(filepath.Join(root, d))
 	}
 	say("kept " + rootfs.DataDir + ", the node's data; remove it by hand once it is not needed")
 	return errors.Join(errs...)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"allium/init/apps"
+	"allium/internal/durable"
 	"allium/rootfs"
 )
 
@@ -83,20 +84,11 @@ func (n *node) markOldSystem() error {
 	p := filepath.Join(dir, oldSystemMark)
 	_, err := writeSynced(p, os.O_TRUNC, 0o644, strings.NewReader("written by cloud uninstall: GRUB boots the old system while this file exists\n"))
 	if err == nil {
-		err = syncDir(dir)
+		err = durable.SyncDir(dir)
 	}
 	if err != nil {
 		os.Remove(p)
 		return fmt.Errorf("uninstall: write %s: %w; nothing changed", p, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

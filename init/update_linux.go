@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"allium/api"
+	"allium/internal/durable"
 	"allium/rootfs"
 )
 
@@ -251,7 +252,7 @@ func (s *initStore) commit(h, part string, in api.InitInfo) error {
 	if err := os.Rename(part, s.path(h, "")); err != nil {
 		return err
 	}
-	return syncDir(s.dir)
+	return durable.SyncDir(s.dir)
 }
 
 // dropOthers removes every init and partial upload but h's: one init

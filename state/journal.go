@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"allium/internal/durable"
+
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -241,9 +243,4 @@ func (j *journal) close() error {
 // syncDir fsyncs a directory, so that a file created or renamed in it
 // survives a power loss. Errors are ignored: some filesystems refuse
 // fsync on a directory, and the data itself is already synced.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
+func syncDir(dir string) { durable.SyncDir(dir) }

@@ -7,7 +7,7 @@
 //	old PID 1                                   new PID 1 (same pid)
 //	freeze: API, supervisor, reaper
 //	Doc{listeners, supervisor, ...} ──memfd──>  Read(ALLIUM_HANDOVER)
-//	files: Pass (CLOEXEC off, numbers kept) ──> Doc.File(i): *os.File
+//	files: Pass (duplicates, CLOEXEC off) ──> Doc.File(i): *os.File
 //	execve(new init, argv, env+ALLIUM_HANDOVER=FD)
 //	                                            adopt, then report healthy
 //
@@ -81,27 +81,12 @@ type File struct {
 	Name string `json:"name"` // what it is, for messages
 }
 
-// Pass prepares files to cross the execve: close-on-exec off, each at
-// the number it has now. It returns their entries for Doc.Files, in
-// order. A file passed must stay open until the execve.
-func Pass(files []*os.File) ([]File, error) {
-	out := make([]File, 0, len(files))
-	for _, f := range files {
-		fd := int(f.Fd())
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
-			return nil, fmt.Errorf("handover: pass %s (fd %d): %w", f.Name(), fd, err)
-		}
-		out = append(out, File{FD: fd, Name: f.Name()})
-	}
-	return out, nil
-}
-
-// PassCopies is Pass for files whose owner goes on using them when the
-// execve fails: each crosses as a duplicate (the same open file, its
+// Pass prepares files to cross the execve, for an owner that goes on
+// using them when the execve fails: each crosses as a duplicate (the same open file, its
 // non-blocking mode untouched, close-on-exec off, at a new number),
 // and the originals stay as they are. drop closes the duplicates,
 // after a failed execve.
-func PassCopies(files []*os.File) (out []File, drop func(), err error) {
+func Pass(files []*os.File) (out []File, drop func(), err error) {
 	var fds []int
 	drop = func() {
 		for _, fd := range fds {

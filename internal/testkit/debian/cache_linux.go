@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"allium/internal/durable"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -60,7 +62,7 @@ func Cached(ctx context.Context, dir, name string, logf func(string, ...any),
 	if err := os.Rename(tmp, final); err != nil {
 		return "", fmt.Errorf("cache: %w", err)
 	}
-	syncDir(dir)
+	durable.SyncDir(dir) // best effort: the cache is rebuilt if lost
 	if logf != nil {
 		logf("cache: built %s in %.1f s", final, time.Since(start).Seconds())
 	}
@@ -110,11 +112,4 @@ func removeAll(path string) error {
 		unix.Unmount(filepath.Join(path, sub), unix.MNT_DETACH)
 	}
 	return os.RemoveAll(path)
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
