@@ -141,7 +141,7 @@ func (g *globals) install(ctx context.Context, name string, o installOpts) error
 				run.firstStep, run.firstStepAt = word, time.Now()
 			}
 			run.lastStep = word
-			run.switched = run.switched || word == "switch" || word == "restart"
+			run.switched = run.switched || word == "switch"
 		}
 	})
 	run.ran = time.Now()
