@@ -255,22 +255,9 @@ func (g *globals) copyBundle(ctx context.Context, s *sshSession, path string, to
 	defer f.Close()
 	b := g.newBar(total, "copy", 1<<20)
 	defer b.finish()
-	r := &countingReader{r: f, bar: b}
+	r := &countReader{r: f, count: b.set}
 	remote := fmt.Sprintf("umask 077 && cat > %[1]s.part && mv -f %[1]s.part %[1]s", remoteBundle)
 	return s.runInput(ctx, remote, r, g.stderr)
-}
-
-type countingReader struct {
-	r   io.Reader
-	n   int64
-	bar bar
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	c.bar.set(c.n)
-	return n, err
 }
 
 // pointAlias makes the alias lead to the machine just installed when it
