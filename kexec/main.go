@@ -188,15 +188,18 @@ func lockdown() string {
 	if err != nil {
 		return ""
 	}
-	s := string(b)
-	if i := strings.IndexByte(s, '['); i >= 0 {
-		if j := strings.IndexByte(s[i:], ']'); j > 0 {
-			if m := s[i+1 : i+j]; m != "none" {
-				return m
-			}
-		}
+	return activeLockdown(string(b))
+}
+
+// activeLockdown reads the mode in brackets of the lockdown file
+// ("none [integrity] confidentiality"); "" for none.
+func activeLockdown(s string) string {
+	_, rest, ok := strings.Cut(s, "[")
+	m, _, ok2 := strings.Cut(rest, "]")
+	if !ok || !ok2 || m == "none" {
+		return ""
 	}
-	return ""
+	return m
 }
 
 func loaded() bool {
